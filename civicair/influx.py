@@ -1,0 +1,168 @@
+"""The one InfluxDB client: line protocol to ``POST /write``, InfluxQL to ``GET /query``.
+
+That API is served by InfluxDB 1.x natively, 2.x through its v1 compatibility
+endpoints and 3 Core natively, so there is one code path. Credentials go in
+headers (``Authorization: Token …`` or HTTP basic), never in a URL that a proxy
+or access log would record.
+
+Errors are split the way a writer must act on them:
+:class:`InfluxUnavailable` (connection refused, timeout, 5xx: retry with backoff)
+and :class:`InfluxRejected` (4xx: the data or the query is wrong; do not retry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+
+class InfluxError(Exception):
+    pass
+
+
+class InfluxUnavailable(InfluxError):
+    """The server is down, slow or failing (5xx): try again later."""
+
+
+class InfluxRejected(InfluxError):
+    """The server refused the request (4xx): the payload or query is at fault."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"InfluxDB answered {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxSettings:
+    url: str = "http://localhost:8086"
+    database: str = "airquality"
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    timeout_s: float = 10.0
+
+
+def _auth_headers(s: InfluxSettings) -> tuple[dict[str, str], httpx.BasicAuth | None]:
+    if s.token:
+        return {"Authorization": f"Token {s.token}"}, None
+    if s.username:
+        return {}, httpx.BasicAuth(s.username, s.password or "")
+    return {}, None
+
+
+def _raise_for(resp: httpx.Response) -> None:
+    if resp.status_code >= 500:
+        raise InfluxUnavailable(f"InfluxDB answered {resp.status_code}: {resp.text[:300]}")
+    if resp.status_code >= 400:
+        try:
+            message = orjson.loads(resp.content).get("error", resp.text)
+        except (orjson.JSONDecodeError, AttributeError):
+            message = resp.text
+        raise InfluxRejected(resp.status_code, str(message)[:500])
+
+
+class Influx:
+    """Synchronous client (the ingest writer thread, the CLI, the tests)."""
+
+    def __init__(self, settings: InfluxSettings) -> None:
+        self.settings = settings
+        headers, auth = _auth_headers(settings)
+        self._http = httpx.Client(base_url=settings.url, headers=headers, auth=auth,
+                                  timeout=settings.timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Influx:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def ping(self) -> bool:
+        try:
+            return self._http.get("/ping").status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    def write(self, lines: bytes, precision: str = "s") -> None:
+        try:
+            resp = self._http.post(
+                "/write", params={"db": self.settings.database, "precision": precision},
+                content=lines,
+            )
+        except httpx.HTTPError as exc:
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.settings.url}: {exc}") from exc
+        _raise_for(resp)
+
+    def query(self, q: str, *, epoch: str = "s", method: str = "GET") -> list[dict[str, Any]]:
+        """Run InfluxQL; returns the ``results`` list (one entry per statement)."""
+        params = {"db": self.settings.database, "q": q, "epoch": epoch}
+        try:
+            if method == "POST":
+                resp = self._http.post("/query", data=params)
+            else:
+                resp = self._http.get("/query", params=params)
+        except httpx.HTTPError as exc:
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.settings.url}: {exc}") from exc
+        _raise_for(resp)
+        return _results(resp.content)
+
+    def create_database(self) -> None:
+        # CREATE DATABASE is idempotent; the name is an identifier we validate.
+        self.query(f'CREATE DATABASE "{ident(self.settings.database)}"', method="POST")
+
+
+class AsyncInflux:
+    """Asynchronous client for the API (one pooled httpx.AsyncClient per app)."""
+
+    def __init__(self, settings: InfluxSettings) -> None:
+        self.settings = settings
+        headers, auth = _auth_headers(settings)
+        self._http = httpx.AsyncClient(
+            base_url=settings.url, headers=headers, auth=auth, timeout=settings.timeout_s,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return (await self._http.get("/ping")).status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    async def query(self, q: str, *, epoch: str = "s") -> list[dict[str, Any]]:
+        params = {"db": self.settings.database, "q": q, "epoch": epoch}
+        try:
+            resp = await self._http.get("/query", params=params)
+        except httpx.HTTPError as exc:
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.settings.url}: {exc}") from exc
+        _raise_for(resp)
+        return _results(resp.content)
+
+
+def _results(content: bytes) -> list[dict[str, Any]]:
+    body = orjson.loads(content)
+    results = body.get("results", [])
+    for r in results:
+        if "error" in r:
+            raise InfluxRejected(400, r["error"])
+    return results
+
+
+def series(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The series of one statement's result (empty when it matched nothing)."""
+    return result.get("series", []) or []
+
+
+def ident(name: str) -> str:
+    """Check an identifier we put between double quotes (database, measurement)."""
+    if not name or not all(c.isalnum() or c in "_-" for c in name):
+        raise ValueError(f"not a safe InfluxQL identifier: {name!r}")
+    return name

@@ -1,0 +1,214 @@
+"""Real Mosquitto and InfluxDB servers in a state directory, on free ports.
+
+Used by the tests (fresh temp dirs) and by ``civicair stack`` (a local state
+directory). Each server gets a generated config, is waited for until it
+answers, and is stopped (SIGTERM, then SIGKILL) with its whole process group.
+A missing binary raises an error that names the Debian package to install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _binary(name: str, package: str) -> str:
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise ServiceError(
+        f"{name} is not installed: install the Debian package '{package}' "
+        f"(sudo apt-get install {package})"
+    )
+
+
+class _Server:
+    name = "server"
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.state_dir / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0) -> _Server:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServiceError(
+                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}:\n"
+                    + self.log_path.read_text(errors="replace")[-2000:]
+                )
+            if self.ready():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise ServiceError(f"{self.name} did not answer within {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL: an unclean stop, as a power cut or the OOM killer would do."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Mosquitto(_Server):
+    """A Mosquitto 2 broker. ``extra_config`` lines are appended to the generated file."""
+
+    name = "mosquitto"
+
+    def __init__(self, state_dir: Path, port: int | None = None, extra_config: str = "",
+                 persistence: bool = True) -> None:
+        super().__init__(state_dir)
+        self.binary = _binary("mosquitto", "mosquitto")
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.extra_config = extra_config
+        self.persistence = persistence
+        self.config_path = self.state_dir / "mosquitto.conf"
+
+    def write_config(self) -> None:
+        lines = [
+            f"listener {self.port} {self.host}",
+            "allow_anonymous true",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.state_dir}/",
+            "autosave_interval 1",
+            # Defaults sized for a bridge backlog and a batched ingest: see deploy/mosquitto/.
+            "max_queued_messages 1000000",
+            "max_inflight_messages 1000",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "log_dest stdout",
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+        ]
+        self.config_path.write_text("\n".join(lines) + "\n" + self.extra_config + "\n")
+
+    def command(self) -> list[str]:
+        self.write_config()
+        return [self.binary, "-c", str(self.config_path)]
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+class InfluxDB(_Server):
+    """An InfluxDB 1.x server (the /write + /query API every version serves)."""
+
+    name = "influxd"
+
+    def __init__(self, state_dir: Path, port: int | None = None) -> None:
+        super().__init__(state_dir)
+        self.binary = _binary("influxd", "influxdb")
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.rpc_port = free_port()
+        self.config_path = self.state_dir / "influxdb.conf"
+
+    def write_config(self) -> None:
+        d = self.state_dir
+        self.config_path.write_text(
+            f"""reporting-disabled = true
+bind-address = "127.0.0.1:{self.rpc_port}"
+
+[meta]
+  dir = "{d}/meta"
+
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+  # Small caches: the tests and the local stack run beside everything else.
+  cache-snapshot-memory-size = 26214400
+  index-version = "inmem"
+
+[monitor]
+  store-enabled = false
+
+[http]
+  bind-address = "{self.host}:{self.port}"
+  log-enabled = false
+  max-row-limit = 0
+
+[continuous_queries]
+  enabled = false
+"""
+        )
+
+    def command(self) -> list[str]:
+        self.write_config()
+        return [self.binary, "run", "-config", str(self.config_path)]
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5) as resp:
+                return resp.status == 204
+        except (urllib.error.URLError, OSError):
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"

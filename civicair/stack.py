@@ -1,0 +1,210 @@
+"""``civicair stack``: the whole pipeline on one machine, with simulated stations.
+
+Starts a Mosquitto broker and an InfluxDB server in a state directory, the
+ingest, the API, and N simulated sensors on pseudo-terminals, each read by its
+own bridge process. Prints one line per state change and a running count of
+readings stored; Ctrl-C (or ``--duration``) stops every process it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from civicair.influx import Influx, InfluxError, InfluxSettings
+from civicair.services import InfluxDB, Mosquitto, ServiceError, free_port
+
+DATABASE = "airquality"
+
+
+def _port_or_free(port: int) -> int:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            return free_port()
+
+
+@dataclass
+class _Child:
+    name: str
+    proc: subprocess.Popen
+    log: Path
+
+
+class Stack:
+    def __init__(self, stations: int = 3, state_dir: str | Path = ".civicair/stack",
+                 window_s: int = 10, api_port: int = 8000, mqtt_port: int = 1883,
+                 influx_port: int = 8086, out=None) -> None:
+        self.stations = [f"sim-{i + 1}" for i in range(stations)]
+        self.state = Path(state_dir).resolve()
+        self.logs = self.state / "logs"
+        self.window_s = window_s
+        self.ports = {"api": api_port, "mqtt": mqtt_port, "influx": influx_port}
+        self.out = out or sys.stdout
+        self.children: list[_Child] = []
+        self.broker: Mosquitto | None = None
+        self.influxd: InfluxDB | None = None
+        self._stopping = False
+
+    def say(self, message: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {message}", file=self.out, flush=True)
+
+    # -- processes --------------------------------------------------------------------
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> _Child:
+        log = self.logs / f"{name}.log"
+        with open(log, "ab") as f:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", *args], stdout=f, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        child = _Child(name, proc, log)
+        self.children.append(child)
+        return child
+
+    def _server_env(self) -> dict[str, str]:
+        return {
+            "CIVICAIR_MQTT_HOST": "127.0.0.1",
+            "CIVICAIR_MQTT_PORT": str(self.broker.port),
+            "CIVICAIR_INFLUX_URL": self.influxd.url,
+            "CIVICAIR_INFLUX_DB": DATABASE,
+            "CIVICAIR_DEADLETTER_PATH": str(self.state / "deadletter.jsonl"),
+        }
+
+    def start(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.say(f"state directory {self.state} (logs in {self.logs})")
+        self.broker = Mosquitto(self.state / "mosquitto", port=_port_or_free(self.ports["mqtt"]))
+        self.broker.start()
+        self.say(f"mosquitto up on {self.broker.host}:{self.broker.port}")
+        self.influxd = InfluxDB(self.state / "influxdb", port=_port_or_free(self.ports["influx"]))
+        self.influxd.start()
+        self.say(f"influxdb up on {self.influxd.url}")
+        with Influx(InfluxSettings(url=self.influxd.url, database=DATABASE)) as db:
+            db.create_database()
+
+        env = self._server_env()
+        self._spawn("ingest", ["ingest"], env)
+        self.say("ingest started")
+        api_port = _port_or_free(self.ports["api"])
+        self._spawn("api", ["api", "--port", str(api_port)], env)
+        self.api_url = f"http://127.0.0.1:{api_port}"
+        self._wait_http(self.api_url + "/v1/stations")
+        self.say(f"API up: {self.api_url}/v1/stations   docs: {self.api_url}/docs")
+
+        for station in self.stations:
+            link = self.state / f"{station}.tty"
+            self._spawn(f"simulate-{station}", ["civicair", "simulate", "--sensor", "pms5003",
+                                                "--rate", "1", "--link", str(link), "--seed", station])
+            self._wait_path(link)
+            self._spawn(f"bridge-{station}", [
+                "firmware_bridge", "--station", station, "--port", str(link), "--sensor", "pms5003",
+                "--mqtt-host", "127.0.0.1", "--mqtt-port", str(self.broker.port),
+                "--window", str(self.window_s), "--warmup", "0", "--clock", "trusted",
+                "--spool", str(self.state / "spool" / f"{station}.sqlite3"),
+            ])
+            self.say(f"station {station}: simulated pms5003 on {link}, bridge started")
+
+    def _wait_http(self, url: str, timeout: float = 30.0) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise ServiceError(f"{url} did not answer within {timeout:.0f} s; see {self.logs}")
+
+    def _wait_path(self, path: Path, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise ServiceError(f"simulator did not create {path}; see {self.logs}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self.say("stopping")
+        # Bridges first (they publish "offline" and keep their spool), then the
+        # simulators, ingest and API; the servers last.
+        bridges = [c for c in self.children if c.name.startswith("bridge")]
+        others = [c for c in self.children if c not in bridges]
+        for group in (bridges, others):
+            for child in group:
+                if child.proc.poll() is None:
+                    try:
+                        os.killpg(child.proc.pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+            deadline = time.monotonic() + 15
+            for child in group:
+                try:
+                    child.proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.proc.pid, signal.SIGKILL)
+                    child.proc.wait()
+        for server in (self.broker, self.influxd):
+            if server:
+                server.stop()
+        self.say("stopped; nothing left running")
+
+    # -- main loop ----------------------------------------------------------------------
+    def run(self, duration: float | None = None) -> int:
+        def _term(*_):
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, _term)
+        code = 0
+        try:
+            self.start()
+            self._monitor(duration)
+        except KeyboardInterrupt:
+            pass
+        except ServiceError as exc:
+            self.say(f"error: {exc}")
+            code = 1
+        finally:
+            self.stop()
+            signal.signal(signal.SIGTERM, previous)
+        return code
+
+    def _monitor(self, duration: float | None) -> None:
+        end = None if duration is None else time.monotonic() + duration
+        db = Influx(InfluxSettings(url=self.influxd.url, database=DATABASE))
+        last_count, last_stations, dead = -1, -1, set()
+        try:
+            while end is None or time.monotonic() < end:
+                time.sleep(min(2.0, max(0.0, end - time.monotonic())) if end else 2.0)
+                for child in self.children:
+                    if child.proc.poll() is not None and child.name not in dead:
+                        dead.add(child.name)
+                        self.say(f"{child.name} exited with {child.proc.returncode}; see {child.log}")
+                try:
+                    count, stations = self._stored(db)
+                except InfluxError as exc:
+                    self.say(f"influxdb not answering: {exc}")
+                    continue
+                if (count, stations) != (last_count, last_stations):
+                    self.say(f"stored: {count} readings from {stations} of {len(self.stations)} stations")
+                    last_count, last_stations = count, stations
+        finally:
+            db.close()
+
+    @staticmethod
+    def _stored(db: Influx) -> tuple[int, int]:
+        (result,) = db.query('SELECT count("n") FROM "pm" GROUP BY "station"')
+        rows = result.get("series", []) or []
+        return sum(s["values"][0][1] for s in rows), len(rows)

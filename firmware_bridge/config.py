@@ -1,0 +1,150 @@
+"""Bridge configuration: one TOML file, overridden by CIVICAIR_* environment variables.
+
+Standard library only (the Pi installs just pyserial and paho-mqtt). See
+``firmware_bridge/bridge.example.toml`` for the commented file a volunteer edits.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from firmware_bridge import contract
+from firmware_bridge.errors import ConfigError
+from firmware_bridge.publisher import MqttSettings
+
+
+@dataclass(frozen=True, slots=True)
+class SensorConfig:
+    port: str
+    model: str = "pms5003"
+    channel: str = "a"
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeConfig:
+    station: str
+    sensors: tuple[SensorConfig, ...]
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    window_s: int = 60
+    warmup_s: float = 30.0
+    spool_path: str = "/var/lib/civicair/spool.sqlite3"  # DEFAULT_SPOOL
+    spool_max_rows: int = 500_000
+    spool_max_age_days: float = 30.0
+    #: "auto": ask the kernel whether NTP synchronised the clock; "trusted": always synced.
+    clock: str = "auto"
+    name: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+    def meta(self, software: str) -> dict[str, Any]:
+        return {
+            "name": self.name or self.station,
+            "lat": self.lat,
+            "lon": self.lon,
+            "sensors": {s.channel: s.model for s in self.sensors},
+            "software": software,
+        }
+
+
+_ENV = {
+    "CIVICAIR_STATION": ("station", str),
+    "CIVICAIR_MQTT_HOST": ("mqtt.host", str),
+    "CIVICAIR_MQTT_PORT": ("mqtt.port", int),
+    "CIVICAIR_MQTT_USERNAME": ("mqtt.username", str),
+    "CIVICAIR_MQTT_PASSWORD": ("mqtt.password", str),
+    "CIVICAIR_MQTT_TLS": ("mqtt.tls", lambda v: v.lower() in ("1", "true", "yes")),
+    "CIVICAIR_SPOOL_PATH": ("spool.path", str),
+}
+
+
+DEFAULT_SPOOL = "/var/lib/civicair/spool.sqlite3"
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None,
+         cli: Mapping[str, Any] | None = None) -> BridgeConfig:
+    """Read the TOML file (if any), then environment variables, then ``cli``.
+
+    ``cli`` has the TOML file's shape (``{"mqtt": {"host": …}, "sensor": […]}``);
+    its ``None`` values are ignored.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    env = os.environ if env is None else env
+    for var, (dotted, cast) in _ENV.items():
+        if var in env:
+            section, _, key = dotted.rpartition(".")
+            target = raw.setdefault(section, {}) if section else raw
+            try:
+                target[key] = cast(env[var])
+            except ValueError:
+                raise ConfigError(f"{var}={env[var]!r} is not valid") from None
+    return _build(_merge(raw, cli or {}))
+
+
+def _build(raw: dict[str, Any]) -> BridgeConfig:
+    try:
+        mqtt_raw = dict(raw.get("mqtt", {}))
+        spool = raw.get("spool", {})
+        sampling = raw.get("sampling", {})
+        sensors = tuple(SensorConfig(**s) for s in raw.get("sensor", []))
+        cfg = BridgeConfig(
+            station=raw.get("station", ""),
+            sensors=sensors,
+            mqtt=MqttSettings(**mqtt_raw),
+            window_s=int(sampling.get("window", 60)),
+            warmup_s=float(sampling.get("warmup", 30)),
+            spool_path=str(spool.get("path", DEFAULT_SPOOL)),
+            spool_max_rows=int(spool.get("max_rows", 500_000)),
+            spool_max_age_days=float(spool.get("max_age_days", 30)),
+            clock=str(raw.get("clock", "auto")),
+            name=raw.get("name"),
+            lat=raw.get("lat"),
+            lon=raw.get("lon"),
+        )
+    except (TypeError, ValueError) as exc:  # unknown key in a table, or a wrong type
+        raise ConfigError(f"config: {exc}") from None
+    return validate(cfg)
+
+
+def validate(cfg: BridgeConfig) -> BridgeConfig:
+    from firmware_bridge.sensors import FAMILIES
+
+    if not contract.is_station_id(cfg.station):
+        raise ConfigError(
+            f"station id {cfg.station!r} must match {contract.STATION_ID_PATTERN} "
+            "(lower-case letters, digits and '-')"
+        )
+    if not cfg.sensors:
+        raise ConfigError("no [[sensor]] configured: give at least one port and model")
+    channels = [s.channel for s in cfg.sensors]
+    if len(set(channels)) != len(channels) or not set(channels) <= set(contract.CHANNELS):
+        raise ConfigError(f"sensor channels must be distinct, 'a' or 'b'; got {channels}")
+    for s in cfg.sensors:
+        if s.model not in FAMILIES:
+            raise ConfigError(f"sensor model {s.model!r} unsupported; one of {', '.join(FAMILIES)}")
+    if cfg.window_s < 1:
+        raise ConfigError("sampling.window must be at least 1 second")
+    if cfg.clock not in ("auto", "trusted"):
+        raise ConfigError("clock must be 'auto' or 'trusted'")
+    return cfg

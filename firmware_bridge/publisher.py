@@ -1,0 +1,158 @@
+"""MQTT shell of the bridge: spool rows out at QoS 1, deleted on PUBACK.
+
+Each spool row is handed to paho once per process; paho itself resends what is
+in flight after a reconnect, and a restarted process starts again from the
+spool. A backlog goes out oldest first as JSON arrays of up to ``batch``
+readings. The broker's PUBACK for a message deletes exactly its rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from firmware_bridge import contract
+from firmware_bridge.spool import Spool
+
+log = logging.getLogger("civicair.bridge.mqtt")
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    host: str = "localhost"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    keepalive: int = 30
+
+
+class Publisher:
+    #: Messages handed to paho and not yet acknowledged; bounds memory in an outage.
+    MAX_IN_FLIGHT = 20
+    #: Readings per message when replaying a backlog.
+    BATCH = 100
+
+    def __init__(self, spool: Spool, station: str, settings: MqttSettings, meta: dict | None = None):
+        self.spool = spool
+        self.station = station
+        self.settings = settings
+        self.meta = meta or {}
+        self.connected = threading.Event()
+        self.published_readings = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: dict[int, list[int]] = {}  # mid -> spool ids
+        self._last_id = 0
+        self._thread = threading.Thread(target=self._pump, name="spool-pump", daemon=True)
+
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"civicair-bridge-{station}",
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        if settings.username:
+            c.username_pw_set(settings.username, settings.password)
+        if settings.tls:
+            c.tls_set(ca_certs=settings.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        c.will_set(contract.status_topic(station), b"offline", qos=1, retain=True)
+        c.max_inflight_messages_set(self.MAX_IN_FLIGHT)
+        c.reconnect_delay_set(min_delay=1, max_delay=60)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        self.client = c
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        self.client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive)
+        self.client.loop_start()
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish ``offline`` and disconnect cleanly (the will covers unclean exits)."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        if self.connected.is_set():
+            info = self.client.publish(contract.status_topic(self.station), b"offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def wake(self) -> None:
+        """New rows are in the spool."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return sum(len(ids) for ids in self._pending.values())
+
+    # -- paho callbacks (network thread) ------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker %s:%s refused the connection: %s",
+                      self.settings.host, self.settings.port, reason_code)
+            return
+        log.info("connected to broker %s:%s; spool holds %d readings",
+                 self.settings.host, self.settings.port, len(self.spool))
+        client.publish(contract.status_topic(self.station), b"online", qos=1, retain=True)
+        if self.meta:
+            import json
+
+            client.publish(contract.meta_topic(self.station), json.dumps(self.meta), qos=1, retain=True)
+        self.connected.set()
+        self._wake.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.connected.is_set():
+            log.warning("broker connection lost (%s); readings stay in the spool", reason_code)
+        self.connected.clear()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            ids = self._pending.pop(mid, None)
+        if ids:
+            self.spool.ack(ids)
+            self.published_readings += len(ids)
+            self._wake.set()
+
+    # -- pump (own thread) ------------------------------------------------------
+    def _pump(self) -> None:
+        topic = contract.readings_topic(self.station)
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            while not self._stop.is_set():
+                with self._lock:
+                    if len(self._pending) >= self.MAX_IN_FLIGHT:
+                        break
+                rows = self.spool.after(self._last_id, self.BATCH)
+                if not rows:
+                    break
+                if len(rows) == 1:
+                    payload = rows[0].payload
+                else:
+                    payload = b"[" + b",".join(r.payload for r in rows) + b"]"
+                with self._lock:
+                    # Held across publish so a fast PUBACK cannot beat the bookkeeping.
+                    info = self.client.publish(topic, payload, qos=1)
+                    if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                        log.error("publish failed (%s); will retry", mqtt.error_string(info.rc))
+                        break
+                    self._pending[info.mid] = [r.id for r in rows]
+                self._last_id = rows[-1].id
+                if topic != rows[-1].topic:  # pragma: no cover - one topic per station
+                    log.error("spool row with foreign topic %s", rows[-1].topic)

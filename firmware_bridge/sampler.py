@@ -1,0 +1,112 @@
+"""Window statistics: frames in, one reading per window out.
+
+Pure: the caller passes the time of each frame, so tests drive it with any clock.
+Windows are aligned to the UTC epoch (a 60 s window ends at :00 of each minute),
+so readings of different stations share timestamps and a reading that is replayed
+after a restart lands on the same InfluxDB point (idempotent writes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from firmware_bridge.contract import EARLIEST_TS, WIRE_VERSION
+
+#: Share of frames cut from each end before averaging, once a window holds at
+#: least ``TRIM_MIN_N`` frames: one stray frame must not move a minute's mean.
+TRIM_FRACTION = 0.1
+TRIM_MIN_N = 10
+
+
+def trimmed_mean(values: Iterable[float], fraction: float = TRIM_FRACTION) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        return math.nan
+    cut = int(n * fraction) if n >= TRIM_MIN_N else 0
+    kept = ordered[cut : n - cut]
+    return math.fsum(kept) / len(kept)
+
+
+@dataclass(slots=True)
+class _Window:
+    end: int
+    frames: int = 0
+    columns: dict[str, list[float]] = field(default_factory=dict)
+
+
+class Sampler:
+    """Averages one sensor's frames over fixed, epoch-aligned windows.
+
+    ``add(values, t)`` returns the readings of windows that ``t`` closed;
+    ``tick(t)`` closes windows without a new frame (call it on read timeouts).
+    Frames earlier than ``warmup_until`` are discarded (laser warm-up).
+    """
+
+    def __init__(
+        self,
+        *,
+        station: str,
+        sensor: str,
+        channel: str = "a",
+        window_s: int = 60,
+        boot: int = 0,
+        seq: int = 0,
+        warmup_until: float = 0.0,
+    ) -> None:
+        if window_s < 1:
+            raise ValueError("window must be at least 1 s")
+        self.station, self.sensor, self.channel = station, sensor, channel
+        self.window_s = window_s
+        self.boot = boot
+        self.seq = seq
+        self.warmup_until = warmup_until
+        self.discarded_warmup = 0
+        self._window: _Window | None = None
+
+    def _window_end(self, t: float) -> int:
+        return (math.floor(t / self.window_s) + 1) * self.window_s
+
+    def add(self, values: Mapping[str, float], t: float, synced: bool = True) -> list[dict[str, Any]]:
+        out = self.tick(t, synced)
+        if t < self.warmup_until:
+            self.discarded_warmup += 1
+            return out
+        if self._window is None:
+            self._window = _Window(end=self._window_end(t))
+        w = self._window
+        w.frames += 1
+        for name, value in values.items():
+            if value is not None and math.isfinite(value):
+                w.columns.setdefault(name, []).append(float(value))
+        return out
+
+    def tick(self, t: float, synced: bool = True) -> list[dict[str, Any]]:
+        w = self._window
+        if w is None or t < w.end:
+            return []
+        self._window = None
+        if w.end < EARLIEST_TS:
+            return []  # clock not set yet (a Pi without RTC boots in 1970): never emit
+        return [self._reading(w, synced)]
+
+    def _reading(self, w: _Window, synced: bool) -> dict[str, Any]:
+        reading: dict[str, Any] = {
+            "v": WIRE_VERSION,
+            "station": self.station,
+            "sensor": self.sensor,
+            "channel": self.channel,
+            "ts": w.end,
+            "window": self.window_s,
+            "n": w.frames,
+            "seq": self.seq,
+            "boot": self.boot,
+            "synced": synced,
+        }
+        self.seq += 1
+        for name, column in w.columns.items():
+            reading[name] = round(trimmed_mean(column), 3)
+        return reading

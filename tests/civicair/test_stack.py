@@ -1,0 +1,57 @@
+"""``civicair stack``: the whole local stack, as a new user runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from civicair.services import free_port
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in args:
+            found.append(args)
+    return found
+
+
+def test_stack_runs_three_stations_for_a_minute_and_leaves_nothing_behind(tmp_path):
+    state = tmp_path / "stack"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "civicair", "stack", "--simulate", "3", "--duration", "60",
+         "--state-dir", str(state), "--api-port", str(free_port()),
+         "--mqtt-port", str(free_port()), "--influx-port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines, api, seen = [], None, {}
+    for line in proc.stdout:  # ends when the stack exits
+        lines.append(line)
+        if api is None and (m := re.search(r"API up: (http://\S+?)/v1/stations", line)):
+            api = m.group(1)
+        if api and "stored:" in line and len(seen) < 3:
+            stations = httpx.get(f"{api}/v1/stations", timeout=5).json()["results"]
+            for s in stations:
+                r = httpx.get(f"{api}/v1/stations/{s['id']}/measurements", timeout=5).json()
+                if r["results"]:
+                    seen[s["id"]] = r["results"][-1]
+    output = "".join(lines)
+    assert proc.wait(30) == 0, output
+    assert sorted(seen) == ["sim-1", "sim-2", "sim-3"], output
+    for reading in seen.values():
+        assert reading["pm25_atm"] >= 0 and reading["n"] > 0
+    assert re.search(r"stored: \d+ readings from 3 of 3 stations", output)
+    assert "nothing left running" in output
+    time.sleep(0.5)
+    assert _processes_mentioning(str(state)) == []
+    assert os.path.exists(state / "logs" / "ingest.log")
