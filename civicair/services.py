@@ -111,22 +111,34 @@ class Mosquitto(_Server):
     name = "mosquitto"
 
     def __init__(self, state_dir: Path, port: int | None = None, extra_config: str = "",
-                 persistence: bool = True) -> None:
+                 persistence: bool = True, allow_anonymous: bool = True,
+                 password_file: str | Path | None = None, acl_file: str | Path | None = None) -> None:
         super().__init__(state_dir)
         self.binary = _binary("mosquitto", "mosquitto")
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.extra_config = extra_config
         self.persistence = persistence
+        #: The shipped deploy/mosquitto config refuses anonymous clients and names a
+        #: password file and an ACL file; the tests run the same rules on this harness.
+        self.allow_anonymous = allow_anonymous
+        self.password_file = Path(password_file).resolve() if password_file else None
+        self.acl_file = Path(acl_file).resolve() if acl_file else None
         self.config_path = self.state_dir / "mosquitto.conf"
 
     def write_config(self) -> None:
         lines = [
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
+            *([f"password_file {self.password_file}"] if self.password_file else []),
+            *([f"acl_file {self.acl_file}"] if self.acl_file else []),
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.state_dir}/",
             "autosave_interval 1",
+            # Started as root, mosquitto switches to the 'mosquitto' user, which cannot
+            # write its persistence file in our (root-owned, 0700) state dir: sessions and
+            # queued messages would then be lost on restart. Our instance runs as its caller.
+            *(["user root"] if os.geteuid() == 0 else []),
             # Defaults sized for a bridge backlog and a batched ingest: see deploy/mosquitto/.
             "max_queued_messages 1000000",
             "max_inflight_messages 1000",
@@ -149,6 +161,12 @@ class Mosquitto(_Server):
                 return True
         except OSError:
             return False
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its password and ACL files (and not its listeners)."""
+        if not self.running:
+            raise ServiceError(f"{self.name} is not running")
+        os.kill(self.proc.pid, signal.SIGHUP)
 
     @property
     def url(self) -> str:

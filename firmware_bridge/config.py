@@ -32,6 +32,9 @@ class BridgeConfig:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     window_s: int = 60
     warmup_s: float = 30.0
+    #: Duty cycle: measure one window every ``duty_period_s`` and let the sensor
+    #: sleep in between (laser life). 0: always on.
+    duty_period_s: int = 0
     spool_path: str = "/var/lib/civicair/spool.sqlite3"  # DEFAULT_SPOOL
     spool_max_rows: int = 500_000
     spool_max_age_days: float = 30.0
@@ -47,6 +50,8 @@ class BridgeConfig:
             "lat": self.lat,
             "lon": self.lon,
             "sensors": {s.channel: s.model for s in self.sensors},
+            "window": self.window_s,
+            "duty_period": self.duty_period_s,
             "software": software,
         }
 
@@ -114,6 +119,7 @@ def _build(raw: dict[str, Any]) -> BridgeConfig:
             mqtt=MqttSettings(**mqtt_raw),
             window_s=int(sampling.get("window", 60)),
             warmup_s=float(sampling.get("warmup", 30)),
+            duty_period_s=int(sampling.get("duty_period", 0)),
             spool_path=str(spool.get("path", DEFAULT_SPOOL)),
             spool_max_rows=int(spool.get("max_rows", 500_000)),
             spool_max_age_days=float(spool.get("max_age_days", 30)),
@@ -145,6 +151,10 @@ def validate(cfg: BridgeConfig) -> BridgeConfig:
             raise ConfigError(f"sensor model {s.model!r} unsupported; one of {', '.join(FAMILIES)}")
     if cfg.window_s < 1:
         raise ConfigError("sampling.window must be at least 1 second")
+    if cfg.duty_period_s and cfg.duty_period_s < cfg.window_s + cfg.warmup_s:
+        raise ConfigError("sampling.duty_period must be 0 (always on) or at least window + warmup")
+    if cfg.duty_period_s and cfg.duty_period_s % cfg.window_s:
+        raise ConfigError("sampling.duty_period must be a multiple of sampling.window")
     if cfg.clock not in ("auto", "trusted"):
         raise ConfigError("clock must be 'auto' or 'trusted'")
     return cfg

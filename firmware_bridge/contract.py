@@ -65,6 +65,9 @@ HEADER_FIELDS: dict[str, type | tuple[type, ...]] = {
     "synced": bool,
 }
 
+#: Optional window statistics: ``"min": {field: value}``, ``"max": {field: value}``.
+STAT_KEYS = ("min", "max")
+
 #: No reading is ever stamped before this (2020-01-01T00:00:00Z): a Pi without
 #: an RTC boots in 1970 until NTP answers.
 EARLIEST_TS = 1577836800
@@ -144,6 +147,9 @@ def validate_reading(obj: Any, topic_station: str | None = None) -> dict[str, An
     for name, value in obj.items():
         if name in HEADER_FIELDS:
             continue
+        if name in STAT_KEYS:
+            _check_stats(name, value)
+            continue
         if name not in MEASURED_FIELDS:
             raise ContractError(f"unknown field {name!r}")
         if value is None:
@@ -154,3 +160,13 @@ def validate_reading(obj: Any, topic_station: str | None = None) -> dict[str, An
     if measured == 0 and obj["n"] > 0:
         raise ContractError("reading with n > 0 carries no measured value")
     return obj
+
+
+def _check_stats(key: str, stats: Any) -> None:
+    if not isinstance(stats, dict):
+        raise ContractError(f"field {key!r} must be an object of field -> number")
+    for name, value in stats.items():
+        if name not in MEASURED_FIELDS:
+            raise ContractError(f"unknown field {name!r} in {key!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ContractError(f"{key}.{name} must be a finite number, got {value!r}")

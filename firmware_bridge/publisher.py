@@ -8,6 +8,7 @@ readings. The broker's PUBACK for a message deletes exactly its rows.
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 import threading
@@ -91,6 +92,12 @@ class Publisher:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def publish_meta(self, meta: dict) -> None:
+        """Replace the retained meta message (sent now if connected, else on connect)."""
+        self.meta = meta
+        if self.connected.is_set():
+            self.client.publish(contract.meta_topic(self.station), json.dumps(meta), qos=1, retain=True)
+
     def wake(self) -> None:
         """New rows are in the spool."""
         self._wake.set()
@@ -110,8 +117,6 @@ class Publisher:
                  self.settings.host, self.settings.port, len(self.spool))
         client.publish(contract.status_topic(self.station), b"online", qos=1, retain=True)
         if self.meta:
-            import json
-
             client.publish(contract.meta_topic(self.station), json.dumps(self.meta), qos=1, retain=True)
         self.connected.set()
         self._wake.set()

@@ -19,6 +19,9 @@ from firmware_bridge.contract import EARLIEST_TS, WIRE_VERSION
 #: least ``TRIM_MIN_N`` frames: one stray frame must not move a minute's mean.
 TRIM_FRACTION = 0.1
 TRIM_MIN_N = 10
+#: Values whose window minimum and maximum are published too.
+STAT_FIELDS = frozenset({"pm1_cf1", "pm25_cf1", "pm10_cf1", "pm1_atm", "pm25_atm", "pm4_atm",
+                         "pm10_atm", "rh", "temp"})
 
 
 def trimmed_mean(values: Iterable[float], fraction: float = TRIM_FRACTION) -> float:
@@ -44,6 +47,12 @@ class Sampler:
     ``add(values, t)`` returns the readings of windows that ``t`` closed;
     ``tick(t)`` closes windows without a new frame (call it on read timeouts).
     Frames earlier than ``warmup_until`` are discarded (laser warm-up).
+
+    Once the sensor is live (past warm-up, ``live=True`` on tick), every window
+    is published, even one with no valid frame: its ``n`` says how many frames
+    it really holds, so coverage gaps are visible downstream instead of silent.
+    Each value carries the trimmed mean; ``min`` and ``max`` objects carry the
+    window's extremes of the PM mass values, humidity and temperature.
     """
 
     def __init__(
@@ -84,14 +93,22 @@ class Sampler:
                 w.columns.setdefault(name, []).append(float(value))
         return out
 
-    def tick(self, t: float, synced: bool = True) -> list[dict[str, Any]]:
+    def tick(self, t: float, synced: bool = True, live: bool = False) -> list[dict[str, Any]]:
+        """Close the window if ``t`` passed its end. ``live``: the sensor should be
+        sending now (awake, past warm-up), so a window opens even without a frame."""
+        out: list[dict[str, Any]] = []
         w = self._window
-        if w is None or t < w.end:
-            return []
+        if w is not None and t >= w.end:
+            self._window = None
+            if w.end >= EARLIEST_TS:  # clock not set yet (a Pi without RTC boots in 1970): never emit
+                out.append(self._reading(w, synced))
+        if self._window is None and live and t >= self.warmup_until:
+            self._window = _Window(end=self._window_end(t))
+        return out
+
+    def discard(self) -> None:
+        """Drop the open window (the sensor went to sleep or the port was lost)."""
         self._window = None
-        if w.end < EARLIEST_TS:
-            return []  # clock not set yet (a Pi without RTC boots in 1970): never emit
-        return [self._reading(w, synced)]
 
     def _reading(self, w: _Window, synced: bool) -> dict[str, Any]:
         reading: dict[str, Any] = {
@@ -107,6 +124,12 @@ class Sampler:
             "synced": synced,
         }
         self.seq += 1
+        lows: dict[str, float] = {}
+        highs: dict[str, float] = {}
         for name, column in w.columns.items():
             reading[name] = round(trimmed_mean(column), 3)
+            if name in STAT_FIELDS:
+                lows[name], highs[name] = min(column), max(column)
+        if lows:
+            reading["min"], reading["max"] = lows, highs
         return reading

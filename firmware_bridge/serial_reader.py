@@ -64,6 +64,10 @@ class SerialPort:
             log.warning("serial port %s write failed (%s)", self.path, exc)
             self.close()
 
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None
+
     def close(self) -> None:
         if self._port is not None:
             try:

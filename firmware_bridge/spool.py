@@ -11,11 +11,14 @@ sequence number) so that ``seq`` never repeats across restarts.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger("civicair.bridge.spool")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
@@ -63,15 +66,29 @@ class Spool:
             self._db.close()
 
     # -- readings ------------------------------------------------------------
-    def put(self, topic: str, payload: bytes, now: float | None = None) -> int:
+    def put(self, topic: str, payload: bytes, now: float | None = None,
+            state: dict[str, int] | None = None) -> int:
+        """Append a reading; ``state`` (e.g. the next ``seq``) is saved in the same
+        transaction, so a SIGKILL can never keep one without the other."""
         now = time.time() if now is None else now
         with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO spool (topic, payload, created) VALUES (?, ?, ?)",
-                (topic, payload, now),
-            )
-            self._enforce_bounds(now)
-            return int(cur.lastrowid or 0)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute(
+                    "INSERT INTO spool (topic, payload, created) VALUES (?, ?, ?)",
+                    (topic, payload, now),
+                )
+                for key, value in (state or {}).items():
+                    self._set_state_locked(key, value)
+                evicted = self._enforce_bounds(now)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if evicted:
+            log.warning("spool full: evicted %d oldest readings (%d in total); bounds: %d rows, %.0f days",
+                        evicted, self.evicted, self.max_rows, self.max_age_s / 86400)
+        return int(cur.lastrowid or 0)
 
     def after(self, last_id: int, limit: int) -> list[SpoolRow]:
         """Up to ``limit`` rows with id > ``last_id``, oldest first."""
@@ -98,8 +115,8 @@ class Spool:
             row = self._db.execute("SELECT min(created) FROM spool").fetchone()
         return 0.0 if row[0] is None else now - row[0]
 
-    def _enforce_bounds(self, now: float) -> None:
-        # Called with the lock held.
+    def _enforce_bounds(self, now: float) -> int:
+        # Called with the lock held, inside the put transaction.
         evicted = self._db.execute(
             "DELETE FROM spool WHERE created < ?", (now - self.max_age_s,)
         ).rowcount
@@ -114,6 +131,7 @@ class Spool:
         if evicted:
             self.evicted += evicted
             self._set_state_locked("evicted", self.evicted)
+        return evicted
 
     # -- small persistent state ---------------------------------------------------
     def get_state(self, key: str, default: int = 0) -> int:

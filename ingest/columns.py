@@ -86,6 +86,13 @@ def to_columns(readings: list[dict[str, Any]]) -> Batch:
         )
         if not np.all(np.isnan(col)):
             values[name] = col
+    # Window extremes: {"min": {"pm25_atm": 9}} -> column "pm25_atm_min".
+    for stat in contract.STAT_KEYS:
+        present = {k for r in readings if (d := r.get(stat)) for k in d}
+        for name in sorted(present):
+            values[f"{name}_{stat}"] = np.fromiter(
+                (r.get(stat, {}).get(name, nan) for r in readings), dtype=np.float64, count=n
+            )
     return Batch(
         station=np.array([r["station"] for r in readings], dtype=object),
         sensor=np.array([r["sensor"] for r in readings], dtype=object),

@@ -6,10 +6,6 @@ Simulated PMS5003 on a pseudo-terminal (genuine 32-byte frames) -> bridge proces
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +15,7 @@ from api.app import create_app
 from api.settings import ApiSettings
 from firmware_bridge.simulator import PtySimulator
 from tests.conftest import DATABASE, wait_until
+from tests.procs import bridge_args, server_env, spawn, stop
 
 KNOWN = {
     "pm1_cf1": 3, "pm25_cf1": 12, "pm10_cf1": 21, "pm1_atm": 2, "pm25_atm": 11, "pm10_atm": 19,
@@ -27,40 +24,20 @@ KNOWN = {
 WINDOW = 2
 
 
-def spawn(args, env, log):
-    return subprocess.Popen([sys.executable, "-m", *args], env={**os.environ, **env},
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @pytest.fixture
 def pipeline(tmp_path, mosquitto, influxdb):
     sim = PtySimulator("pms5003", rate_hz=10, values=KNOWN, link=tmp_path / "ttyPMS")
     sim.start()
-    log = open(tmp_path / "processes.log", "ab")
-    env = {"CIVICAIR_MQTT_HOST": mosquitto.host, "CIVICAIR_MQTT_PORT": str(mosquitto.port),
-           "CIVICAIR_INFLUX_URL": influxdb.url, "CIVICAIR_INFLUX_DB": DATABASE,
-           "CIVICAIR_DEADLETTER_PATH": str(tmp_path / "dead.jsonl"), "CIVICAIR_BATCH_AGE_S": "0.2"}
+    log = tmp_path / "processes.log"
+    env = server_env(mosquitto, influxdb, tmp_path)
     ingest = spawn(["ingest"], env, log)
-    bridge = spawn(["firmware_bridge", "--station", "e2e-1", "--port", str(tmp_path / "ttyPMS"),
-                    "--window", str(WINDOW), "--warmup", "0", "--clock", "trusted",
-                    "--spool", str(tmp_path / "spool.sqlite3")], env, log)
+    bridge = spawn(bridge_args("e2e-1", tmp_path / "ttyPMS", tmp_path / "spool.sqlite3", WINDOW), env, log)
     api = TestClient(create_app(ApiSettings(influx_url=influxdb.url, influx_db=DATABASE)))
     with api:
         yield api
     for proc in (bridge, ingest):
         stop(proc)
     sim.close()
-    log.close()
     print((tmp_path / "processes.log").read_text()[-3000:])
 
 

@@ -65,3 +65,29 @@ def test_missing_values_are_left_out_not_zero():
     s.add({"pm25_atm": 5.0, "rh": float("nan")}, T0 + 1)
     (r,) = s.tick(T0 + 60)
     assert "rh" not in r
+
+
+def test_live_sensor_without_frames_still_publishes_its_window_with_n_zero():
+    s = make()
+    assert s.tick(T0 + 5, live=True) == []  # opens the window ending at T0 + 60
+    (r,) = s.tick(T0 + 61, live=True)
+    assert (r["ts"], r["n"]) == (T0 + 60, 0)
+    assert "pm25_atm" not in r
+    contract.validate_reading(r, "lab-1")
+
+
+def test_window_min_and_max_are_published_for_mass_and_climate_values():
+    s = make()
+    for k, v in enumerate([3.0, 9.0, 6.0]):
+        s.add({"pm25_atm": v, "n0_3": 100.0 + k, "rh": 40.0 + k}, T0 + k)
+    (r,) = s.tick(T0 + 60)
+    assert r["min"] == {"pm25_atm": 3.0, "rh": 40.0}
+    assert r["max"] == {"pm25_atm": 9.0, "rh": 42.0}
+    contract.validate_reading(r, "lab-1")
+
+
+def test_discard_drops_a_partial_window():
+    s = make()
+    s.add({"pm25_atm": 5.0}, T0 + 1)
+    s.discard()
+    assert s.tick(T0 + 61) == []
