@@ -128,6 +128,18 @@ class SensorLoop(threading.Thread):
 
     # -- loop ------------------------------------------------------------------------
     def run(self) -> None:
+        stop = self.bridge.stop_event
+        while not stop.is_set():
+            try:
+                self._run()
+            except Exception:  # a bug must not silently end the station's measurements
+                log.exception("sensor %s loop failed; restarting it in 5 s", self.sensor.channel)
+                self.port.close()
+                stop.wait(5)
+        self._account_laser(force=True)
+        self.port.close()
+
+    def _run(self) -> None:
         topic = contract.readings_topic(self.bridge.config.station)
         stop = self.bridge.stop_event
         while not stop.is_set():
@@ -151,8 +163,6 @@ class SensorLoop(threading.Thread):
                 self._next_poll = now + self._poll[1]
             if not self.port.is_open:
                 self.sampler.discard()  # frames of a lost port do not make a window
-        self._account_laser(force=True)
-        self.port.close()
 
 
 class Bridge:

@@ -73,8 +73,9 @@ DEFAULT_SPOOL = "/var/lib/civicair/spool.sqlite3"
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        if isinstance(value, Mapping):
+            base_table = out.get(key)
+            out[key] = _merge(base_table if isinstance(base_table, dict) else {}, value)
         elif value is not None:
             out[key] = value
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import serial
@@ -13,9 +14,9 @@ log = logging.getLogger("civicair.bridge.serial")
 class SerialPort:
     """A pyserial port that reopens itself with backoff when it fails."""
 
-    def __init__(self, path: str, baudrate: int, *, read_timeout: float = 0.5,
+    def __init__(self, path: str | os.PathLike, baudrate: int, *, read_timeout: float = 0.5,
                  stop: threading.Event | None = None, on_open=None) -> None:
-        self.path = path
+        self.path = os.fspath(path)
         self.baudrate = baudrate
         self.read_timeout = read_timeout
         self.stop = stop or threading.Event()

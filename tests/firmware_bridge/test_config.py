@@ -53,3 +53,10 @@ def test_bad_configs_say_what_is_wrong(tmp_path, text, message):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         config.load(tmp_path / "nope.toml", env={})
+
+
+def test_flags_without_a_matching_table_in_the_file_are_ignored_when_unset(tmp_path):
+    f = tmp_path / "bridge.toml"
+    f.write_text('station = "lab-1"\n[[sensor]]\nport = "/dev/x"\n')
+    cfg = config.load(f, env={}, cli={"sampling": {"window": None, "warmup": 5}})
+    assert cfg.window_s == 60 and cfg.warmup_s == 5

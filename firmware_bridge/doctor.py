@@ -1,0 +1,192 @@
+"""``civicair bridge doctor``: check a volunteer's setup, one pass/fail line each.
+
+Checks, in the order a volunteer would fix them: the config, each serial port
+(exists, readable; the ``dialout`` fix when it is not), that a sensor answers and
+which model it looks like, that the broker accepts our credentials, that the
+clock is synchronised, and that the spool is healthy.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from firmware_bridge.clock import clock_synced
+from firmware_bridge.config import BridgeConfig, SensorConfig
+from firmware_bridge.sensors import FAMILIES, family
+from firmware_bridge.sensors.base import Measurement
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    ok: bool
+    name: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"[{'PASS' if self.ok else 'FAIL'}] {self.name}: {self.detail}"
+        return text + (f"\n       fix: {self.fix}" if self.fix and not self.ok else "")
+
+
+def check_port(sensor: SensorConfig) -> Check:
+    name = f"serial {sensor.channel}"
+    path = Path(sensor.port)
+    if not path.exists():
+        hint = ("enable the UART (raspi-config > Interface Options > Serial Port: login shell No, "
+                "hardware Yes) and reboot" if "serial" in str(path) or "AMA" in str(path)
+                else "check the cable; `ls /dev/serial/by-id/` lists USB adapters")
+        return Check(False, name, f"{path} does not exist", hint)
+    if not os.access(path, os.R_OK | os.W_OK):
+        st = path.stat()
+        group = grp.getgrgid(st.st_gid).gr_name
+        in_group = st.st_gid in os.getgroups()
+        fix = (f"sudo usermod -aG {group} $USER, then log out and in again" if not in_group
+               else f"check the permissions of {path}")
+        return Check(False, name, f"{path} is not readable and writable by this user (group {group})", fix)
+    return Check(True, name, f"{path} exists and is readable")
+
+
+def check_sensor(sensor: SensorConfig, timeout: float = 6.0) -> Check:
+    import serial
+
+    name = f"sensor {sensor.channel}"
+    proto = family(sensor.model)
+    try:
+        port = serial.Serial(sensor.port, proto.BAUD_RATE, timeout=0.2)
+    except (serial.SerialException, OSError) as exc:
+        return Check(False, name, f"cannot open {sensor.port}: {exc}")
+    raw = bytearray()
+    measurements: list[Measurement] = []
+    parser = proto.Parser(sensor.model)
+    try:
+        for command in getattr(proto, "INIT_SEQUENCE", ()):
+            port.write(proto.COMMANDS[command])
+        poll = getattr(proto, "POLL", None)
+        deadline = time.monotonic() + timeout
+        next_poll = 0.0
+        while time.monotonic() < deadline and len(measurements) < 2:
+            if poll and time.monotonic() >= next_poll:
+                port.write(proto.COMMANDS[poll[0]])
+                next_poll = time.monotonic() + poll[1]
+            data = port.read(256)
+            raw += data
+            measurements += [e for e in parser.feed(data) if isinstance(e, Measurement)]
+    finally:
+        port.close()
+    if measurements:
+        pm = measurements[-1].values.get("pm25_atm")
+        return Check(True, name, f"{sensor.model} answers: {len(measurements)} frames"
+                     + (f", PM2.5 {pm:g} µg/m³" if pm is not None else ""))
+    guess = _guess_model(bytes(raw), exclude=sensor.model)
+    if guess:
+        return Check(False, name, f"frames look like {guess}, but the config says {sensor.model}",
+                     f"set model = \"{guess}\" in the [[sensor]] table")
+    if raw:
+        return Check(False, name, f"{len(raw)} bytes in {timeout:.0f} s but no valid {sensor.model} frame",
+                     "check TX/RX wiring (sensor TX to Pi RX) and the model; the sensor needs 5 V")
+    return Check(False, name, f"no bytes from {sensor.port} in {timeout:.0f} s",
+                 "check power (5 V), wiring and that the sensor fan spins")
+
+
+def _guess_model(data: bytes, exclude: str) -> str | None:
+    for model, module in FAMILIES.items():
+        if model == exclude or module is family(exclude) and model != exclude:
+            continue
+        if any(isinstance(e, Measurement) for e in module.Parser(model).feed(data)):
+            return model
+    return None
+
+
+def check_broker(cfg: BridgeConfig, timeout: float = 10.0) -> Check:
+    import ssl
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    m = cfg.mqtt
+    where = f"{m.host}:{m.port}"
+    done = threading.Event()
+    result: dict = {}
+
+    def on_connect(client, userdata, flags, reason_code, properties):
+        result["rc"] = reason_code
+        done.set()
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"civicair-doctor-{cfg.station}")
+    if m.username:
+        c.username_pw_set(m.username, m.password)
+    if m.tls:
+        c.tls_set(ca_certs=m.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+    c.on_connect = on_connect
+    try:
+        c.connect(m.host, m.port, keepalive=10)
+    except (OSError, ssl.SSLError) as exc:
+        return Check(False, "broker", f"cannot reach {where}: {exc}",
+                     "check [mqtt] host/port and the network; `ping` the broker host")
+    c.loop_start()
+    done.wait(timeout)
+    c.disconnect()
+    c.loop_stop()
+    rc = result.get("rc")
+    if rc is None:
+        return Check(False, "broker", f"{where} did not answer within {timeout:.0f} s")
+    if rc.is_failure:
+        return Check(False, "broker", f"{where} refused the connection: {rc}",
+                     "check [mqtt] username and password (from `civicair station add`)")
+    who = f"user {m.username}" if m.username else "anonymous"
+    return Check(True, "broker", f"{where} accepted {who}" + (" over TLS" if m.tls else ""))
+
+
+def check_clock(cfg: BridgeConfig) -> Check:
+    if cfg.clock == "trusted":
+        return Check(True, "clock", "trusted by configuration (clock = \"trusted\")")
+    synced = clock_synced()
+    if synced:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return Check(True, "clock", f"synchronised (UTC now {now})")
+    detail = "cannot ask the kernel" if synced is None else "not synchronised"
+    return Check(False, "clock", f"{detail}; readings will carry synced=false",
+                 "sudo timedatectl set-ntp true (or install chrony); the Pi has no clock battery")
+
+
+def check_spool(cfg: BridgeConfig) -> Check:
+    path = Path(cfg.spool_path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path) as db:
+            status = db.execute("PRAGMA integrity_check").fetchone()[0]
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            waiting = db.execute("SELECT count(*) FROM spool").fetchone()[0] if "spool" in tables else 0
+    except (OSError, sqlite3.Error) as exc:
+        return Check(False, "spool", f"{path}: {exc}",
+                     f"make {path.parent} writable by this user (sudo chown $USER {path.parent})")
+    if status != "ok":
+        return Check(False, "spool", f"{path} is damaged: {status}",
+                     f"stop the bridge, move {path} aside and start again (its readings are then lost)")
+    return Check(True, "spool", f"{path} ok, {waiting} readings waiting to be sent")
+
+
+def run(cfg: BridgeConfig, out: TextIO, sensor_timeout: float = 6.0) -> int:
+    checks = [Check(True, "config", f"station {cfg.station}, {len(cfg.sensors)} sensor(s), "
+                    f"broker {cfg.mqtt.host}:{cfg.mqtt.port}")]
+    print(checks[0].line(), file=out, flush=True)
+    for sensor in cfg.sensors:
+        port = check_port(sensor)
+        checks.append(port)
+        print(port.line(), file=out, flush=True)
+        if port.ok:
+            checks.append(check_sensor(sensor, sensor_timeout))
+            print(checks[-1].line(), file=out, flush=True)
+    for check in (check_broker, check_clock, check_spool):
+        checks.append(check(cfg))
+        print(checks[-1].line(), file=out, flush=True)
+    failed = [c for c in checks if not c.ok]
+    print(f"{len(checks) - len(failed)} passed, {len(failed)} failed", file=out, flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,126 @@
+"""The bridge process logic on a real broker: two channels, duty cycle, meta, warm-up."""
+
+from __future__ import annotations
+
+import threading
+
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from firmware_bridge import contract
+from firmware_bridge.app import Bridge
+from firmware_bridge.config import BridgeConfig, SensorConfig
+from firmware_bridge.publisher import MqttSettings
+from firmware_bridge.simulator import PtySimulator
+from tests.conftest import wait_until
+
+
+class Collector:
+    def __init__(self, broker, station):
+        self.readings, self.meta, self.status = [], [], []
+        self.lock = threading.Lock()
+        c = mqtt.Client(CallbackAPIVersion.VERSION2)
+        c.on_message = self._on_message
+        c.connect(broker.host, broker.port)
+        c.subscribe(f"civicair/v1/{station}/#", qos=1)
+        c.loop_start()
+        self.client = c
+
+    def _on_message(self, client, userdata, msg):
+        with self.lock:
+            kind = msg.topic.rsplit("/", 1)[1]
+            if kind == "readings":
+                doc = orjson.loads(msg.payload)
+                self.readings.extend(doc if isinstance(doc, list) else [doc])
+            elif kind == "meta":
+                self.meta.append(orjson.loads(msg.payload))
+            else:
+                self.status.append(msg.payload.decode())
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def sims(tmp_path):
+    made = []
+
+    def make(values, **kw):
+        sim = PtySimulator("pms5003", rate_hz=10, values=values, link=tmp_path / f"tty{len(made)}", **kw)
+        sim.start()
+        made.append(sim)
+        return sim
+
+    yield make
+    for sim in made:
+        sim.close()
+
+
+def bridge_for(tmp_path, broker, sensors, **kw) -> Bridge:
+    cfg = BridgeConfig(station="duo", sensors=tuple(sensors), window_s=1, warmup_s=0, clock="trusted",
+                       spool_path=str(tmp_path / "spool.sqlite3"),
+                       mqtt=MqttSettings(host=broker.host, port=broker.port), **kw)
+    return Bridge(cfg)
+
+
+def test_two_sensors_publish_as_channels_a_and_b(tmp_path, mosquitto, sims):
+    a = sims({"pm25_atm": 10, "n0_3": 500})
+    b = sims({"pm25_atm": 20, "n0_3": 800})
+    col = Collector(mosquitto, "duo")
+    bridge = bridge_for(tmp_path, mosquitto, [SensorConfig(a.link, "pms5003", "a"),
+                                              SensorConfig(b.link, "pms5003", "b")])
+    bridge.start()
+    try:
+        wait_until(lambda: {r["channel"] for r in col.readings} == {"a", "b"}, message="both channels")
+    finally:
+        bridge.stop()
+        col.close()
+    for r in col.readings:
+        contract.validate_reading(r, "duo")
+        if r["n"]:
+            assert r["pm25_atm"] == {"a": 10, "b": 20}[r["channel"]]
+    assert col.status[0] == "online" and col.status[-1] == "offline"
+    assert col.meta[0]["sensors"] == {"a": "pms5003", "b": "pms5003"}
+
+
+def test_duty_cycle_sleeps_the_sensor_between_windows_and_counts_laser_hours(tmp_path, mosquitto, sims):
+    sim = sims({"pm25_atm": 7, "n0_3": 300})
+    col = Collector(mosquitto, "duo")
+    bridge = bridge_for(tmp_path, mosquitto, [SensorConfig(sim.link, "pms5003", "a")], duty_period_s=3)
+    slept = []
+    bridge.start()
+    try:
+        def sensor_slept_and_published():
+            if not sim.behaviour.streaming:
+                slept.append(True)
+            return slept and len([r for r in col.readings if r["n"]]) >= 3
+        wait_until(sensor_slept_and_published, timeout=40, interval=0.05, message="3 duty-cycle windows")
+    finally:
+        bridge.stop()
+        col.close()
+    measured = [r for r in col.readings if r["n"]]
+    assert all(r["ts"] % 3 == 0 for r in measured), [r["ts"] for r in measured]  # one window per period
+    assert all(r["pm25_atm"] == 7 for r in measured)
+    assert slept, "the simulated sensor never received a sleep command"
+    # The stop-time meta carries laser-on hours and they are persisted for the next boot.
+    assert "a" in bridge.meta()["laser_hours"]
+    assert bridge_for(tmp_path, mosquitto, [SensorConfig(sim.link, "pms5003", "a")]).loops[0].laser_s > 0
+
+
+def test_frames_with_all_zero_counts_right_after_wake_are_discarded(tmp_path, mosquitto, sims):
+    sim = sims({"pm25_atm": 0, "n0_3": 0, "n0_5": 0})  # fan not spinning yet
+    col = Collector(mosquitto, "duo")
+    bridge = bridge_for(tmp_path, mosquitto, [SensorConfig(sim.link, "pms5003", "a")])
+    bridge.start()
+    try:
+        wait_until(lambda: bridge.loops[0].discarded_zero >= 10, message="zero frames discarded")
+        sim.fixed = {"pm25_atm": 4, "n0_3": 200}
+        wait_until(lambda: any(r["n"] and r.get("pm25_atm") == 4 for r in col.readings),
+                   message="readings once the fan is up")
+    finally:
+        bridge.stop()
+        col.close()
+    assert not any(r["n"] and r.get("pm25_atm") == 0 for r in col.readings)
