@@ -55,3 +55,27 @@ def test_stack_runs_three_stations_for_a_minute_and_leaves_nothing_behind(tmp_pa
     time.sleep(0.5)
     assert _processes_mentioning(str(state)) == []
     assert os.path.exists(state / "logs" / "ingest.log")
+
+
+def test_ctrl_c_stops_every_process_the_stack_started(tmp_path):
+    import signal
+
+    state = tmp_path / "stack"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "civicair", "stack", "--simulate", "2", "--window", "2",
+         "--state-dir", str(state), "--api-port", str(free_port()),
+         "--mqtt-port", str(free_port()), "--influx-port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if re.search(r"stored: [1-9]\d* readings", line):
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+            break
+    lines += proc.stdout.readlines()
+    output = "".join(lines)
+    assert proc.wait(30) == 0, output
+    assert "nothing left running" in output
+    time.sleep(0.5)
+    assert _processes_mentioning(str(state)) == []
