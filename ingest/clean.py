@@ -1,21 +1,121 @@
-"""Cleaning stage: derived columns the API and dashboards show.
+"""Cleaning stage: the derived columns the API and dashboards show.
 
-Walking skeleton: ``pm25`` is the sensor's atmospheric PM2.5 and ``pm25_method``
-says so ("atm", uncorrected). Quality flags and published corrections replace
-this in the ingest issue (#4).
+Sets, on a decoded :class:`~ingest.columns.Batch`:
+
+``derived["pm25"]``         float64, the corrected PM2.5 [µg/m³] (:mod:`ingest.corrections`)
+``derived["pm25_method"]``  object (str), which correction produced it
+``derived["qc"]``           int64, the quality bitmask (:class:`ingest.quality.Flag`)
+
+Readings are flagged, never dropped or reordered. :class:`Cleaner` holds the
+per-series history that the flat-line, spike and A/B flags need across batches; the
+module-level :func:`clean` uses one shared Cleaner. This module only wires the pure
+kernels of :mod:`ingest.quality` and :mod:`ingest.corrections` to a batch: no I/O.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 
+from ingest import corrections
 from ingest.columns import Batch
+from ingest.quality import (
+    Flag,
+    QualitySettings,
+    SeriesHistory,
+    clock_unsynced,
+    factorize,
+    flags,
+    future_timestamp,
+    high_humidity,
+    lookup,
+    low_coverage,
+    out_of_range,
+)
+
+#: Mass-concentration columns checked against the sensor's range.
+MASS_COLUMNS = ("pm1_cf1", "pm25_cf1", "pm10_cf1", "pm1_atm", "pm25_atm", "pm4_atm", "pm10_atm")
 
 
-def clean(batch: Batch) -> Batch:
-    n = len(batch)
-    nan = np.full(n, np.nan)
-    pm25 = batch.values.get("pm25_atm", nan)
-    batch.derived["pm25"] = pm25
-    batch.derived["pm25_method"] = np.where(np.isnan(pm25), "none", "atm").astype(object)
-    return batch
+class Cleaner:
+    """Flags and corrects batches, remembering recent windows of every series.
+
+    Not thread-safe: one writer thread owns a Cleaner (the module-level :func:`clean`
+    serialises its callers).
+    """
+
+    def __init__(self, settings: QualitySettings | None = None) -> None:
+        self.settings = settings or QualitySettings()
+        self.history = SeriesHistory(self.settings.history_depth)
+
+    def clean(self, batch: Batch, now: float | None = None) -> Batch:
+        """Set ``pm25``, ``pm25_method`` and ``qc`` on ``batch`` and return it.
+
+        Parameters
+        ----------
+        batch : Batch
+            Decoded readings, in any order; modified in place.
+        now : float, optional
+            The ingest's clock [s since the UTC epoch] for the future-timestamp flag;
+            default ``time.time()``.
+        """
+        size = len(batch)
+        if size == 0:
+            batch.derived["pm25"] = np.zeros(0, dtype=np.float64)
+            batch.derived["pm25_method"] = np.zeros(0, dtype=object)
+            batch.derived["qc"] = np.zeros(0, dtype=np.int64)
+            return batch
+        now = time.time() if now is None else now
+        s = self.settings
+        missing = np.full(size, np.nan)
+
+        series = factorize(batch.station, batch.sensor, batch.channel)
+        # Sensor tables are consulted once per distinct sensor name, not per reading.
+        series_sensor = batch.sensor[series.first]
+        sensors = factorize(series_sensor)
+        upper = lookup(series_sensor, s.range_max_ug_m3, np.inf, sensors)[series.codes]
+        period = lookup(series_sensor, s.frame_period_s, np.nan, sensors)[series.codes]
+        family = corrections.sensor_family(series_sensor, sensors)[series.codes]
+
+        pm25, method = corrections.correct_codes(batch, family)
+
+        cf1 = batch.values.get("pm25_cf1", missing)
+        judged = np.where(np.isnan(cf1), batch.values.get("pm25_atm", missing), cf1)
+        history = self.history.assess(series, batch.station, batch.sensor, batch.channel,
+                                      batch.ints["ts"], judged, s)
+
+        outside = np.zeros(size, dtype=bool)
+        for name in MASS_COLUMNS:
+            if name in batch.values:
+                outside |= out_of_range(batch.values[name], upper)
+
+        batch.derived["pm25"] = pm25
+        batch.derived["pm25_method"] = corrections.METHOD_NAMES[method]
+        batch.derived["qc"] = flags(
+            out_of_range=outside,
+            flat_line=history.flat_line,
+            spike=history.spike,
+            high_humidity=high_humidity(batch.values.get("rh", missing), s.high_humidity_rh),
+            clock_unsynced=clock_unsynced(batch.synced),
+            future_timestamp=future_timestamp(batch.ints["ts"], now, s.future_tolerance_s),
+            ab_disagreement=history.ab_disagreement,
+            low_coverage=low_coverage(batch.ints["n"], batch.ints["window"], period,
+                                      s.coverage_fraction),
+            uncorrected=method == corrections.UNCORRECTED,
+        )
+        return batch
+
+
+_default = Cleaner()
+_default_lock = threading.Lock()
+
+
+def clean(batch: Batch, now: float | None = None) -> Batch:
+    """:meth:`Cleaner.clean` with one Cleaner shared by every caller in the process."""
+    with _default_lock:
+        return _default.clean(batch, now)
+
+
+__all__ = ["MASS_COLUMNS", "Cleaner", "Flag", "QualitySettings", "clean"]

@@ -1,0 +1,728 @@
+"""Quality flags of readings: the ``qc`` bitmask, its kernels and the per-series history.
+
+Owns what each bit of ``qc`` means (:class:`Flag`), the per-sensor tables the bits
+need (:data:`RANGE_MAX_UG_M3`, :data:`FRAME_PERIOD_S`), the parameters and their
+defaults (:class:`QualitySettings`), pure kernels (arrays in, same-shape boolean masks
+out) and :class:`SeriesHistory`, the small ring of recent values per
+station/sensor/channel that the flat-line, spike and A/B checks need across batches.
+``docs/quality.md`` gives each bit its source.
+
+Pure numpy: no per-reading Python loop, no I/O, no clock (``now`` is an argument).
+It must not touch the :class:`~ingest.columns.Batch` layout, MQTT or InfluxDB:
+:mod:`ingest.clean` wires these kernels to a batch. NaN means missing; a missing
+value never raises a flag by itself.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from firmware_bridge.sensors import plantower
+
+# -- the bits ------------------------------------------------------------------------
+
+
+class Flag(enum.IntFlag):
+    """Bits of the ``qc`` field. Values are part of the stored data: never renumber."""
+
+    OUT_OF_RANGE = 1 << 0  #: a mass concentration is negative or above the sensor's range
+    FLAT_LINE = 1 << 1  #: PM2.5 unchanged for N consecutive windows of the series
+    SPIKE = 1 << 2  #: PM2.5 is a Hampel outlier against the series' preceding windows
+    HIGH_HUMIDITY = 1 << 3  #: RH above the threshold: hygroscopic growth inflates PM
+    CLOCK_UNSYNCED = 1 << 4  #: the station's clock was not known good (``synced`` false)
+    FUTURE_TIMESTAMP = 1 << 5  #: ``ts`` more than the tolerance ahead of the ingest clock
+    AB_DISAGREEMENT = 1 << 6  #: channels a and b of the station disagree (US EPA criterion)
+    LOW_COVERAGE = 1 << 7  #: fewer frames averaged than 75 % of what the window should hold
+    UNCORRECTED = 1 << 8  #: ``pm25`` is the sensor's atmospheric value, not corrected
+
+
+# -- per-sensor tables -----------------------------------------------------------------
+
+PLANTOWER_MODELS: tuple[str, ...] = tuple(plantower.MODELS)
+
+#: Upper end of each sensor's output range [µg/m³]. Plantower "PMS5003 series data
+#: manual" V2.3 (2016), technical index: effective range 0–500, maximum range ≥ 1000
+#: ("the highest output value of the PM2.5 standard data is not less than 1000"); the
+#: maximum, not the effective range, is the limit here, because 500–1000 is exactly the
+#: smoke range the Barkjohn et al. (2022) correction was fitted for. Nova Fitness
+#: "SDS011 specification" V1.3: range 0.0–999.9. Sensirion "Datasheet SPS30": mass
+#: concentration range 0–1000.
+RANGE_MAX_UG_M3: Mapping[str, float] = MappingProxyType(
+    {**{m: 1000.0 for m in PLANTOWER_MODELS}, "sds011": 999.9, "sps30": 1000.0}
+)
+
+#: Longest normal interval between two frames [s]: a window of ``w`` seconds should hold
+#: at least ``w / period`` frames. Plantower data manual, "output result": in active mode
+#: the sensor sends a frame every 2.3 s while the concentration is stable and every
+#: 200–800 ms while it changes fast; the slow, stable interval is the honest minimum.
+#: SDS011 specification: "serial data output frequency 1 time/s" (continuous working
+#: period). SPS30 datasheet: a new measurement every second (the bridge polls at 1 Hz).
+FRAME_PERIOD_S: Mapping[str, float] = MappingProxyType(
+    {**{m: 2.3 for m in PLANTOWER_MODELS}, "sds011": 1.0, "sps30": 1.0}
+)
+
+#: Rows of windows the Hampel kernel works on at a time.
+_BLOCK_ROWS = 1 << 16
+
+#: Hampel's scale factor: 1.4826 · MAD estimates the standard deviation of normal data.
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True, slots=True)
+class QualitySettings:
+    """Parameters of the quality flags; each default is explained in docs/quality.md."""
+
+    #: FLAT_LINE: this many consecutive windows with the same PM2.5 value.
+    flat_line_windows: int = 10
+    #: SPIKE: how many preceding windows of the series the Hampel median/MAD use.
+    hampel_window: int = 7
+    #: SPIKE: flag when |x − median| > k · 1.4826 · MAD (Pearson's usual 3).
+    hampel_k: float = 3.0
+    #: SPIKE: never flag a deviation smaller than this [µg/m³] (MAD is 0 on a plateau).
+    hampel_min_deviation: float = 1.0
+    #: SPIKE: valid (non-NaN) preceding windows needed before judging [count].
+    hampel_min_periods: int = 7
+    #: HIGH_HUMIDITY: RH above this [%].
+    high_humidity_rh: float = 85.0
+    #: FUTURE_TIMESTAMP: ``ts`` more than this ahead of ``now`` [s].
+    future_tolerance_s: float = 300.0
+    #: AB_DISAGREEMENT: |A − B| above this [µg/m³] …
+    ab_abs_limit: float = 5.0
+    #: … and 2·|A − B| / (A + B) above this [fraction].
+    ab_rel_limit: float = 0.70
+    #: LOW_COVERAGE: ``n`` below this fraction of the expected frames.
+    coverage_fraction: float = 0.75
+    #: OUT_OF_RANGE: upper end of each sensor's range [µg/m³]; unknown sensors: only < 0.
+    range_max_ug_m3: Mapping[str, float] = field(default_factory=lambda: RANGE_MAX_UG_M3)
+    #: LOW_COVERAGE: each sensor's longest normal frame interval [s]; unknown: no flag.
+    frame_period_s: Mapping[str, float] = field(default_factory=lambda: FRAME_PERIOD_S)
+
+    def __post_init__(self) -> None:
+        if self.flat_line_windows < 2:
+            raise ValueError("flat_line_windows must be at least 2")
+        if self.hampel_window < 1 or not 1 <= self.hampel_min_periods <= self.hampel_window:
+            raise ValueError("need 1 <= hampel_min_periods <= hampel_window")
+
+    @property
+    def history_depth(self) -> int:
+        """Preceding windows per series that flat-line and spike look at [count]."""
+        return max(self.flat_line_windows - 1, self.hampel_window)
+
+
+# -- kernels: arrays in, same-shape masks out --------------------------------------------
+
+
+def out_of_range(values: np.ndarray, upper: np.ndarray | float) -> np.ndarray:
+    """Mass concentrations below 0 or above the sensor's maximum.
+
+    Parameters
+    ----------
+    values : array of float
+        Mass concentration [µg/m³]; NaN (missing) is never out of range.
+    upper : array of float or float
+        Upper end of the sensor's output range [µg/m³], broadcast against ``values``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    return (values < 0.0) | (values > upper)
+
+
+def flat_line(values: np.ndarray, series: np.ndarray, windows: int) -> np.ndarray:
+    """Values equal to the ``windows − 1`` values before them in the same series.
+
+    Parameters
+    ----------
+    values : array of float
+        One value per window [any unit], in time order within each series.
+    series : array of int
+        Series label of each value; each series' values are contiguous.
+    windows : int
+        Length of the run of identical values that is flagged [count], at least 2.
+
+    Returns
+    -------
+    array of bool
+        True where the value closes (or continues) a run of at least ``windows``
+        identical values. NaN breaks a run (NaN != NaN).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    series = np.asarray(series)
+    if windows < 2:
+        raise ValueError("windows must be at least 2")
+    size = values.size
+    same = np.zeros(size, dtype=bool)
+    same[1:] = (values[1:] == values[:-1]) & (series[1:] == series[:-1])
+    index = np.arange(size)
+    run_start = np.maximum.accumulate(np.where(same, 0, index)) if size else index
+    return index - run_start + 1 >= windows
+
+
+def _segment_starts(series: np.ndarray) -> np.ndarray:
+    """For each position, the index of the first element of its contiguous series run."""
+    size = series.size
+    index = np.arange(size)
+    if size == 0:
+        return index
+    first = np.ones(size, dtype=bool)
+    first[1:] = series[1:] != series[:-1]
+    return np.maximum.accumulate(np.where(first, index, 0))
+
+
+def _median_in_place(rows: np.ndarray) -> np.ndarray:
+    """Median of each row of a NaN-free 2-D array; partitions ``rows`` in place."""
+    width = rows.shape[1]
+    lo, hi = (width - 1) // 2, width // 2
+    rows.partition((lo, hi) if lo != hi else lo, axis=1)
+    return 0.5 * (rows[:, lo] + rows[:, hi])
+
+
+def _nan_medians(rows: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median of the non-NaN entries of each row (``count`` of them); NaN if none."""
+    ordered = np.sort(rows, axis=1)  # NaN sorts last
+    out = np.full(rows.shape[0], np.nan)
+    has = count > 0
+    c = count[has]
+    r = np.flatnonzero(has)
+    out[has] = 0.5 * (ordered[r, (c - 1) // 2] + ordered[r, c // 2])
+    return out
+
+
+def hampel(
+    values: np.ndarray,
+    series: np.ndarray,
+    *,
+    window: int = 7,
+    k: float = 3.0,
+    min_deviation: float = 0.0,
+    min_periods: int | None = None,
+    where: np.ndarray | None = None,
+) -> np.ndarray:
+    """Hampel identifier against each value's preceding ``window`` values in its series.
+
+    A value x is an outlier when ``|x − m| > max(k · 1.4826 · MAD, min_deviation)``,
+    with m the median and MAD the median absolute deviation from m of the (up to)
+    ``window`` values before x in the same series (Hampel, 1974, J. Am. Stat. Assoc.
+    69, 383–393; Pearson, 2002, IEEE Trans. Control Syst. Technol. 10, 55–63, whose
+    filter uses a centred window). The window here trails: only the past is known
+    when a reading arrives, and leaving x out keeps a spike from inflating its own MAD.
+
+    Parameters
+    ----------
+    values : array of float
+        One value per window [µg/m³], in time order within each series; NaN = missing.
+    series : array of int
+        Series label of each value; each series' values are contiguous.
+    window : int
+        Preceding values used [count].
+    k : float
+        Threshold in robust standard deviations [1].
+    min_deviation : float
+        Smallest deviation ever flagged [µg/m³]; 0 gives Hampel's rule unchanged.
+    min_periods : int, optional
+        Non-NaN preceding values needed to judge [count]; default ``window``.
+    where : array of bool, optional
+        Judge only these positions (the others come out False); default all.
+
+    Returns
+    -------
+    array of bool
+        Same shape as ``values``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    series = np.asarray(series)
+    if window < 1:
+        raise ValueError("window must be at least 1")
+    min_periods = window if min_periods is None else min_periods
+    size = values.size
+    out = np.zeros(size, dtype=bool)
+    rows = np.arange(size) if where is None else np.flatnonzero(where)
+    if rows.size == 0:
+        return out
+    depth = rows - _segment_starts(series)[rows]  # preceding values in the same series
+    # past[i] is the window values[i - window : i]: a view, no copy.
+    past = sliding_window_view(np.concatenate([np.full(window, np.nan), values]), window)
+    nans_before = np.concatenate([[0], np.cumsum(np.isnan(values))])
+    clean_window = nans_before[rows] == nans_before[np.maximum(rows - window, 0)]
+    whole = (depth >= window) & clean_window
+
+    # Windows are worked on in blocks of rows: a few MB of temporaries each, reused
+    # by the allocator, instead of one fresh copy of every window (56 MB a million).
+    for lo in range(0, rows.size, _BLOCK_ROWS):
+        block, d, ok = (a[lo : lo + _BLOCK_ROWS] for a in (rows, depth, whole))
+        r = block[ok]  # common case: a whole window of the series, no NaN in it
+        if r.size:
+            w = past[r]  # a copy, worked on in place below
+            median = _median_in_place(w)
+            w -= median[:, None]
+            mad = _median_in_place(np.abs(w, out=w))
+            threshold = np.maximum(k * MAD_TO_SIGMA * mad, min_deviation)
+            out[r] = np.abs(values[r] - median) > threshold
+        r, d = block[~ok], d[~ok]  # windows cut by the series start or holding NaN
+        if r.size:
+            w = np.where(np.arange(window) >= window - d[:, None], past[r], np.nan)
+            count = np.count_nonzero(~np.isnan(w), axis=1)
+            median = _nan_medians(w, count)
+            mad = _nan_medians(np.abs(w - median[:, None]), count)
+            threshold = np.maximum(k * MAD_TO_SIGMA * mad, min_deviation)
+            out[r] = (count >= min_periods) & (np.abs(values[r] - median) > threshold)
+    return out
+
+
+def high_humidity(rh: np.ndarray, threshold: float = 85.0) -> np.ndarray:
+    """RH above ``threshold``.
+
+    Parameters
+    ----------
+    rh : array of float
+        Relative humidity [%]; NaN (no humidity sensor) is never high.
+    threshold : float
+        [%]
+    """
+    return np.asarray(rh, dtype=np.float64) > threshold
+
+
+def clock_unsynced(synced: np.ndarray) -> np.ndarray:
+    """Readings stamped by a clock the station did not know to be good.
+
+    Parameters
+    ----------
+    synced : array of bool
+        The reading's ``synced`` field.
+    """
+    return ~np.asarray(synced, dtype=bool)
+
+
+def future_timestamp(ts: np.ndarray, now: float, tolerance_s: float = 300.0) -> np.ndarray:
+    """Timestamps more than ``tolerance_s`` ahead of ``now``.
+
+    Parameters
+    ----------
+    ts : array of int
+        End of the reading's window [s since the UTC epoch].
+    now : float
+        The ingest's clock [s since the UTC epoch].
+    tolerance_s : float
+        [s]
+    """
+    return np.asarray(ts) > now + tolerance_s
+
+
+def ab_disagreement(
+    a: np.ndarray, b: np.ndarray, abs_limit: float = 5.0, rel_limit: float = 0.70
+) -> np.ndarray:
+    """Channel pairs that disagree: ``|A − B| > abs_limit`` and ``2|A − B|/(A + B) > rel_limit``.
+
+    The US EPA cleaning criterion for PurpleAir's two Plantower channels (Barkjohn et
+    al., 2021, AMT 14, 4617–4637, Sect. 3.2.3 "Comparison of A and B channels", as
+    EPA's sensortoolkit ``purpleair_ab_averages`` cites and implements it: both the
+    absolute and the relative difference must exceed their limits).
+
+    Parameters
+    ----------
+    a, b : array of float
+        PM2.5 of channels a and b for the same station and window [µg/m³]; a pair with
+        a NaN is never flagged.
+    abs_limit : float
+        [µg/m³]
+    rel_limit : float
+        Difference relative to the pair's mean [fraction].
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    diff = np.abs(a - b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.abs(2.0 * diff / (a + b))
+    return (diff > abs_limit) & (relative > rel_limit)
+
+
+def low_coverage(
+    n: np.ndarray, window_s: np.ndarray, frame_period_s: np.ndarray, fraction: float = 0.75
+) -> np.ndarray:
+    """Readings averaged from fewer than ``fraction`` of the frames their window should hold.
+
+    Parameters
+    ----------
+    n : array of int
+        Frames averaged [count].
+    window_s : array of int
+        Window length [s].
+    frame_period_s : array of float
+        The sensor's longest normal frame interval [s]; NaN (unknown sensor) is never
+        flagged.
+    fraction : float
+        [fraction]
+    """
+    expected = np.asarray(window_s, dtype=np.float64) / np.asarray(frame_period_s, dtype=np.float64)
+    return np.asarray(n, dtype=np.float64) < fraction * expected
+
+
+def flags(**masks: np.ndarray) -> np.ndarray:
+    """Combine boolean masks into the ``qc`` bitmask.
+
+    Each keyword is a :class:`Flag` name in lower case (``spike=…``); all masks must
+    have the same shape. Returns int64 (InfluxDB integers are signed 64-bit).
+
+    >>> flags(spike=np.array([True, False]), out_of_range=np.array([True, True])).tolist()
+    [5, 1]
+    """
+    if not masks:
+        raise TypeError("flags() needs at least one mask")
+    out: np.ndarray | None = None
+    for name, mask in masks.items():
+        try:
+            bit = Flag[name.upper()]
+        except KeyError:
+            raise TypeError(f"unknown flag {name!r}; one of {[f.name.lower() for f in Flag]}") from None
+        mask = np.asarray(mask, dtype=bool)
+        if out is None:
+            out = np.zeros(mask.shape, dtype=np.int64)
+        elif mask.shape != out.shape:
+            raise ValueError(f"mask {name!r} has shape {mask.shape}, expected {out.shape}")
+        out |= mask.astype(np.int64) * np.int64(bit.value)
+    assert out is not None
+    return out
+
+
+# -- grouping readings by their string keys ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Groups:
+    """Readings grouped by equal keys: ``codes[i]`` is reading i's group, ``first[g]``
+    the index of the first reading of group g."""
+
+    codes: np.ndarray
+    first: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
+def _column_codes(column: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense codes of one string column, in order of first appearance, and their count.
+
+    numpy cannot hash object strings, and sorting them costs about 0.8 s a million.
+    A dict keyed by the strings is exact and runs as a C loop (``map`` over a
+    ``defaultdict``'s ``__getitem__``): no Python bytecode runs per reading.
+    """
+    seen: defaultdict[object, int] = defaultdict(itertools.count().__next__)
+    codes = np.fromiter(map(seen.__getitem__, column), dtype=np.int64, count=column.size)
+    return codes, len(seen)
+
+
+def factorize(*columns: np.ndarray) -> Groups:
+    """Group the rows of equal-length string columns by equal values (exactly).
+
+    Each column gets dense codes (:func:`_column_codes`); their mixed-radix
+    combination is relabelled densely (or by one integer sort when the product of
+    the cardinalities is large).
+    """
+    if not columns:
+        raise TypeError("factorize() needs at least one column")
+    size = columns[0].size
+    combined = np.zeros(size, dtype=np.int64)
+    span = 1
+    for column in columns:
+        codes, count = _column_codes(column)
+        if span * count >= 1 << 63:  # relabel before the product could overflow int64
+            _, combined = np.unique(combined, return_inverse=True)
+            combined = combined.reshape(-1).astype(np.int64)
+            span = int(combined.max()) + 1
+        combined = combined * count + codes
+        span *= count
+    if span <= max(4 * size, 1 << 16):
+        present = np.zeros(span, dtype=bool)
+        present[combined] = True
+        relabel = np.cumsum(present) - 1
+        group = relabel[combined]
+        groups = int(present.sum())
+    else:
+        _, inverse = np.unique(combined, return_inverse=True)
+        group = inverse.reshape(-1).astype(np.int64)
+        groups = int(group.max()) + 1 if size else 0
+    first = np.full(groups, size, dtype=np.int64)
+    np.minimum.at(first, group, np.arange(size))
+    return Groups(group.astype(np.intp), first.astype(np.intp))
+
+
+def lookup(column: np.ndarray, table: Mapping[str, float], default: float = np.nan,
+           groups: Groups | None = None) -> np.ndarray:
+    """Per-row ``table[column[i]]`` as float64, ``default`` for names not in the table.
+
+    The table is consulted once per distinct name (``groups`` may pass a grouping of
+    ``column`` already made), not once per row.
+    """
+    groups = factorize(column) if groups is None else groups
+    names = column[groups.first]
+    per_group = np.array([table.get(name, default) for name in names.tolist()], dtype=np.float64)
+    return per_group[groups.codes]
+
+
+def _packed(*keys: np.ndarray) -> np.ndarray | None:
+    """Integer keys packed into one int64 that sorts like ``np.lexsort(keys)`` (last key
+    most significant, each offset by its minimum), or None when they need over 63 bits."""
+    shift, packed = 0, np.zeros(keys[0].size, dtype=np.int64)
+    for key in keys:
+        lo = int(key.min())
+        bits = (int(key.max()) - lo).bit_length()
+        if shift + bits > 63:
+            return None
+        packed |= (key.astype(np.int64) - lo) << shift
+        shift += bits
+    return packed
+
+
+def _packed_order(*keys: np.ndarray) -> np.ndarray:
+    """``np.lexsort(keys)`` as one int64 argsort when the keys fit (about 10× faster)."""
+    packed = _packed(*keys)
+    return np.lexsort(keys) if packed is None else np.argsort(packed)
+
+
+# -- history across batches -------------------------------------------------------------
+
+_SEP = "\x1f"  # cannot occur in a station id, sensor name or channel
+_FLAT, _SPIKE, _AB = 1, 2, 4  # verdict bits kept with each stored window
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFlags:
+    flat_line: np.ndarray
+    spike: np.ndarray
+    ab_disagreement: np.ndarray
+
+
+class SeriesHistory:
+    """The last ``depth`` windows (ts, value, verdict) of every station/sensor/channel.
+
+    :meth:`assess` places a batch after (or, for late readings, among) the series'
+    stored windows in time order, computes the flat-line, spike and A/B masks over
+    that union and keeps the newest ``depth`` windows per series. A reading that
+    repeats a stored (series, ts) — a QoS 1 redelivery — gets the stored verdict of its
+    first copy, so a rewrite of the same InfluxDB point keeps its flat-line and spike
+    flags (its A/B flag is added if the other channel arrived in between).
+
+    State is per process: with several ingest processes on a shared subscription each
+    sees part of every series, and these three flags see only that part.
+    Not thread-safe; one writer thread owns it.
+    """
+
+    def __init__(self, depth: int) -> None:
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        self.depth = depth
+        self._count = 0  # slots in use
+        self._keys = np.zeros(0, dtype=str)  # sorted "station␟sensor␟channel"
+        self._key_slot = np.zeros(0, dtype=np.int64)
+        self._stations = np.zeros(0, dtype=str)  # sorted station ids
+        self._station_no = np.zeros(0, dtype=np.int64)
+        self._slot_station = np.zeros(0, dtype=np.int64)
+        self._slot_channel = np.zeros(0, dtype=np.int8)  # 0 a, 1 b, -1 other
+        self._ts = np.zeros((0, depth), dtype=np.int64)  # right-aligned, oldest first
+        self._val = np.zeros((0, depth), dtype=np.float64)
+        self._verdict = np.zeros((0, depth), dtype=np.int8)  # _FLAT | _SPIKE | _AB
+        self._len = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        """Series seen so far."""
+        return self._count
+
+    # -- registry: exact string keys -> slot numbers, searchsorted on sorted arrays --
+    @staticmethod
+    def _find(sorted_keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.searchsorted(sorted_keys, wanted)
+        found = np.zeros(wanted.size, dtype=bool)
+        if sorted_keys.size:
+            inside = pos < sorted_keys.size
+            found[inside] = sorted_keys[pos[inside]] == wanted[inside]
+        return pos, found
+
+    def _station_numbers(self, stations: np.ndarray) -> np.ndarray:
+        wanted, inverse = np.unique(stations, return_inverse=True)
+        pos, found = self._find(self._stations, wanted)
+        numbers = np.empty(wanted.size, dtype=np.int64)
+        numbers[found] = self._station_no[pos[found]]
+        fresh = np.flatnonzero(~found)
+        numbers[fresh] = self._stations.size + np.arange(fresh.size)
+        if fresh.size:
+            keys = np.concatenate([self._stations, wanted[fresh]])
+            nos = np.concatenate([self._station_no, numbers[fresh]])
+            order = np.argsort(keys)
+            self._stations, self._station_no = keys[order], nos[order]
+        return numbers[inverse.reshape(-1)]
+
+    def slots(self, station: np.ndarray, sensor: np.ndarray, channel: np.ndarray) -> np.ndarray:
+        """Slot number of each distinct series (one row per series), registering new ones."""
+        station = station.astype(str)
+        channel = channel.astype(str)
+        composite = np.strings.add(np.strings.add(station, _SEP), sensor.astype(str))
+        composite = np.strings.add(np.strings.add(composite, _SEP), channel)
+        pos, found = self._find(self._keys, composite)
+        slots = np.empty(composite.size, dtype=np.int64)
+        slots[found] = self._key_slot[pos[found]]
+        fresh = np.flatnonzero(~found)
+        if fresh.size:
+            new = self._count + np.arange(fresh.size)
+            slots[fresh] = new
+            self._grow(self._count + fresh.size)
+            self._slot_station[new] = self._station_numbers(station[fresh])
+            self._slot_channel[new] = np.where(channel[fresh] == "a", 0,
+                                               np.where(channel[fresh] == "b", 1, -1))
+            self._len[new] = 0
+            self._count += fresh.size
+            keys = np.concatenate([self._keys, composite[fresh]])
+            key_slot = np.concatenate([self._key_slot, new])
+            order = np.argsort(keys)
+            self._keys, self._key_slot = keys[order], key_slot[order]
+        return slots
+
+    def _grow(self, needed: int) -> None:
+        capacity = self._len.size
+        if needed <= capacity:
+            return
+        capacity = max(needed, 2 * capacity, 64)
+
+        def grown(a: np.ndarray) -> np.ndarray:
+            out = np.zeros((capacity, *a.shape[1:]), dtype=a.dtype)
+            out[: a.shape[0]] = a
+            return out
+
+        self._slot_station = grown(self._slot_station)
+        self._slot_channel = grown(self._slot_channel)
+        self._ts, self._val, self._len = grown(self._ts), grown(self._val), grown(self._len)
+        self._verdict = grown(self._verdict)
+
+    # -- the assessment --------------------------------------------------------------
+    def assess(
+        self,
+        series: Groups,
+        station: np.ndarray,
+        sensor: np.ndarray,
+        channel: np.ndarray,
+        ts: np.ndarray,
+        value: np.ndarray,
+        settings: QualitySettings,
+    ) -> HistoryFlags:
+        """Flat-line, spike and A/B masks for one batch, then remember its windows.
+
+        Parameters
+        ----------
+        series : Groups
+            The batch grouped by (station, sensor, channel) (:func:`factorize`).
+        station, sensor, channel : array of str
+            Per reading.
+        ts : array of int
+            End of each reading's window [s since the UTC epoch].
+        value : array of float
+            The PM2.5 value judged [µg/m³]; NaN = missing.
+        settings : QualitySettings
+            Parameters; ``settings.history_depth`` must not exceed ``self.depth``.
+        """
+        if settings.history_depth > self.depth:
+            raise ValueError(f"settings need {settings.history_depth} windows of history, "
+                             f"this history keeps {self.depth}")
+        size = ts.size
+        if size == 0:
+            empty = np.zeros(0, dtype=bool)
+            return HistoryFlags(empty, empty, empty)
+        first = series.first
+        series_slot = self.slots(station[first], sensor[first], channel[first])
+        slot = series_slot[series.codes]
+
+        # Stored windows of every series of the batch's stations: the batch's own
+        # series for flat-line and spike, the other channel's for A/B.
+        stations = np.unique(self._slot_station[series_slot])
+        known = np.flatnonzero(np.isin(self._slot_station[: self._count], stations))
+        stored = np.arange(self.depth) >= self.depth - self._len[known][:, None]
+        r_slot = np.broadcast_to(known[:, None], stored.shape)[stored]
+        r_ts, r_val = self._ts[known][stored], self._val[known][stored]
+        r_verdict = self._verdict[known][stored]
+
+        all_slot = np.concatenate([r_slot, slot])
+        all_ts = np.concatenate([r_ts, ts.astype(np.int64)])
+        # Stored windows sort before batch copies of the same (series, ts); batch rows
+        # keep their order, so the first copy of a duplicate is the one judged.
+        arrival = np.concatenate([np.zeros(r_slot.size, np.int64), 1 + np.arange(size)])
+        order = _packed_order(arrival, all_ts, all_slot)
+
+        s_slot, s_ts = all_slot[order], all_ts[order]
+        repeat = np.zeros(order.size, dtype=bool)
+        repeat[1:] = (s_slot[1:] == s_slot[:-1]) & (s_ts[1:] == s_ts[:-1])
+        unique_of_sorted = np.cumsum(~repeat) - 1
+        kept = order[~repeat]  # index into the concatenation of each unique window
+        u_slot, u_ts = s_slot[~repeat], s_ts[~repeat]
+        u_val = np.concatenate([r_val, value.astype(np.float64)])[kept]
+        was_stored = kept < r_slot.size
+        u_verdict = np.zeros(kept.size, dtype=np.int8)
+        u_verdict[was_stored] = r_verdict[kept[was_stored]]
+
+        batch_pos = np.empty(size, dtype=np.intp)  # sorted position of each batch row
+        from_batch = order >= r_slot.size
+        batch_pos[order[from_batch] - r_slot.size] = np.flatnonzero(from_batch)
+        judged = unique_of_sorted[batch_pos]  # unique window each batch row is judged as
+
+        # New windows are judged now; stored ones (and their redeliveries) keep the
+        # verdict they got when they were new, whatever of their past has been evicted.
+        flat = flat_line(u_val, u_slot, settings.flat_line_windows)
+        spike = hampel(u_val, u_slot, window=settings.hampel_window, k=settings.hampel_k,
+                       min_deviation=settings.hampel_min_deviation,
+                       min_periods=settings.hampel_min_periods, where=~was_stored)
+        flat = np.where(was_stored, (u_verdict & _FLAT) != 0, flat)
+        spike = np.where(was_stored, (u_verdict & _SPIKE) != 0, spike)
+        ab = self._ab_pairs(u_slot, u_ts, u_val, settings) | ((u_verdict & _AB) != 0)
+
+        verdict = (flat * _FLAT) | (spike * _SPIKE) | (ab * _AB)
+        self._remember(u_slot, u_ts, u_val, verdict.astype(np.int8))
+        return HistoryFlags(flat[judged], spike[judged], ab[judged])
+
+    def _ab_pairs(self, slot: np.ndarray, ts: np.ndarray, value: np.ndarray,
+                  settings: QualitySettings) -> np.ndarray:
+        """Windows whose station has both channels a and b at the same ts, disagreeing."""
+        out = np.zeros(slot.size, dtype=bool)
+        channel = self._slot_channel[slot]
+        ab = np.flatnonzero(channel >= 0)
+        if ab.size < 2 or channel[ab].min() == channel[ab].max():
+            return out
+        station = self._slot_station[slot[ab]]
+        keys = (channel[ab].astype(np.int64), ts[ab], station)
+        packed = _packed(*keys)
+        if packed is not None:
+            # channel is the lowest bit: an a/b pair is two neighbours one apart.
+            order = np.argsort(packed)
+            key = packed[order]
+            pair = ((key[1:] - key[:-1]) == 1) & ((key[:-1] & 1) == 0)
+        else:
+            order = np.lexsort(keys)
+            st, t, ch = station[order], keys[1][order], keys[0][order]
+            pair = (st[:-1] == st[1:]) & (t[:-1] == t[1:]) & (ch[:-1] == 0) & (ch[1:] == 1)
+        a_idx, b_idx = ab[order[:-1][pair]], ab[order[1:][pair]]
+        bad = ab_disagreement(value[a_idx], value[b_idx], settings.ab_abs_limit,
+                              settings.ab_rel_limit)
+        out[a_idx[bad]] = True
+        out[b_idx[bad]] = True
+        return out
+
+    def _remember(self, slot: np.ndarray, ts: np.ndarray, value: np.ndarray,
+                  verdict: np.ndarray) -> None:
+        """Keep the newest ``depth`` windows of each series in ``slot`` (sorted by slot, ts)."""
+        if slot.size == 0:
+            return
+        index = np.arange(slot.size)
+        first = np.ones(slot.size, dtype=bool)
+        first[1:] = slot[1:] != slot[:-1]
+        starts = np.flatnonzero(first)
+        ends = np.append(starts[1:], slot.size)
+        segment = np.cumsum(first) - 1
+        from_end = ends[segment] - index - 1
+        keep = from_end < self.depth
+        column = self.depth - 1 - from_end[keep]
+        self._ts[slot[keep], column] = ts[keep]
+        self._val[slot[keep], column] = value[keep]
+        self._verdict[slot[keep], column] = verdict[keep]
+        self._len[slot[starts]] = np.minimum(ends - starts, self.depth)

@@ -1,0 +1,436 @@
+"""Quality-flag kernels and the per-series history, with hand-computed cases."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from ingest.quality import (
+    FRAME_PERIOD_S,
+    RANGE_MAX_UG_M3,
+    Flag,
+    QualitySettings,
+    SeriesHistory,
+    ab_disagreement,
+    clock_unsynced,
+    factorize,
+    flags,
+    flat_line,
+    future_timestamp,
+    hampel,
+    high_humidity,
+    low_coverage,
+    out_of_range,
+)
+
+NAN = np.nan
+
+
+def obj(*values: str) -> np.ndarray:
+    return np.array(values, dtype=object)
+
+
+# -- the bits ---------------------------------------------------------------------------
+
+
+def test_flag_values_are_the_documented_bits():
+    # Stored in InfluxDB: renumbering a bit would silently change old data's meaning.
+    assert {f.name: f.value for f in Flag} == {
+        "OUT_OF_RANGE": 1, "FLAT_LINE": 2, "SPIKE": 4, "HIGH_HUMIDITY": 8,
+        "CLOCK_UNSYNCED": 16, "FUTURE_TIMESTAMP": 32, "AB_DISAGREEMENT": 64,
+        "LOW_COVERAGE": 128, "UNCORRECTED": 256,
+    }
+
+
+@pytest.mark.parametrize("bit", list(Flag), ids=lambda f: f.name.lower())
+def test_flags_sets_each_bit_alone_and_only_where_its_mask_is_true(bit):
+    qc = flags(**{bit.name.lower(): np.array([True, False])})
+    assert qc.dtype == np.int64
+    assert qc.tolist() == [bit.value, 0]
+
+
+def test_flags_combines_masks_per_reading():
+    qc = flags(out_of_range=np.array([True, False, True]),
+               spike=np.array([True, False, False]),
+               uncorrected=np.array([False, False, True]))
+    assert qc.tolist() == [1 | 4, 0, 1 | 256]
+
+
+def test_flags_keeps_the_shape_of_its_masks():
+    assert flags(spike=np.zeros((2, 3), dtype=bool)).shape == (2, 3)
+
+
+def test_flags_refuses_unknown_names_and_mismatched_shapes():
+    with pytest.raises(TypeError, match="unknown flag"):
+        flags(sparkle=np.array([True]))
+    with pytest.raises(ValueError, match="shape"):
+        flags(spike=np.array([True]), flat_line=np.array([True, False]))
+    with pytest.raises(TypeError):
+        flags()
+
+
+# -- out of range ---------------------------------------------------------------------------
+
+
+def test_out_of_range_flags_negative_and_above_the_maximum_but_not_the_edges_or_nan():
+    values = np.array([-0.1, 0.0, 500.0, 1000.0, 1000.1, NAN])
+    assert out_of_range(values, 1000.0).tolist() == [True, False, False, False, True, False]
+
+
+def test_out_of_range_takes_a_per_reading_upper_limit():
+    values = np.array([999.95, 999.95])
+    upper = np.array([RANGE_MAX_UG_M3["sds011"], RANGE_MAX_UG_M3["pms5003"]])
+    assert out_of_range(values, upper).tolist() == [True, False]
+
+
+def test_sensor_tables_cover_every_contract_sensor():
+    from firmware_bridge.contract import SENSORS
+
+    assert set(RANGE_MAX_UG_M3) == set(SENSORS) == set(FRAME_PERIOD_S)
+
+
+# -- flat line --------------------------------------------------------------------------------
+
+
+def test_flat_line_flags_the_windows_that_complete_a_run_of_n():
+    values = np.array([1.0, 2.0, 2.0, 2.0, 2.0, 3.0])
+    series = np.zeros(6, dtype=int)
+    assert flat_line(values, series, 3).tolist() == [False, False, False, True, True, False]
+
+
+def test_flat_line_runs_do_not_cross_series_and_nan_breaks_them():
+    values = np.array([5.0, 5.0, 5.0, 5.0, NAN, 5.0, 5.0])
+    series = np.array([0, 0, 1, 1, 1, 1, 1])
+    # series 0: [5, 5]; series 1: [5, 5, NaN, 5, 5] -> no run of 3 anywhere
+    assert not flat_line(values, series, 3).any()
+    assert flat_line(values, series, 2).tolist() == [False, True, False, True, False, False, True]
+
+
+def test_flat_line_needs_at_least_two_windows():
+    with pytest.raises(ValueError):
+        flat_line(np.array([1.0]), np.array([0]), 1)
+
+
+def test_flat_line_of_nothing_is_nothing():
+    assert flat_line(np.zeros(0), np.zeros(0, dtype=int), 3).shape == (0,)
+
+
+# -- spike (Hampel) ----------------------------------------------------------------------------
+
+# Seven windows before the one judged. By hand: sorted 10 10 11 11 12 12 13 -> median 11;
+# |x - 11| = 1 1 0 2 1 0 1 -> sorted 0 0 1 1 1 1 2 -> MAD 1;
+# threshold 3 * 1.4826 * 1 = 4.4478 µg/m³.
+PAST = [10.0, 12.0, 11.0, 13.0, 12.0, 11.0, 10.0]
+
+
+@pytest.mark.parametrize("x, spike", [(15.5, True), (15.4, False), (6.5, True), (6.6, False),
+                                      (11.0, False)])
+def test_hampel_against_a_hand_computed_median_and_mad(x, spike):
+    values = np.array([*PAST, x])
+    out = hampel(values, np.zeros(8, dtype=int), window=7, k=3.0)
+    assert out.tolist() == [False] * 7 + [spike]
+
+
+def test_hampel_min_deviation_guards_a_plateau_where_mad_is_zero():
+    values = np.array([4.0] * 7 + [4.5])
+    series = np.zeros(8, dtype=int)
+    assert hampel(values, series, window=7, k=3.0)[-1]  # MAD 0: any change is "infinite"
+    assert not hampel(values, series, window=7, k=3.0, min_deviation=1.0)[-1]
+    assert hampel(np.array([4.0] * 7 + [5.5]), series, window=7, min_deviation=1.0)[-1]
+
+
+def test_hampel_uses_only_the_same_series_and_waits_for_min_periods():
+    values = np.array([*PAST, 100.0, 100.0, 100.0])
+    series = np.array([0] * 7 + [1, 1, 1])
+    # series 1 has no past of its own: the big values of series 0 must not count
+    assert not hampel(values, series, window=7).any()
+    # with 2 of its own windows (100, 100), a third 100 is not a spike either
+    out = hampel(np.array([1.0, 1.2, 9.0]), np.zeros(3, dtype=int), window=7, min_periods=2)
+    # by hand: past (1.0, 1.2) -> median 1.1, MAD 0.1, threshold 0.44478; |9 - 1.1| > it
+    assert out.tolist() == [False, False, True]
+
+
+def test_hampel_skips_missing_values_in_the_window():
+    values = np.array([*PAST[:3], NAN, *PAST[4:], 15.5])
+    # past without the NaN: 10 12 11 12 11 10 -> median 11; devs 1 1 0 1 0 1 -> MAD 1
+    assert not hampel(values, np.zeros(8, dtype=int), window=7)[-1]  # 6 < min_periods 7
+    assert hampel(values, np.zeros(8, dtype=int), window=7, min_periods=6)[-1]
+    # a missing value itself is never a spike
+    assert not hampel(np.array([*PAST, NAN]), np.zeros(8, dtype=int))[-1]
+
+
+def test_hampel_judges_only_where_asked_and_keeps_the_shape():
+    values = np.array([*PAST, 50.0])
+    where = np.zeros(8, dtype=bool)
+    assert not hampel(values, np.zeros(8, dtype=int), where=where).any()
+    where[-1] = True
+    out = hampel(values, np.zeros(8, dtype=int), where=where)
+    assert out.shape == values.shape and out[-1]
+
+
+def test_hampel_works_in_blocks_the_same_as_at_once():
+    rng = np.random.default_rng(7)
+    values = rng.gamma(2.0, 5.0, 200_000)
+    values[rng.integers(0, values.size, 500)] = np.nan
+    values[rng.integers(0, values.size, 500)] *= 20
+    series = np.repeat(np.arange(400), 500)
+    out = hampel(values, series, window=7, min_periods=4)
+    # recomputed directly for rows on both sides of block edges (blocks of 65 536)
+    for i in (10, 65_535, 65_536, 65_537, 131_072, 199_999):
+        start = series.searchsorted(series[i])
+        past = values[max(start, i - 7) : i]
+        past = past[~np.isnan(past)]
+        if past.size < 4 or np.isnan(values[i]):
+            assert not out[i]
+            continue
+        med = np.median(past)
+        mad = np.median(np.abs(past - med))
+        assert out[i] == (abs(values[i] - med) > 3 * 1.4826 * mad)
+
+
+# -- humidity, clock, timestamp ---------------------------------------------------------------
+
+
+def test_high_humidity_is_strictly_above_the_threshold():
+    assert high_humidity(np.array([84.9, 85.0, 85.1, NAN])).tolist() == [False, False, True, False]
+    assert high_humidity(np.array([70.5]), threshold=70.0).tolist() == [True]
+
+
+def test_clock_unsynced_is_synced_false():
+    assert clock_unsynced(np.array([True, False])).tolist() == [False, True]
+
+
+def test_future_timestamp_allows_five_minutes_of_skew():
+    now = 1_800_000_000.0
+    ts = np.array([now - 60, now + 300, now + 301], dtype=np.int64)
+    assert future_timestamp(ts, now).tolist() == [False, False, True]
+
+
+# -- A/B --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "a, b, flagged",
+    [
+        (2.0, 8.0, True),  # |6| > 5 and 2·6/10 = 1.2 > 0.7
+        (10.0, 16.0, False),  # |6| > 5 but 2·6/26 = 0.46
+        (1.0, 5.9, False),  # 2·4.9/6.9 = 1.42 but |4.9| <= 5
+        (100.0, 40.0, True),  # |60| > 5 and 2·60/140 = 0.857 > 0.7
+        (0.0, 0.0, False),
+        (NAN, 50.0, False),
+    ],
+)
+def test_ab_disagreement_needs_both_the_absolute_and_the_relative_difference(a, b, flagged):
+    assert ab_disagreement(np.array([a]), np.array([b])).tolist() == [flagged]
+
+
+def test_ab_disagreement_of_opposite_signs_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ab_disagreement(np.array([-3.0]), np.array([3.0])).tolist() == [True]
+
+
+# -- coverage ----------------------------------------------------------------------------------
+
+
+def test_low_coverage_for_a_plantower_minute():
+    # 60 s / 2.3 s = 26.09 frames expected; 75 % of that is 19.57
+    period = np.full(3, FRAME_PERIOD_S["pms5003"])
+    n = np.array([19, 20, 60])
+    assert low_coverage(n, np.full(3, 60), period).tolist() == [True, False, False]
+
+
+def test_low_coverage_for_a_one_hertz_sensor_and_an_unknown_one():
+    n = np.array([44, 45, 0])
+    period = np.array([1.0, 1.0, NAN])
+    assert low_coverage(n, np.full(3, 60), period).tolist() == [True, False, False]
+
+
+# -- grouping --------------------------------------------------------------------------------
+
+
+def test_factorize_groups_rows_by_every_column_exactly():
+    station = obj("s1", "s2", "s1", "s1", "s2")
+    channel = obj("a", "a", "b", "a", "a")
+    groups = factorize(station, channel)
+    assert len(groups) == 3
+    c = groups.codes.tolist()
+    assert c[0] == c[3] and c[1] == c[4] and len({c[0], c[1], c[2]}) == 3
+    assert sorted(groups.first.tolist()) == [0, 1, 2]
+    assert (groups.codes[groups.first] == np.arange(3)).all()
+
+
+def test_factorize_of_nothing():
+    groups = factorize(obj())
+    assert groups.codes.shape == (0,) and len(groups) == 0
+
+
+def test_factorize_with_many_distinct_keys_sorts_instead_of_a_dense_table():
+    station = np.array([f"s{i}" for i in range(300)], dtype=object)
+    sensor = np.array([f"m{i}" for i in range(300)], dtype=object)
+    groups = factorize(station, sensor)  # 300 × 300 = 90 000 codes: too many for a table
+    assert len(groups) == 300
+    assert (station[groups.first][groups.codes] == station).all()
+
+
+def test_factorize_agrees_with_python_grouping_even_when_codes_would_overflow():
+    rng = np.random.default_rng(3)
+    n = 70_000  # four columns of 70 000 distinct values: 70 000⁴ > 2⁶³
+    columns = [np.array([f"{c}{v}" for v in rng.permutation(n)], dtype=object) for c in "wxyz"]
+    columns[0][::7] = "w-same"  # and some repeated keys
+    columns[1][::7] = "x-same"
+    columns[2][::7] = "y-same"
+    columns[3][::7] = "z-same"
+    groups = factorize(*columns)
+    keys = list(zip(*(c.tolist() for c in columns), strict=True))
+    assert len(groups) == len(set(keys))
+    for g, i in enumerate(groups.first.tolist()):
+        assert groups.codes[i] == g
+    same = groups.codes[::7]
+    assert (same == same[0]).all() and (groups.codes[1::7] != same[0]).all()
+
+
+# -- history across batches --------------------------------------------------------------------
+
+SETTINGS = QualitySettings(flat_line_windows=3, hampel_window=3, hampel_min_periods=3,
+                           hampel_min_deviation=0.0)
+
+
+def assess(history, rows, settings=SETTINGS):
+    """rows: (station, sensor, channel, ts, value)."""
+    station, sensor, channel = (obj(*(r[i] for r in rows)) for i in range(3))
+    ts = np.array([r[3] for r in rows], dtype=np.int64)
+    value = np.array([r[4] for r in rows], dtype=np.float64)
+    groups = factorize(station, sensor, channel)
+    return history.assess(groups, station, sensor, channel, ts, value, settings)
+
+
+def test_flat_line_across_two_batches():
+    history = SeriesHistory(SETTINGS.history_depth)
+    first = assess(history, [("s1", "pms5003", "a", 60, 7.0), ("s1", "pms5003", "a", 120, 7.0)])
+    assert first.flat_line.tolist() == [False, False]
+    second = assess(history, [("s1", "pms5003", "a", 180, 7.0), ("s1", "pms5003", "a", 240, 8.0)])
+    assert second.flat_line.tolist() == [True, False]
+
+
+def test_flat_line_history_is_kept_per_series():
+    history = SeriesHistory(SETTINGS.history_depth)
+    assess(history, [("s1", "pms5003", "a", 60, 7.0), ("s1", "pms5003", "a", 120, 7.0),
+                     ("s2", "pms5003", "a", 60, 7.0)])
+    out = assess(history, [("s2", "pms5003", "a", 180, 7.0), ("s1", "pms5003", "b", 180, 7.0),
+                           ("s1", "pms5003", "a", 180, 7.0)])
+    assert out.flat_line.tolist() == [False, False, True]
+    assert len(history) == 3
+
+
+def test_spike_uses_the_previous_batch_as_its_window():
+    history = SeriesHistory(SETTINGS.history_depth)
+    assess(history, [("s1", "sds011", "a", t, v) for t, v in ((60, 10.0), (120, 12.0), (180, 11.0))])
+    # past 10 12 11 -> median 11, MAD 1, threshold 4.4478
+    out = assess(history, [("s1", "sds011", "a", 240, 15.5)])
+    assert out.spike.tolist() == [True]
+    out = assess(SeriesHistory(3), [("s1", "sds011", "a", 240, 15.5)])  # no history: no verdict
+    assert out.spike.tolist() == [False]
+
+
+def test_ab_pairs_within_a_batch_flag_both_channels():
+    history = SeriesHistory(SETTINGS.history_depth)
+    out = assess(history, [("s1", "pms5003", "a", 60, 2.0), ("s1", "pms5003", "b", 60, 8.0),
+                           ("s1", "pms5003", "a", 120, 10.0), ("s1", "pms5003", "b", 120, 16.0),
+                           ("s2", "pms5003", "b", 60, 50.0)])
+    assert out.ab_disagreement.tolist() == [True, True, False, False, False]
+
+
+def test_ab_pairs_with_the_partner_from_an_earlier_batch():
+    history = SeriesHistory(SETTINGS.history_depth)
+    assess(history, [("s1", "pms5003", "a", 60, 2.0)])
+    out = assess(history, [("s1", "pms5003", "b", 60, 8.0), ("s1", "pms5003", "b", 120, 8.0)])
+    assert out.ab_disagreement.tolist() == [True, False]
+
+
+def test_ab_pairs_channels_of_the_same_station_only_at_the_same_ts():
+    history = SeriesHistory(SETTINGS.history_depth)
+    out = assess(history, [("s1", "pms5003", "a", 60, 2.0), ("s2", "pms5003", "b", 60, 8.0),
+                           ("s1", "pms5003", "b", 120, 8.0)])
+    assert not out.ab_disagreement.any()
+
+
+def test_a_redelivered_reading_is_judged_like_its_first_copy():
+    history = SeriesHistory(SETTINGS.history_depth)
+    rows = [("s1", "sds011", "a", t, v) for t, v in ((60, 10.0), (120, 12.0), (180, 11.0),
+                                                     (240, 15.5))]
+    first = assess(history, rows)
+    assert first.spike.tolist() == [False, False, False, True]
+    again = assess(history, rows[-1:])  # QoS 1 redelivery of the last one
+    assert again.spike.tolist() == [True]
+    twice = assess(history, [rows[-1], rows[-1]])  # and twice in one batch
+    assert twice.spike.tolist() == [True, True]
+
+
+def test_a_late_reading_is_judged_against_the_windows_before_it():
+    history = SeriesHistory(SETTINGS.history_depth)
+    settings = QualitySettings(flat_line_windows=3, hampel_window=3, hampel_min_periods=2,
+                               hampel_min_deviation=0.0)
+    assess(history, [("s1", "sds011", "a", t, v) for t, v in ((60, 10.0), (120, 12.0),
+                                                             (180, 11.0), (300, 30.0))], settings)
+    # Stored now: 120 → 12, 180 → 11, 300 → 30. 240 arrives late: its past is 12 and 11
+    # (median 11.5, MAD 0.5, threshold 2.2239), not … 11, 30 (median 12, MAD 1, 4.4478).
+    out = assess(history, [("s1", "sds011", "a", 240, 15.5)], settings)
+    assert out.spike.tolist() == [True]
+
+
+def test_a_redelivery_keeps_its_verdict_after_its_past_is_evicted():
+    history = SeriesHistory(SETTINGS.history_depth)
+    rows = [("s1", "sds011", "a", t, v) for t, v in ((60, 10.0), (120, 12.0), (180, 11.0))]
+    assess(history, rows)
+    assert assess(history, [("s1", "sds011", "a", 240, 15.5)]).spike.tolist() == [True]
+    assess(history, [("s1", "sds011", "a", 300, 11.0), ("s1", "sds011", "a", 360, 11.0)])
+    # 240's past (60-180) is gone from the 3 stored windows; its verdict is not
+    assert assess(history, [("s1", "sds011", "a", 240, 15.5)]).spike.tolist() == [True]
+
+
+def test_history_depth_is_what_the_flags_look_back_at():
+    assert SETTINGS.history_depth == 3
+    assert QualitySettings().history_depth == 9  # flat line 10 -> 9 before; Hampel 7
+
+
+def test_history_keeps_only_depth_windows_per_series():
+    history = SeriesHistory(3)
+    assess(history, [("s1", "sds011", "a", 60 * i, float(i)) for i in range(1, 11)])
+    assert history._len[0] == 3
+    assert history._ts[0].tolist() == [480, 540, 600]
+
+
+def test_history_refuses_settings_that_need_more_depth():
+    with pytest.raises(ValueError, match="history"):
+        assess(SeriesHistory(2), [("s1", "sds011", "a", 60, 1.0)])
+
+
+def test_history_of_an_empty_batch():
+    out = assess(SeriesHistory(SETTINGS.history_depth), [])
+    assert out.flat_line.shape == out.spike.shape == out.ab_disagreement.shape == (0,)
+
+
+def test_history_handles_many_series_and_growth():
+    history = SeriesHistory(SETTINGS.history_depth)
+    rows = [(f"s{i}", "pms5003", "ab"[i % 2], 60, float(i)) for i in range(500)]
+    out = assess(history, rows)
+    assert out.flat_line.shape == (500,)
+    assert len(history) == 500
+
+
+def test_kernels_never_warn_on_missing_values():
+    values = np.array([NAN, 1.0, NAN, NAN, 2.0, NAN, NAN, NAN, NAN])
+    series = np.zeros(values.size, dtype=int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out_of_range(values, 1000.0)
+        flat_line(values, series, 2)
+        hampel(values, series, window=3, min_periods=1)
+        high_humidity(values)
+        ab_disagreement(values, values[::-1])
+        low_coverage(values, values, values)
+        assess(SeriesHistory(3), [("s1", "pms5003", "ab"[i % 2], 60 * (i // 2), v)
+                                  for i, v in enumerate(values)])
