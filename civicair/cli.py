@@ -25,7 +25,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     values = json.loads(args.values) if args.values else None
     sim = PtySimulator(args.sensor, rate_hz=args.rate, values=values, seed=args.seed,
-                       link=args.link, garbage=args.garbage)
+                       link=args.link, garbage=args.garbage, drop=args.drop, stall=args.stall,
+                       stall_seconds=args.stall_seconds)
     where = f"{sim.path} (linked from {args.link})" if args.link else sim.path
     print(f"simulated {args.sensor} on {where} at {args.rate:g} Hz", flush=True)
     print(sim.path, flush=True)
@@ -57,7 +58,14 @@ def cmd_bridge(args: argparse.Namespace) -> int:
         cfg = config.load(args.config, cli=cli)
     except ConfigError as exc:
         print(f"civicair bridge: {exc}", file=sys.stderr)
+        if args.action == "doctor":
+            print("[FAIL] config: see above\n0 passed, 1 failed")
         return 2
+    if args.action == "doctor":
+        from firmware_bridge import doctor
+
+        logging.getLogger().setLevel(logging.WARNING)
+        return doctor.run(cfg, sys.stdout)
     app.run(cfg)
     return 0
 
@@ -94,6 +102,207 @@ def cmd_stack(args: argparse.Namespace) -> int:
     ).run(duration=args.duration)
 
 
+# -- dashboards ---------------------------------------------------------------------------
+def cmd_dashboards_build(args: argparse.Namespace) -> int:
+    from dashboards.build import build
+
+    result = build(check=args.check)
+    for path in result.written:
+        print(f"wrote {path}")
+    for path in result.stale:
+        print(f"out of date: {path} (run: civicair dashboards build)", file=sys.stderr)
+    print(f"{len(result.written)} written, {len(result.unchanged)} unchanged, "
+          f"{len(result.stale)} out of date")
+    return 1 if result.stale else 0
+
+
+def cmd_dashboards_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from civicair.influx import Influx, InfluxSettings
+    from dashboards import JSON_DIR, PROVISIONING_DIR
+    from dashboards.check import check, parse_overrides
+
+    try:
+        overrides = parse_overrides(args.var or [])
+    except ValueError as exc:
+        print(f"civicair dashboards check: {exc}", file=sys.stderr)
+        return 2
+    influx = None
+    if not args.no_queries:
+        # Credentials only from the environment: a command line ends up in shell history.
+        influx = Influx(InfluxSettings(
+            url=args.influx_url, database=args.db,
+            token=os.environ.get("CIVICAIR_INFLUX_TOKEN") or None,
+            username=os.environ.get("CIVICAIR_INFLUX_USERNAME") or None,
+            password=os.environ.get("CIVICAIR_INFLUX_PASSWORD") or None,
+        ))
+        print(f"running every query against {args.influx_url} (database {args.db})")
+    try:
+        report = check(influx, Path(args.json_dir or JSON_DIR),
+                       Path(args.provisioning_dir or PROVISIONING_DIR), overrides=overrides)
+    finally:
+        if influx is not None:
+            influx.close()
+    print("\n".join(report.lines(verbose=args.verbose)))
+    return 0 if report.ok(require_rows=args.require_rows) else 1
+
+
+def cmd_dashboards_publish(args: argparse.Namespace) -> int:
+    from dashboards.publish import InfluxTarget, PublishError, connect, publish
+
+    try:
+        api = connect()
+        target = None if args.no_datasource else InfluxTarget.from_env()
+        actions = publish(api, target, update_secrets=args.update_secrets, dry_run=args.dry_run)
+    except PublishError as exc:
+        print(f"civicair dashboards publish: {exc}", file=sys.stderr)
+        return 2
+    for a in actions:
+        verb = f"would be {a.outcome}" if args.dry_run and a.outcome != "unchanged" else a.outcome
+        print(f"{a.kind:10} {a.name}: {verb}" + (f" ({a.detail})" if a.detail else ""))
+    return 0
+
+
+# -- station ----------------------------------------------------------------------------------
+def _passwd_file(args: argparse.Namespace) -> str:
+    path = args.passwd_file or os.environ.get("CIVICAIR_PASSWD_FILE")
+    if not path:
+        raise SystemExit("civicair station: give --passwd-file or set CIVICAIR_PASSWD_FILE "
+                         "(the broker's password_file)")
+    return path
+
+
+def _reload_hint() -> str:
+    return ("reload the broker so it re-reads its password file: "
+            "docker compose kill -s SIGHUP mosquitto (or: systemctl reload mosquitto)")
+
+
+def cmd_station_add(args: argparse.Namespace) -> int:
+    from civicair import stations
+
+    try:
+        new = stations.add_station(
+            args.station, _passwd_file(args), name=args.name, lat=args.lat, lon=args.lon,
+            registry=args.registry or os.environ.get("CIVICAIR_STATION_REGISTRY"),
+            acl_file=args.acl_file or os.environ.get("CIVICAIR_ACL_FILE"), replace=args.replace,
+        )
+    except stations.StationError as exc:
+        print(f"civicair station add: {exc}", file=sys.stderr)
+        return 2
+    tls = not args.no_tls
+    port = args.mqtt_port or (8883 if tls else 1883)
+    toml = stations.bridge_snippet(new, args.mqtt_host, port, tls=tls, sensor=args.sensor,
+                                   inline_password=args.inline_password)
+    # Only the snippet on stdout, so `... > bridge.toml` works; the rest on stderr.
+    print(f"station {new.record.id}: credentials {'replaced' if args.replace else 'created'}; "
+          "the password below is shown once and stored nowhere", file=sys.stderr)
+    if args.inline_password:
+        print(toml, end="")
+    else:
+        print(f"==> {stations.BRIDGE_TOML} <==\n{toml}\n"
+              f"==> {stations.BRIDGE_ENV} (chmod 600) <==\n{stations.bridge_env(new)}", end="")
+    print(_reload_hint(), file=sys.stderr)
+    return 0
+
+
+def cmd_station_list(args: argparse.Namespace) -> int:
+    from civicair import stations
+
+    try:
+        rows = stations.list_stations(_passwd_file(args), registry=args.registry
+                                      or os.environ.get("CIVICAIR_STATION_REGISTRY"))
+    except stations.StationError as exc:
+        print(f"civicair station list: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([{"id": r.record.id, "status": r.status, "name": r.record.name,
+                           "lat": r.record.lat, "lon": r.record.lon, "added": r.record.added,
+                           "revoked": r.record.revoked} for r in rows], indent=2))
+        return 0
+    print(f"{'station':24} {'status':14} {'added':21} name")
+    for r in rows:
+        print(f"{r.record.id:24} {r.status:14} {r.record.added or '-':21} {r.record.name or ''}")
+    return 0
+
+
+def cmd_station_revoke(args: argparse.Namespace) -> int:
+    from civicair import stations
+
+    found = stations.revoke_station(args.station, _passwd_file(args), registry=args.registry
+                                    or os.environ.get("CIVICAIR_STATION_REGISTRY"))
+    if not found:
+        print(f"civicair station revoke: no station {args.station!r}", file=sys.stderr)
+        return 1
+    print(f"station {args.station}: credentials removed; its data stay published", file=sys.stderr)
+    print(_reload_hint(), file=sys.stderr)
+    return 0
+
+
+def _add_dashboards_parser(sub) -> None:
+    d = sub.add_parser("dashboards", help="Grafana dashboards: build, check, publish")
+    dsub = d.add_subparsers(dest="dashboards_command", required=True, metavar="ACTION")
+    s = dsub.add_parser("build", help="write dashboards/json/*.json and dashboards/provisioning/")
+    s.add_argument("--check", action="store_true", help="write nothing; fail if a committed file is stale")
+    s.set_defaults(func=cmd_dashboards_build)
+    s = dsub.add_parser("check", help="validate the JSON and run every panel query against InfluxDB")
+    s.add_argument("--influx-url", default=os.environ.get("CIVICAIR_INFLUX_URL", "http://localhost:8086"))
+    s.add_argument("--db", default=os.environ.get("CIVICAIR_INFLUX_DB", "airquality"))
+    s.add_argument("--var", action="append", metavar="NAME=VALUE", help="a dashboard variable's value")
+    s.add_argument("--require-rows", action="store_true", help="a query that returns no rows fails")
+    s.add_argument("--no-queries", action="store_true", help="static checks only")
+    s.add_argument("-v", "--verbose", action="store_true", help="print every expanded query")
+    s.add_argument("--json-dir", help="dashboard JSON to check (default: the built dashboards/json)")
+    s.add_argument("--provisioning-dir", help="provisioning files that define the datasource uids "
+                                              "(default: dashboards/provisioning)")
+    s.set_defaults(func=cmd_dashboards_check)
+    s = dsub.add_parser("publish", help="create or update folder, datasource and dashboards on a Grafana "
+                                        "(GRAFANA_URL, GRAFANA_TOKEN)")
+    s.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
+    s.add_argument("--no-datasource", action="store_true", help="leave the datasource alone")
+    s.add_argument("--update-secrets", action="store_true",
+                   help="send the datasource credentials again (Grafana never returns them to compare)")
+    s.set_defaults(func=cmd_dashboards_publish)
+
+
+def _add_station_parser(sub) -> None:
+    st = sub.add_parser("station", help="station MQTT credentials: add, list, revoke")
+    ssub = st.add_subparsers(dest="station_command", required=True, metavar="ACTION")
+
+    def files(s):
+        s.add_argument("--passwd-file", help="the broker's password file (env CIVICAIR_PASSWD_FILE)")
+        s.add_argument("--registry", help="station registry JSON (default: stations.json beside "
+                                          "the password file; env CIVICAIR_STATION_REGISTRY)")
+
+    s = ssub.add_parser("add", help="create a station's credentials and print its bridge config")
+    s.add_argument("station", help="station id: lower-case letters, digits, '-'")
+    s.add_argument("--name", help="public name shown on the dashboards")
+    s.add_argument("--lat", type=float, help="latitude, degrees north")
+    s.add_argument("--lon", type=float, help="longitude, degrees east")
+    files(s)
+    s.add_argument("--acl-file", help="check that this broker ACL lets the station publish "
+                                      "(env CIVICAIR_ACL_FILE)")
+    s.add_argument("--replace", action="store_true", help="issue a new password for an existing station")
+    s.add_argument("--mqtt-host", default=os.environ.get("CIVICAIR_PUBLIC_MQTT_HOST", "mqtt.example.org"),
+                   help="the broker as stations reach it (env CIVICAIR_PUBLIC_MQTT_HOST)")
+    s.add_argument("--mqtt-port", type=int, help="default 8883, or 1883 with --no-tls")
+    s.add_argument("--no-tls", action="store_true", help="plain MQTT (only on a trusted network)")
+    s.add_argument("--sensor", default="pms5003", help="sensor model in the snippet")
+    s.add_argument("--inline-password", action="store_true",
+                   help="put the password in the TOML instead of a separate bridge.env")
+    s.set_defaults(func=cmd_station_add)
+
+    s = ssub.add_parser("list", help="every station, with its status")
+    files(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_station_list)
+
+    s = ssub.add_parser("revoke", help="remove a station's credentials (its data stay)")
+    s.add_argument("station")
+    files(s)
+    s.set_defaults(func=cmd_station_revoke)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="civicair", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -110,16 +319,26 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_stack)
 
     s = sub.add_parser("simulate", help="a simulated sensor on a pseudo-terminal")
-    s.add_argument("--sensor", default="pms5003")
-    s.add_argument("--rate", type=float, default=1.0, help="frames per second (default 1)")
+    # Every contract sensor, spelled out: building the parser imports nothing of the bridge.
+    s.add_argument("--sensor", default="pms5003", choices=(
+        "pms5003", "pms5003t", "pms7003", "pmsa003", "pms5003st", "sds011", "sps30"))
+    s.add_argument("--rate", type=float, default=1.0,
+                   help="readings per second: frames streamed, or SPS30 readings ready (default 1)")
     s.add_argument("--link", help="also make this path a symlink to the pty")
     s.add_argument("--seed", help="seed for reproducible values")
     s.add_argument("--values", help='fixed values as JSON, e.g. \'{"pm25_atm": 12}\'')
     s.add_argument("--garbage", type=float, default=0.0, help="chance of random bytes before a frame")
+    s.add_argument("--drop", type=float, default=0.0, help="chance of losing one byte of a frame")
+    s.add_argument("--stall", type=float, default=0.0,
+                   help="chance, per frame, of the output pausing for --stall-seconds")
+    s.add_argument("--stall-seconds", type=float, default=3.0, help="length of a stall (default 3)")
     s.add_argument("--duration", type=float, help="stop after S seconds")
     s.set_defaults(func=cmd_simulate)
 
-    s = sub.add_parser("bridge", help="read a serial sensor and publish readings to MQTT")
+    s = sub.add_parser("bridge", help="read a serial sensor and publish readings to MQTT",
+                       description="Run the bridge, or `civicair bridge doctor` to check the setup.")
+    s.add_argument("action", nargs="?", choices=("run", "doctor"), default="run",
+                   help="run (default), or doctor: check port, sensor, broker, clock and spool")
     s.add_argument("--config", help="TOML config file (environment variables override it)")
     s.add_argument("--station")
     s.add_argument("--port", help="serial port of channel a (overrides the config's sensors)")
@@ -142,6 +361,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(func=cmd_api)
+    _add_dashboards_parser(sub)
+    _add_station_parser(sub)
     return p
 
 

@@ -17,7 +17,7 @@ from firmware_bridge.config import BridgeConfig, SensorConfig
 from firmware_bridge.publisher import Publisher
 from firmware_bridge.sampler import Sampler
 from firmware_bridge.sensors import family
-from firmware_bridge.sensors.base import Measurement
+from firmware_bridge.sensors.base import CommandReply, Measurement
 from firmware_bridge.serial_reader import SerialPort
 from firmware_bridge.spool import Spool
 
@@ -117,6 +117,15 @@ class SensorLoop(threading.Thread):
             # The measured window has closed (tick ran first): sleep until the next one.
             self._sleep()
 
+    def _on_reply(self, reply: CommandReply) -> None:
+        """Settings the sensor keeps in flash are rewritten only when they differ."""
+        reconcile = getattr(self.proto, "reconcile", None)
+        command = reconcile(reply) if reconcile else None
+        if command:
+            log.info("sensor %s (%s): setting 0x%02x differs from what the bridge needs; writing it",
+                     self.sensor.channel, self.sensor.model, reply.command)
+            self.port.write(command)
+
     def _keep(self, m: Measurement) -> bool:
         if self._zero_guard:
             counts = [m.values[k] for k in _COUNT_FIELDS if k in m.values]
@@ -151,6 +160,8 @@ class SensorLoop(threading.Thread):
                 if isinstance(event, Measurement) and self.awake and self._keep(event):
                     self.frames += 1
                     readings += self.sampler.add(event.values, now, synced)
+                elif isinstance(event, CommandReply):
+                    self._on_reply(event)
             for reading in readings:
                 payload = json.dumps(reading, separators=(",", ":")).encode()
                 self.bridge.spool.put(topic, payload, state={self.seq_key: self.sampler.seq})

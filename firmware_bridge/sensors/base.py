@@ -28,6 +28,10 @@ class CommandReply:
     sensor: str
     command: int
     data: bytes = b""
+    #: The answer's own status where the protocol has one (the Sensirion SHDLC
+    #: state byte: execution error code in bits 0-6, device error flag in bit 7);
+    #: 0 otherwise.
+    state: int = 0
 
 
 Event = Measurement | CommandReply

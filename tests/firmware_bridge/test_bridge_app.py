@@ -124,3 +124,47 @@ def test_frames_with_all_zero_counts_right_after_wake_are_discarded(tmp_path, mo
         bridge.stop()
         col.close()
     assert not any(r["n"] and r.get("pm25_atm") == 0 for r in col.readings)
+
+
+@pytest.mark.parametrize("model", ["sds011", "sps30"])
+def test_bridge_reads_sds011_and_sps30_through_their_protocols(tmp_path, mosquitto, model):
+    sim = PtySimulator(model, rate_hz=2, values={"pm25_atm": 8.5, "pm10_atm": 12.0},
+                       link=tmp_path / "tty")
+    sim.start()
+    col = Collector(mosquitto, "duo")
+    bridge = bridge_for(tmp_path, mosquitto, [SensorConfig(str(tmp_path / "tty"), model, "a")])
+    bridge.start()
+    try:
+        wait_until(lambda: any(r["n"] for r in col.readings), message=f"{model} readings")
+    finally:
+        bridge.stop()
+        col.close()
+        sim.close()
+    r = next(r for r in col.readings if r["n"])
+    assert r["sensor"] == model and r["pm25_atm"] == pytest.approx(8.5, abs=0.05)
+    assert r["pm10_atm"] == pytest.approx(12.0, abs=0.05)
+
+
+def test_sds011_flash_settings_written_only_when_they_differ(tmp_path, mosquitto):
+    from firmware_bridge.sensors import sds011
+
+    sim = PtySimulator("sds011", rate_hz=2, values={"pm25_atm": 5.0, "pm10_atm": 7.0},
+                       link=tmp_path / "tty")
+    sim.behaviour.report_mode = sds011.MODE_QUERY  # left in query mode: it would stay silent
+    sim.start()
+    col = Collector(mosquitto, "duo")
+    try:
+        for run in range(2):  # a second start must not write flash again
+            bridge = bridge_for(tmp_path, mosquitto, [SensorConfig(str(tmp_path / "tty"), "sds011", "a")])
+            bridge.start()
+            try:
+                seen = len(col.readings)
+                wait_until(lambda seen=seen: any(r["n"] for r in col.readings[seen:]),
+                           message=f"SDS011 readings, run {run}")
+            finally:
+                bridge.stop()
+            assert sim.behaviour.report_mode == sds011.MODE_ACTIVE
+            assert sim.behaviour.flash_writes == 1
+    finally:
+        col.close()
+        sim.close()

@@ -1,0 +1,62 @@
+"""``civicair bridge doctor``: a clear pass/fail line per check, with the fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tty
+
+from civicair.services import free_port
+from firmware_bridge.simulator import PtySimulator
+
+
+def doctor(tmp_path, port: str, broker_port: int, model: str = "pms5003", clock: str = "trusted"):
+    cfg = tmp_path / "bridge.toml"
+    cfg.write_text(f"""
+station = "doc-1"
+clock = "{clock}"
+[mqtt]
+host = "127.0.0.1"
+port = {broker_port}
+[[sensor]]
+port = "{port}"
+model = "{model}"
+[spool]
+path = "{tmp_path / 'spool.sqlite3'}"
+""")
+    proc = subprocess.run([sys.executable, "-m", "civicair", "bridge", "doctor", "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=60)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_all_checks_pass_with_a_sensor_and_a_broker(tmp_path, mosquitto):
+    sim = PtySimulator("pms5003", rate_hz=5, values={"pm25_atm": 11, "n0_3": 400})
+    sim.start()
+    try:
+        code, out = doctor(tmp_path, sim.path, mosquitto.port)
+    finally:
+        sim.close()
+    assert code == 0, out
+    assert "[PASS] sensor a: pms5003 answers" in out and "PM2.5 11 µg/m³" in out
+    assert "[PASS] broker: 127.0.0.1" in out and "[PASS] spool:" in out and "[PASS] clock:" in out
+    assert "0 failed" in out
+
+
+def test_missing_port_and_unreachable_broker_fail_with_fixes(tmp_path):
+    code, out = doctor(tmp_path, "/dev/serial9", free_port())
+    assert code == 1
+    assert "[FAIL] serial a: /dev/serial9 does not exist" in out and "fix: enable the UART" in out
+    assert "[FAIL] broker: cannot reach" in out
+
+
+def test_silent_port_says_no_bytes(tmp_path, mosquitto):
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        code, out = doctor(tmp_path, os.ttyname(slave), mosquitto.port)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert code == 1
+    assert "[FAIL] sensor a: no bytes from" in out and "fix: check power" in out
