@@ -1,0 +1,150 @@
+"""Dashboards as code: the committed files are the build's output and pass the static checks."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from civicair.cli import main
+from dashboards import DATASOURCE_UID, JSON_DIR, PROVISIONING_DIR, aqi, qc
+from dashboards.boards import BOARDS
+from dashboards.build import build, outputs
+from dashboards.check import FAIL, check, iter_panels, provisioned_datasources, validate
+
+
+def test_committed_files_are_exactly_what_the_code_builds():
+    result = build(check=True)
+    assert result.stale == [], "run: civicair dashboards build"
+    assert len(result.unchanged) == len(BOARDS) + 3
+
+
+def test_build_command_reports_nothing_to_do_when_up_to_date(capsys):
+    assert main(["dashboards", "build", "--check"]) == 0
+    assert "0 out of date" in capsys.readouterr().out
+
+
+def test_build_writes_every_file_into_an_empty_tree(tmp_path):
+    result = build(tmp_path / "json", tmp_path / "prov")
+    assert len(result.written) == len(outputs())
+    assert build(tmp_path / "json", tmp_path / "prov", check=True).stale == []
+
+
+def test_committed_dashboards_pass_the_static_checks():
+    report = check(None)
+    assert [f for f in report.findings if f.status == FAIL] == []
+
+
+def test_both_datasource_variants_carry_the_uid_the_dashboards_use():
+    for name in ("influxdb-v1.yaml", "influxdb-v2-token.yaml"):
+        doc = yaml.safe_load((PROVISIONING_DIR / "datasources" / name).read_text())
+        [ds] = doc["datasources"]
+        assert ds["uid"] == DATASOURCE_UID
+        assert ds["jsonData"]["version"] == "InfluxQL" and ds["jsonData"]["dbName"] == "airquality"
+        # No secret is written: only references to Grafana's environment.
+        for value in ds.get("secureJsonData", {}).values():
+            assert "${" in value
+    token = yaml.safe_load((PROVISIONING_DIR / "datasources" / "influxdb-v2-token.yaml").read_text())
+    assert token["datasources"][0]["jsonData"]["httpHeaderName1"] == "Authorization"
+    assert token["datasources"][0]["secureJsonData"]["httpHeaderValue1"].startswith("Token ")
+
+
+def test_every_query_is_raw_influxql():
+    for name, build_board in BOARDS.items():
+        for panel in iter_panels(build_board()):
+            for t in panel.get("targets", []):
+                assert t["rawQuery"] is True and t["query"].lstrip().upper().startswith(("SELECT", "SHOW"))
+                assert "from(bucket" not in t["query"], f"{name}: Flux is not used"
+
+
+def _bad_tree(tmp_path: Path, mutate) -> tuple[Path, Path]:
+    json_dir, prov = tmp_path / "json", tmp_path / "prov"
+    shutil.copytree(JSON_DIR, json_dir)
+    shutil.copytree(PROVISIONING_DIR, prov)
+    board = json.loads((json_dir / "station.json").read_text())
+    mutate(board)
+    (json_dir / "station.json").write_text(json.dumps(board))
+    return json_dir, prov
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda b: b.update(uid="civicair-overview"), "also used by"),
+    (lambda b: b.pop("schemaVersion"), "schemaVersion"),
+    (lambda b: b["panels"][4].update(datasource={"type": "influxdb", "uid": "elsewhere"}), "not provisioned"),
+    (lambda b: b["panels"][4]["targets"][0].update(datasource="InfluxDB"), "by name"),
+    (lambda b: b["templating"]["list"].clear(), "undefined $station"),
+    (lambda b: b["panels"][4].update(description=""), "no description"),
+    (lambda b: b["panels"][4]["targets"][1].update(refId="A"), "refId A used twice"),
+    (lambda b: b["panels"][5].update(id=1), "used twice"),
+    (lambda b: b["panels"][4]["targets"][0].update(rawQuery=False), "not a raw InfluxQL query"),
+], ids=["duplicate uid", "no schemaVersion", "unknown datasource", "datasource by name",
+        "undefined variable", "no description", "duplicate refId", "duplicate panel id", "builder query"])
+def test_static_checks_catch(tmp_path, mutate, expected):
+    json_dir, prov = _bad_tree(tmp_path, mutate)
+    failures = [f for f in check(None, json_dir, prov).findings if f.status == FAIL]
+    assert any(expected in f.detail for f in failures), failures
+
+
+def test_check_command_fails_on_a_broken_tree(tmp_path, capsys):
+    json_dir, prov = _bad_tree(tmp_path, lambda b: b.pop("schemaVersion"))
+    assert main(["dashboards", "check", "--no-queries", "--json-dir", str(json_dir),
+                 "--provisioning-dir", str(prov)]) == 1
+    assert "schemaVersion is not set" in capsys.readouterr().out
+
+
+def test_validate_needs_no_database_and_reads_the_provisioned_min_interval():
+    ds = provisioned_datasources()
+    assert ds[DATASOURCE_UID].min_interval_ms == 60_000
+    assert validate({n: b() for n, b in BOARDS.items()}, ds) == []
+
+
+def test_aqi_thresholds_are_the_2024_breakpoints_with_epa_colours():
+    steps = aqi.thresholds()["steps"]
+    assert [s["value"] for s in steps] == [None, 9.1, 35.5, 55.5, 125.5, 225.5]
+    assert [s["color"] for s in steps] == ["#00E400", "#FFFF00", "#FF7E00", "#FF0000", "#8F3F97", "#7E0023"]
+
+
+def _grafana_category(value: float) -> str:
+    """A Grafana range mapping: from <= value <= to (a missing bound is open)."""
+    for m in aqi.value_mappings():
+        o = m["options"]
+        if (o["from"] is None or value >= o["from"]) and (o["to"] is None or value <= o["to"]):
+            return o["result"]["text"]
+    raise AssertionError(value)
+
+
+@pytest.mark.parametrize("value, category", [
+    (0.0, "Good"), (9.0, "Good"), (9.05, "Good"), (9.1, "Moderate"), (35.4, "Moderate"),
+    (35.45, "Moderate"), (35.5, "Unhealthy for sensitive groups"), (55.5, "Unhealthy"),
+    (125.5, "Very unhealthy"), (225.4, "Very unhealthy"), (225.5, "Hazardous"), (900, "Hazardous"),
+])
+def test_aqi_categories_truncate_to_one_decimal_as_the_epa_does(value, category):
+    assert _grafana_category(value) == category
+
+
+def test_quality_flag_table_matches_the_ingest():
+    quality = pytest.importorskip("ingest.quality")
+    assert {f.name: f.bit for f in qc.FLAGS} == {f.name: int(f.value) for f in quality.Flag}
+
+
+def test_geomap_reads_the_fields_its_queries_return():
+    overview = BOARDS["overview"]()
+    geomap = next(p for p in overview["panels"] if p["type"] == "geomap")
+    layer = geomap["options"]["layers"][0]
+    queries = " ".join(t["query"] for t in geomap["targets"])
+    for field in (layer["location"]["latitude"], layer["location"]["longitude"],
+                  layer["config"]["style"]["color"]["field"], layer["config"]["style"]["text"]["field"]):
+        assert f'AS "{field}"' in queries
+    join = {"id": "joinByField", "options": {"byField": "station", "mode": "inner"}}
+    assert join in geomap["transformations"]
+
+
+def test_boards_do_not_share_state_between_builds():
+    a = BOARDS["overview"]()
+    b = copy.deepcopy(a)
+    a["panels"][0]["title"] = "changed"
+    assert BOARDS["overview"]() == b

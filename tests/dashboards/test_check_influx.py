@@ -1,0 +1,138 @@
+"""`civicair dashboards check` against a real InfluxDB with seeded data.
+
+Every panel query and variable query of the committed dashboards runs, with Grafana's
+macros expanded as Grafana expands them, and must return rows. A few panels are also
+checked for the numbers they show.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from civicair.cli import main
+from dashboards.boards import BOARDS
+from dashboards.check import FAIL, NO_ROWS, PASS, check, iter_panels
+from dashboards.macros import Context, TimeRange, calculate_interval, expand
+from tests.conftest import DATABASE
+from tests.dashboards.conftest import OFFLINE, ONLINE, STATIONS
+
+
+def _targets() -> int:
+    n = 0
+    for build in BOARDS.values():
+        board = build()
+        n += sum(1 for v in board["templating"]["list"] if v["type"] == "query")
+        n += sum(len(p.get("targets", [])) for p in iter_panels(board))
+    return n
+
+
+def test_every_panel_and_variable_query_returns_rows(seeded):
+    report = check(seeded)
+    not_passing = [f for f in report.findings if f.status != PASS]
+    assert not_passing == [], "\n".join(report.lines())
+    assert report.count(PASS) == _targets()
+
+
+def test_check_command_passes_with_required_rows(seeded, influxdb, capsys):
+    code = main(["dashboards", "check", "--influx-url", influxdb.url, "--db", DATABASE, "--require-rows"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"{_targets()} passed, 0 without rows, 0 failed" in out
+
+
+def test_an_empty_database_gives_no_rows_not_failures(influx, influxdb, capsys):
+    report = check(influx)
+    assert report.count(FAIL) == 0
+    assert report.count(NO_ROWS) > 0
+    args = ["dashboards", "check", "--influx-url", influxdb.url, "--db", DATABASE]
+    assert main(args) == 0
+    assert main([*args, "--require-rows"]) == 1
+
+
+def test_a_query_influxdb_refuses_fails_the_check(seeded, influxdb, tmp_path, capsys):
+    import json
+    import shutil
+
+    from dashboards import JSON_DIR, PROVISIONING_DIR
+
+    shutil.copytree(JSON_DIR, tmp_path / "json")
+    path = tmp_path / "json" / "network-health.json"
+    board = json.loads(path.read_text())
+    board["panels"][0]["targets"][0]["query"] = 'SELECT mean("pm25") FROM "pm" WHERE $timeFilter GROUP BY'
+    path.write_text(json.dumps(board))
+    code = main(["dashboards", "check", "--influx-url", influxdb.url, "--db", DATABASE,
+                 "--json-dir", str(tmp_path / "json"), "--provisioning-dir", str(PROVISIONING_DIR)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL     network-health › Stations online [A]" in out
+    assert "query: SELECT" in out and "time >= " in out  # the expanded query is shown
+
+
+def test_station_variable_lists_every_station_and_can_be_overridden(seeded):
+    report = check(seeded, overrides={"station": "depot-4"})
+    [var] = [f for f in report.findings if f.where == "variable $station"]
+    assert var.detail == f"{len(STATIONS)} rows"
+    now_panel = next(f for f in report.findings if f.where.startswith("PM2.5 now"))
+    assert "'depot-4'" in now_panel.query and now_panel.status == PASS
+
+
+def _run_panel(influx, board_name: str, title: str, ref: str = "A", **variables):
+    from dashboards.macros import Variable
+
+    board = BOARDS[board_name]()
+    panel = next(p for p in iter_panels(board) if p["title"] == title)
+    target = next(t for t in panel["targets"] if t["refId"] == ref)
+    now = int(time.time() * 1000)
+    rng = TimeRange.relative(board["time"]["from"], now_ms=now)
+    ctx = Context(rng, calculate_interval(rng, 1000, 60_000),
+                  {k: Variable(k, (v,)) for k, v in variables.items()})
+    return influx.query(expand(target["query"], ctx))
+
+
+def _single_value(results) -> float:
+    [series] = results[0]["series"]
+    [[_, value]] = series["values"]
+    return value
+
+
+def test_online_and_offline_counts(seeded):
+    assert _single_value(_run_panel(seeded, "network-health", "Stations online")) == len(ONLINE)
+    assert _single_value(_run_panel(seeded, "network-health", "Stations offline")) == len(OFFLINE)
+    assert _single_value(_run_panel(seeded, "network-health", "Stations ever seen")) == len(STATIONS)
+
+
+def test_city_wide_median_is_the_median_of_online_stations_latest_values(seeded):
+    latest = {}
+    for s in (r["tags"]["station"] for r in seeded.query(
+            'SELECT last("pm25") FROM "pm" WHERE time > now() - 15m GROUP BY "station"')[0]["series"]):
+        latest[s] = seeded.query(f'SELECT last("pm25") FROM "pm" WHERE "station" = \'{s}\'')[0]["series"][0][
+            "values"][0][1]
+    assert sorted(latest) == sorted(ONLINE)
+    got = _single_value(_run_panel(seeded, "overview", "City-wide PM2.5 now"))
+    assert abs(got - statistics.median(latest.values())) < 1e-9
+
+
+def test_station_table_status_query_leaves_offline_stations_out(seeded):
+    results = _run_panel(seeded, "overview", "Stations", "B")
+    assert sorted(s["tags"]["station"] for s in results[0]["series"]) == sorted(ONLINE)
+
+
+def test_flag_rate_is_the_share_of_readings_with_that_bit(seeded):
+    """Bit 1 << k is set on every (k + 3)-th reading: SPIKE (k = 2) on one in five."""
+    board = BOARDS["network-health"]()
+    panel = next(p for p in board["panels"] if p["title"].startswith("Share of readings flagged"))
+    spike = next(t for t in panel["targets"] if t["alias"] == "spike")
+    now = int(time.time() * 1000)
+    rng = TimeRange(now - 48 * 3_600_000 + 3_600_000, now - 3 * 3_600_000)  # whole days of every series
+    results = seeded.query(expand(spike["query"], Context(rng, 86_400_000, {})))
+    values = [v[1] for v in results[0]["series"][0]["values"] if v[1] is not None]
+    mean = sum(values) / len(values)
+    assert abs(mean - 20.0) < 1.0, values
+
+
+def test_coverage_of_a_station_reporting_every_minute_is_full(seeded):
+    results = _run_panel(seeded, "station", "Data coverage", station="park-2")
+    [series] = results[0]["series"]
+    # The dashboard's 7-day range holds the 2 seeded days: 2/7 of it is covered.
+    assert abs(series["values"][0][1] - 100 * 2 / 7) < 1.0
