@@ -1,16 +1,39 @@
-"""``create_app(settings)``: the whole API, built on the settings it is given."""
+"""``create_app(settings)``: the whole API, built on the settings it is given.
+
+Middleware, outermost first: CORS (any origin, GET only) -> rate limit (off unless
+``rate_limit_enabled``) -> response cache (10 s on /latest, /stations, /aqi) -> gzip ->
+ETag/Cache-Control/304 -> routes.
+"""
 
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from pydantic.json_schema import models_json_schema
 
+from api import errors
 from api.envelope import JSONResponse
-from api.routers import measurements, stations
+from api.middleware import ConditionalGetMiddleware, RateLimitMiddleware, ResponseCacheMiddleware
+from api.routers import aqi, health, latest, measurements, stations
+from api.schemas import FeatureCollection
 from api.settings import ApiSettings
 from civicair import __version__
-from civicair.influx import AsyncInflux, InfluxRejected, InfluxUnavailable
+from civicair.influx import AsyncInflux
+
+DESCRIPTION = """\
+Citizen PM2.5 measurements as open time series. Read-only; every endpoint is a GET.
+
+* Times are UTC unless `tz` is given; `from`/`to` take an ISO 8601 date or date-time.
+* Aggregates leave out readings with a quality flag unless `include_flagged=true`.
+* Raw readings are cursor-paged (`meta.paging.next_cursor`); CSV without `limit` streams the range.
+* Station positions are rounded to 3 decimals (about 100 m) unless the host opted in.
+* Data licence: see `meta.licence` (CC BY 4.0 by default) and the attribution in every response.
+
+Errors are `{"detail": …, "code": …}`; limits and codes are in docs/api.md.
+"""
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -27,21 +50,50 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="civicair open air-quality API",
         version=__version__,
-        description="Citizen PM2.5 measurements as open time series. Read-only.",
+        description=DESCRIPTION,
         default_response_class=JSONResponse,
         lifespan=lifespan,
+        license_info={"name": "Code: AGPL-3.0-or-later; data: " + settings.licence,
+                      "url": settings.licence_url},
     )
     app.state.settings = settings
+    errors.install(app)
+    for router in (stations.router, measurements.router, latest.router, aqi.router, health.router):
+        app.include_router(router)
 
-    @app.exception_handler(InfluxUnavailable)
-    async def _down(request: Request, exc: InfluxUnavailable):
-        return JSONResponse({"detail": "the time-series database is unavailable; try again shortly"},
-                            status_code=503, headers={"Retry-After": "10"})
-
-    @app.exception_handler(InfluxRejected)
-    async def _rejected(request: Request, exc: InfluxRejected):
-        return JSONResponse({"detail": f"query refused by the database: {exc.message}"}, status_code=400)
-
-    app.include_router(stations.router)
-    app.include_router(measurements.router)
+    app.add_middleware(ConditionalGetMiddleware, max_age_s=settings.cache_max_age_s)
+    if settings.gzip_level:
+        app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=settings.gzip_level)
+    if settings.response_cache_s > 0:
+        app.add_middleware(ResponseCacheMiddleware, ttl_s=settings.response_cache_s,
+                           paths=("/v1/latest", "/v1/stations", "/v1/aqi"))
+    if settings.rate_limit_enabled:
+        app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit_requests,
+                           window_s=settings.rate_limit_window_s,
+                           trust_forwarded=settings.rate_limit_trust_forwarded, exempt=("/v1/health",))
+    app.add_middleware(
+        CORSMiddleware, allow_origins=["*"], allow_methods=["GET"], allow_headers=["*"], max_age=86400,
+        expose_headers=["ETag", "Link", "Retry-After", "Content-Disposition", "X-Data-Licence",
+                        "X-Data-Attribution", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                        "X-RateLimit-Reset"],
+    )
+    app.openapi = _openapi_with_geojson(app)
     return app
+
+
+def _openapi_with_geojson(app: FastAPI):
+    """The generated schema plus FeatureCollection, which only ``geojson`` responses use."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            _, defs = models_json_schema([(FeatureCollection, "serialization")],
+                                         ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, definition in defs.get("$defs", {}).items():
+                components.setdefault(name, definition)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi

@@ -10,11 +10,13 @@ from api.settings import ApiSettings
 from civicair.influx import AsyncInflux
 
 
-def _influx(request: Request) -> AsyncInflux:
+# async on purpose: FastAPI runs plain ``def`` dependencies in a worker thread, a thread
+# hop per request for a dictionary lookup.
+async def _influx(request: Request) -> AsyncInflux:
     return request.app.state.influx
 
 
-def _settings(request: Request) -> ApiSettings:
+async def _settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 

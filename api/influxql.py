@@ -1,16 +1,23 @@
 """The only place InfluxQL text is built.
 
-Identifiers come from fixed lists or the station-id pattern; literals go through
-:func:`literal`. Query builders are pure functions, unit-tested on their text.
+Identifiers come from fixed lists (fields, aggregate functions, intervals, time
+zones) or the station-id pattern; literals go through :func:`literal`. Builders are
+pure functions of validated values, unit-tested on their text
+(``tests/api/test_influxql.py``). Filters in :mod:`api.filters` choose which
+fragment they need and call the builders here; nothing else writes query text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import cache
+from zoneinfo import available_timezones
 
 from firmware_bridge import contract
 
 MEASUREMENT = "pm"
+STATION_MEASUREMENT = "station"
 TAGS = ("station", "sensor", "channel")
 #: Fields a client may ask for, by public name -> InfluxDB field.
 FIELDS = {name: name for name in contract.MEASURED_FIELDS} | {
@@ -21,9 +28,52 @@ FIELDS = {name: name for name in contract.MEASURED_FIELDS} | {
     "synced": "synced",
 }
 
+#: Numeric parameters a client may select or aggregate: public name -> stored field.
+#: The short names are the ones analysts expect; the sensor's own field names work too.
+PARAMS: dict[str, str] = {
+    "pm25": "pm25",  # corrected PM2.5 (see pm25_method)
+    "pm25_raw": "pm25_atm",  # the sensor's own atmospheric PM2.5, uncorrected
+    "pm1": "pm1_atm",
+    "pm4": "pm4_atm",
+    "pm10": "pm10_atm",
+    "rh": "rh",
+    "temp": "temp",
+} | {name: name for name in contract.MEASURED_FIELDS}
+
+#: Aggregate functions by public name. MEDIAN and COUNT are exact in InfluxDB 1.x.
+AGGREGATES: dict[str, str] = {
+    "mean": "MEAN", "min": "MIN", "max": "MAX", "count": "COUNT", "median": "MEDIAN",
+}
+INTERVALS: dict[str, str] = {"1h": "1h", "1d": "1d"}
+
+#: ``qc`` bits that do NOT make a reading "flagged": 1 << 8 (UNCORRECTED, see
+#: ingest/quality.py ``Flag``) only says pm25 is the sensor's own value because no
+#: humidity was available; excluding it would drop every PMS5003 without RH. Every
+#: other bit, including bits added later, excludes a reading from aggregates.
+QC_INFORMATIONAL = 1 << 8
+QC_FLAGGED_MASK = (2**63 - 1) & ~QC_INFORMATIONAL
+
+#: Fields of measurement ``station`` (see api/stationmeta.py and docs/api.md).
+META_FIELDS = ("name", "lat", "lon", "exact_location", "sensors_a", "sensors_b", "firmware", "software",
+               "licence")
+
+#: Fields ``/latest`` always returns beside pm25 (each extra field costs InfluxDB a
+#: second pass over every series, so more come only on request with ``params``).
+LATEST_FIELDS = ("qc",)
+#: Station fields ``/latest`` and ``/aqi`` need.
+META_POSITION = ("name", "lat", "lon", "exact_location")
+
+UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Zulu", "Etc/Zulu", "Universal", "Etc/Universal"})
+
 
 class QueryError(ValueError):
     """Input that cannot become a query; the API turns it into a 4xx."""
+
+
+@cache
+def time_zones() -> frozenset[str]:
+    """IANA zone names this host knows: the fixed list ``tz`` is checked against."""
+    return frozenset(available_timezones())
 
 
 def ident(name: str, allowed: tuple[str, ...] | dict[str, str] | frozenset[str]) -> str:
@@ -52,24 +102,170 @@ def time_literal(t: datetime) -> str:
     return literal(t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
+# -- WHERE fragments ----------------------------------------------------------------------
+
+
 def time_range(start: datetime, end: datetime) -> str:
     return f"time >= {time_literal(start)} AND time < {time_literal(end)}"
 
 
-def raw_measurements(station: str, start: datetime, end: datetime, limit: int) -> str:
-    return (
-        f'SELECT * FROM "{MEASUREMENT}" WHERE "station" = {station_literal(station)} '
-        f"AND {time_range(start, end)} ORDER BY time ASC LIMIT {int(limit)}"
+def time_from(start: datetime) -> str:
+    return f"time >= {time_literal(start)}"
+
+
+def time_after(t: datetime) -> str:
+    return f"time > {time_literal(t)}"
+
+
+def time_at(t: datetime) -> str:
+    return f"time = {time_literal(t)}"
+
+
+def station_eq(station: str) -> str:
+    return f'"station" = {station_literal(station)}'
+
+
+def stations_in(stations: Sequence[str]) -> str:
+    """Station tag among ``stations`` (OR of equalities: no regex, so nothing to escape)."""
+    if not stations:
+        raise QueryError("at least one station")
+    if len(stations) == 1:
+        return station_eq(stations[0])
+    return "(" + " OR ".join(station_eq(s) for s in stations) + ")"
+
+
+def clean_only() -> str:
+    """Readings without a quality flag. A reading without a ``qc`` field does not match."""
+    return f'"qc" & {QC_FLAGGED_MASK} = 0'
+
+
+def where(parts: Iterable[str | None]) -> str:
+    """`` WHERE a AND b`` from fragments (empty ones skipped); ``""`` when none."""
+    kept = [p for p in parts if p]
+    return " WHERE " + " AND ".join(kept) if kept else ""
+
+
+def tz_clause(tz: str | None) -> str:
+    """`` tz('Zone')`` for a zone on the host's list; ``""`` for UTC (InfluxDB's default)."""
+    if tz is None or tz in UTC_NAMES:
+        return ""
+    if tz not in time_zones():
+        raise QueryError(f"unknown time zone {tz!r}")
+    return f" tz({literal(tz)})"
+
+
+# -- SELECT lists -----------------------------------------------------------------------
+
+
+def param_field(param: str) -> str:
+    return ident(PARAMS[param] if param in PARAMS else param, frozenset(PARAMS.values()))
+
+
+def _aliased(field: str, alias: str) -> str:
+    return field if field == f'"{alias}"' else f'{field} AS "{alias}"'
+
+
+def raw_columns(params: Sequence[str] | None) -> str:
+    """``*`` (every field and tag), or the chosen parameters plus qc and the tags."""
+    if not params:
+        return "*"
+    cols = [_aliased(param_field(p), p) for p in params]
+    cols += ['"qc"'] if "qc" not in params else []
+    cols += [f'"{t}"' for t in TAGS]
+    return ", ".join(cols)
+
+
+def aggregate_columns(params: Sequence[str], aggregates: Sequence[str]) -> str:
+    """``MEAN("pm25") AS "pm25_mean", …`` for every parameter × aggregate."""
+    if not params or not aggregates:
+        raise QueryError("at least one parameter and one aggregate")
+    return ", ".join(
+        f'{AGGREGATES[a]}({param_field(p)}) AS "{p}_{a}"' if a in AGGREGATES else ident(a, AGGREGATES)
+        for p in params
+        for a in aggregates
     )
 
 
-def station_last_seen() -> str:
-    return f'SELECT last("n") AS "n" FROM "{MEASUREMENT}" GROUP BY "station"'
+# -- statements -------------------------------------------------------------------------
 
 
-def station_first_seen() -> str:
-    return f'SELECT first("n") AS "n" FROM "{MEASUREMENT}" GROUP BY "station"'
+def select_raw(columns: str, parts: Iterable[str | None], limit: int | None, tz: str | None = None) -> str:
+    limit_clause = f" LIMIT {int(limit)}" if limit is not None else ""
+    return (f'SELECT {columns} FROM "{MEASUREMENT}"{where(parts)} ORDER BY time ASC'
+            f"{limit_clause}{tz_clause(tz)}")
 
 
-def station_sensors() -> str:
-    return f'SHOW TAG VALUES FROM "{MEASUREMENT}" WITH KEY IN ("sensor", "channel") GROUP BY "station"'
+def select_aggregates(params: Sequence[str], aggregates: Sequence[str], parts: Iterable[str | None],
+                      interval: str, by_station: bool, tz: str | None = None) -> str:
+    group = f"time({INTERVALS[interval]})" if interval in INTERVALS else ident(interval, INTERVALS)
+    group += ', "station"' if by_station else ""
+    return (f'SELECT {aggregate_columns(params, aggregates)} FROM "{MEASUREMENT}"{where(parts)} '
+            f"GROUP BY {group} fill(none){tz_clause(tz)}")
+
+
+def raw_measurements(station: str, start: datetime, end: datetime, limit: int) -> str:
+    return select_raw("*", [station_eq(station), time_range(start, end)], limit)
+
+
+def count_rows(parts: Iterable[str | None]) -> str:
+    """Readings matching ``parts`` (every reading carries ``n``)."""
+    return f'SELECT count("n") AS "rows" FROM "{MEASUREMENT}"{where(parts)}'
+
+
+def latest(parts: Iterable[str | None], params: Sequence[str] = ()) -> str:
+    """Per station, the latest reading with pm25: its qc, tags and any extra ``params``."""
+    extra = [_aliased(param_field(p), p) for p in params if p not in ("pm25", *LATEST_FIELDS)]
+    columns = ", ".join(['last("pm25") AS "pm25"', *extra, *(f'"{f}"' for f in LATEST_FIELDS), '"sensor"',
+                         '"channel"'])
+    return f'SELECT {columns} FROM "{MEASUREMENT}"{where(parts)} GROUP BY "station"'
+
+
+def last_window(parts: Iterable[str | None] = (), per_series: bool = False) -> str:
+    """Time of the last reading and its window [s], per station (or per station, sensor and
+    channel). One selector and no other field: the cheapest "last seen" InfluxDB 1.x has."""
+    group = '"station", "sensor", "channel"' if per_series else '"station"'
+    return f'SELECT last("window") AS "window" FROM "{MEASUREMENT}"{where(parts)} GROUP BY {group}'
+
+
+def last_seen(parts: Iterable[str | None] = ()) -> str:
+    """Per series (station, sensor, channel): time of the last reading and its window."""
+    return last_window(parts, per_series=True)
+
+
+def first_seen(parts: Iterable[str | None] = ()) -> str:
+    return f'SELECT first("n") AS "n" FROM "{MEASUREMENT}"{where(parts)} GROUP BY "station"'
+
+
+def station_meta(parts: Iterable[str | None] = (), fields: Sequence[str] = META_FIELDS) -> str:
+    """Per station, the latest meta message (the fields at the point of the last ``name``).
+
+    Status points (``status="offline"``) share the measurement but carry no name, so
+    they never hide the meta that came before them.
+    """
+    others = ", ".join(ident(f, META_FIELDS) for f in fields if f != "name")
+    return (f'SELECT last("name") AS "name", {others} FROM "{STATION_MEASUREMENT}"{where(parts)} '
+            'GROUP BY "station"')
+
+
+def station_status(parts: Iterable[str | None] = ()) -> str:
+    return f'SELECT last("status") AS "status" FROM "{STATION_MEASUREMENT}"{where(parts)} GROUP BY "station"'
+
+
+def field_keys() -> str:
+    return f'SHOW FIELD KEYS FROM "{MEASUREMENT}"'
+
+
+def station_ids() -> str:
+    return f'SHOW TAG VALUES FROM "{MEASUREMENT}" WITH KEY = "station"'
+
+
+def coverage(station: str, start: datetime, end: datetime, tz: str | None, clean: bool) -> str:
+    """Windows present per day and channel (clean ones only with ``clean``)."""
+    parts = [station_eq(station), time_range(start, end), clean_only() if clean else None]
+    return (f'SELECT count("n") AS "windows" FROM "{MEASUREMENT}"{where(parts)} '
+            f'GROUP BY time(1d), "channel" fill(none){tz_clause(tz)}')
+
+
+def statements(*stmts: str) -> str:
+    """Several statements in one request (one round trip; one result each)."""
+    return "; ".join(stmts)

@@ -1,8 +1,14 @@
-"""API settings: environment variables with the CIVICAIR_ prefix."""
+"""API settings: environment variables with the CIVICAIR_ prefix.
+
+One typed class; :func:`api.app.create_app` takes an instance, so tests build apps
+on settings of their own. Limits that also bound the OpenAPI schema (the largest
+page, the most stations per call) have hard ceilings in :mod:`api.filters`; the
+values here may only lower them.
+"""
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from civicair.influx import InfluxSettings
@@ -16,13 +22,51 @@ class ApiSettings(BaseSettings):
     influx_token: SecretStr | None = None
     influx_username: str | None = None
     influx_password: SecretStr | None = None
+    influx_timeout_s: float = Field(30.0, gt=0)
 
+    # -- open data ---------------------------------------------------------------------
+    #: Licence of the data served (SPDX id), echoed in every response.
     licence: str = "CC-BY-4.0"
+    licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
     attribution: str = "civicair contributors and volunteer station hosts"
-    #: Most rows one raw request returns; the rest is reached by cursor paging.
-    max_rows: int = 10000
+
+    # -- limits ------------------------------------------------------------------------
+    #: Largest raw page (JSON); the rest is reached by cursor paging.
+    max_rows: int = Field(10_000, ge=1, le=10_000)
+    #: Raw page size when a request gives no ``limit``.
+    default_rows: int = Field(1_000, ge=1, le=10_000)
     #: Longest time range one request may span.
-    max_range_days: int = 366
+    max_range_days: int = Field(366, ge=1, le=366 * 5)
+    #: Most stations one multi-station request may name or select by area.
+    max_stations: int = Field(100, ge=1, le=100)
+    #: Stations × intervals an aggregate request may return (``/measurements``, ``/aqi``).
+    max_buckets: int = Field(200_000, ge=1)
+    #: Most rows one streamed CSV download carries (raw readings).
+    max_csv_rows: int = Field(2_000_000, ge=1)
+    #: How far back ``/latest`` looks for a station's latest reading.
+    latest_lookback_days: int = Field(7, ge=1, le=366)
+
+    # -- online status -----------------------------------------------------------------
+    #: A station is online while its last reading is younger than
+    #: max(online_windows × its window, online_min_s).
+    online_windows: int = Field(3, ge=1)
+    online_min_s: int = Field(600, ge=1)
+
+    # -- HTTP --------------------------------------------------------------------------
+    #: ``Cache-Control: public, max-age=…`` on successful and client-error responses.
+    cache_max_age_s: int = Field(60, ge=0)
+    #: gzip level for responses over 1 KiB (1 fast … 9 small); 0 turns compression off.
+    gzip_level: int = Field(5, ge=0, le=9)
+    #: Seconds a response of /v1/latest, /v1/stations or /v1/aqi is served again to identical
+    #: requests (one InfluxDB pass per map, not per visitor); 0 turns it off.
+    response_cache_s: float = Field(10.0, ge=0)
+    #: Per-client rate limit (off by default): ``rate_limit_requests`` per window.
+    rate_limit_enabled: bool = False
+    rate_limit_requests: int = Field(600, ge=1)
+    rate_limit_window_s: int = Field(60, ge=1)
+    #: Behind a reverse proxy: take the client address from the first X-Forwarded-For
+    #: entry. Only enable when the proxy overwrites that header; clients can forge it.
+    rate_limit_trust_forwarded: bool = False
 
     def influx(self) -> InfluxSettings:
         return InfluxSettings(
@@ -31,4 +75,5 @@ class ApiSettings(BaseSettings):
             token=self.influx_token.get_secret_value() if self.influx_token else None,
             username=self.influx_username,
             password=self.influx_password.get_secret_value() if self.influx_password else None,
+            timeout_s=self.influx_timeout_s,
         )

@@ -1,32 +1,128 @@
-"""/v1/stations: which stations exist, and when they were last heard from."""
+"""/v1/stations and /v1/stations/{station}: which stations exist, where, since when, and
+how complete their data is."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from api import influxql
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from api import catalog, influxql
 from api.deps import InfluxDep, SettingsDep
-from api.envelope import JSONResponse, envelope, iso
+from api.envelope import envelope
+from api.errors import ApiError
+from api.filters import StationQuery, StationsQuery
+from api.formats import GEOJSON_MEDIA, feature, feature_collection, json_response, negotiate
+from api.schemas import StationDetailResponse, StationsResponse, example, responses
 from civicair.influx import series
+from firmware_bridge import contract
 
 router = APIRouter(prefix="/v1", tags=["stations"])
 
+StationId = Annotated[
+    str, Path(pattern=f"^{contract.STATION_ID_PATTERN}$", description="Station id", examples=["lab-1"])
+]
 
-@router.get("/stations", response_class=JSONResponse, summary="Every station")
-async def list_stations(influx: InfluxDep, settings: SettingsDep):
-    last, first = await influx.query(
-        influxql.station_last_seen() + "; " + influxql.station_first_seen()
-    )
-    firsts = {s["tags"]["station"]: s["values"][0][0] for s in series(first)}
-    results = []
-    for s in series(last):
-        station = s["tags"]["station"]
-        results.append(
-            {
-                "id": station,
-                "first_seen": iso(firsts.get(station, s["values"][0][0])),
-                "last_seen": iso(s["values"][0][0]),
-            }
-        )
-    results.sort(key=lambda r: r["id"])
-    return envelope(settings, results, {})
+_STATION_EXAMPLE = {
+    "id": "lab-1", "name": "Lab 1", "lat": 52.091, "lon": 5.121, "location_exact": False,
+    "sensors": [{"channel": "a", "model": "pms5003"}], "firmware": None, "software": "civicair 0.1.0",
+    "licence": "CC-BY-4.0", "first_seen": "2026-01-01T00:01:00Z", "last_seen": "2026-03-01T12:00:00Z",
+    "status": "online", "window_s": 60,
+}
+_DETAIL_EXAMPLE = _STATION_EXAMPLE | {"coverage": {"window_s": 60, "percent": 98.6, "days": [
+    {"date": "2026-03-01", "channel": "a", "windows": 1420, "clean": 1402, "expected": 1440,
+     "percent": 98.6}]}}
+
+
+@router.get("/stations", summary="Every station", response_model=None,
+            responses=responses(StationsResponse, example([_STATION_EXAMPLE]), geojson=True))
+async def list_stations(q: Annotated[StationsQuery, Query()], request: Request, influx: InfluxDep,
+                        settings: SettingsDep) -> Response:
+    """Name, published position, sensors, first and last reading and online status of every
+    station. `bbox` or `near` select by published position; `format=geojson` gives a
+    FeatureCollection for maps."""
+    fmt = negotiate(request, q.format, q.formats)
+    infos = await catalog.load(influx)
+    now = time.time()
+    if q.has_area:
+        ids = catalog.in_area({sid: i.meta for sid, i in infos.items()}, q)
+    else:
+        ids = sorted(infos)
+    results = [catalog.station_json(infos[sid], settings, now, area=q) for sid in ids]
+    body = envelope(settings, results, q.echo(), units={})
+    if fmt == "geojson":
+        features = [feature(r["id"], r["lat"], r["lon"],
+                            {k: v for k, v in r.items() if k not in ("lat", "lon")}) for r in results]
+        return json_response(feature_collection(features, body["meta"]), settings, media_type=GEOJSON_MEDIA)
+    return json_response(body, settings)
+
+
+@router.get("/stations/{station}", summary="One station, with its data coverage", response_model=None,
+            responses=responses(StationDetailResponse, example([_DETAIL_EXAMPLE]), not_found=True))
+async def station_detail(station: StationId, q: Annotated[StationQuery, Query()], influx: InfluxDep,
+                         settings: SettingsDep) -> Response:
+    """The station's metadata and, per day and channel over [`from`, `to`) (default: the
+    last 30 days), the readings present against those expected from its window
+    (86400 / window per full day), and how many of them carry no quality flag."""
+    q.check(settings)
+    infos = await catalog.load(influx, [station])
+    if station not in infos:
+        raise ApiError(404, "not_found", f"no station {station!r}")
+    info = infos[station]
+    count, clean = await influx.query(influxql.statements(
+        influxql.coverage(station, q.start, q.end, q.tz_name, clean=False),
+        influxql.coverage(station, q.start, q.end, q.tz_name, clean=True),
+    ))
+    now = time.time()
+    result = catalog.station_json(info, settings, now, q.zone)
+    channels = sorted({ch for ch, _ in info.series}) or ["a"]
+    until = min(q.end, datetime.fromtimestamp(now, UTC))
+    result["coverage"] = coverage_days(_day_counts(count, q.zone), _day_counts(clean, q.zone), q.start, until,
+                                       q.zone, info.window_s or 60, channels)
+    return json_response(envelope(settings, [result], {"station": station, **q.echo()}, units={}), settings)
+
+
+def coverage_days(present: dict[tuple[str, str], int], clean: dict[tuple[str, str], int], start: datetime,
+                  end: datetime, tz: ZoneInfo | None, window_s: int, channels: list[str]) -> dict[str, Any]:
+    """Per local day and channel: windows present, clean and expected (pure).
+
+    A day expects one window per ``window_s`` of its part inside [start, end), so the
+    first and the current day count only their covered hours, and a 23- or 25-hour
+    day (daylight saving) its own length.
+    """
+    days: list[dict[str, Any]] = []
+    total_present = total_expected = 0
+    day = _local_midnight(start, tz)
+    while day < end:
+        following = _local_midnight(day + timedelta(hours=26), tz)
+        expected = max(0, int((min(following, end) - max(day, start)).total_seconds()) // window_s)
+        date = day.astimezone(tz or UTC).date().isoformat()
+        for ch in channels:
+            have = present.get((date, ch), 0)
+            days.append({"date": date, "channel": ch, "windows": have, "clean": clean.get((date, ch), 0),
+                         "expected": expected,
+                         "percent": round(min(100.0, 100.0 * have / expected), 1) if expected else 0.0})
+            total_present += min(have, expected)
+            total_expected += expected
+        day = following
+    percent = round(100.0 * total_present / total_expected, 1) if total_expected else None
+    return {"window_s": window_s, "percent": percent, "days": days}
+
+
+def _local_midnight(t: datetime, tz: ZoneInfo | None) -> datetime:
+    local = t.astimezone(tz or UTC)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def _day_counts(result: dict, tz: ZoneInfo | None) -> dict[tuple[str, str], int]:
+    """(local date, channel) -> count, from a GROUP BY time(1d), "channel" result (epoch s)."""
+    out = {}
+    for s in series(result):
+        channel = (s.get("tags") or {}).get("channel", "a")
+        for t, n in s["values"]:
+            out[(datetime.fromtimestamp(t, tz or UTC).date().isoformat(), channel)] = n
+    return out
