@@ -8,21 +8,14 @@ values here may only lower them.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
 
-from civicair.influx import InfluxSettings
+from civicair.settings import ServerSettings
 
 
-class ApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CIVICAIR_", extra="ignore")
+class ApiSettings(ServerSettings):
+    """InfluxDB settings come from :class:`civicair.settings.ServerSettings`."""
 
-    influx_url: str = "http://localhost:8086"
-    influx_db: str = "airquality"
-    influx_token: SecretStr | None = None
-    influx_username: str | None = None
-    influx_password: SecretStr | None = None
-    influx_timeout_s: float = Field(30.0, gt=0)
 
     # -- open data ---------------------------------------------------------------------
     #: Licence of the data served (SPDX id), echoed in every response.
@@ -68,12 +61,3 @@ class ApiSettings(BaseSettings):
     #: entry. Only enable when the proxy overwrites that header; clients can forge it.
     rate_limit_trust_forwarded: bool = False
 
-    def influx(self) -> InfluxSettings:
-        return InfluxSettings(
-            url=self.influx_url,
-            database=self.influx_db,
-            token=self.influx_token.get_secret_value() if self.influx_token else None,
-            username=self.influx_username,
-            password=self.influx_password.get_secret_value() if self.influx_password else None,
-            timeout_s=self.influx_timeout_s,
-        )

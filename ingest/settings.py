@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from civicair.influx import InfluxSettings
+from civicair.settings import ServerSettings
 
 
-class IngestSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CIVICAIR_", extra="ignore")
+class IngestSettings(ServerSettings):
+    """InfluxDB settings come from :class:`civicair.settings.ServerSettings`."""
 
     mqtt_host: str = "localhost"
     mqtt_port: int = 1883
@@ -27,11 +26,6 @@ class IngestSettings(BaseSettings):
     share_group: str = ""
     session_expiry_s: int = 7 * 86400
 
-    influx_url: str = "http://localhost:8086"
-    influx_db: str = "airquality"
-    influx_token: SecretStr | None = None
-    influx_username: str | None = None
-    influx_password: SecretStr | None = None
 
     #: Flush when this many readings are buffered …
     batch_size: int = Field(5000, ge=1)
@@ -50,11 +44,3 @@ class IngestSettings(BaseSettings):
     metrics_port: int = Field(9108, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"
 
-    def influx(self) -> InfluxSettings:
-        return InfluxSettings(
-            url=self.influx_url,
-            database=self.influx_db,
-            token=self.influx_token.get_secret_value() if self.influx_token else None,
-            username=self.influx_username,
-            password=self.influx_password.get_secret_value() if self.influx_password else None,
-        )

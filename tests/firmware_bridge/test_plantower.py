@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from firmware_bridge.sensors import plantower
 from firmware_bridge.sensors.base import CommandReply, Measurement
+from tests.firmware_bridge.feeding import feeds
 
 # Hand-built from the PMS5003 manual: header 42 4D, length 28, 13 words, checksum.
 # Words: pm1_cf1=5 pm25_cf1=12 pm10_cf1=15 pm1_atm=4 pm25_atm=11 pm10_atm=14
@@ -27,23 +28,10 @@ def test_golden_checksum_is_the_sum_of_the_bytes():
     assert sum(GOLDEN[:-2]) == int.from_bytes(GOLDEN[-2:], "big")
 
 
-def feed_whole(parser, data):
-    return parser.feed(data)
+FEEDS = feeds(b"\x00\x42\xff\x4d\x42", b"\x42\x4d\x00")
 
 
-def feed_bytewise(parser, data):
-    events = []
-    for i in range(len(data)):
-        events += parser.feed(data[i : i + 1])
-    return events
-
-
-def feed_with_garbage(parser, data):
-    return parser.feed(b"\x00\x42\xff\x4d\x42" + data + b"\x42\x4d\x00")
-
-
-@pytest.mark.parametrize("feed", [feed_whole, feed_bytewise, feed_with_garbage],
-                         ids=["whole", "byte by byte", "garbage around"])
+@FEEDS
 def test_golden_frame_decodes_to_datasheet_values(feed):
     parser = plantower.Parser("pms5003")
     (event,) = feed(parser, GOLDEN)

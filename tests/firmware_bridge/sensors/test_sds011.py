@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from firmware_bridge.sensors import FAMILIES, family, sds011
 from firmware_bridge.sensors.base import CommandReply, Measurement
+from tests.firmware_bridge.feeding import feeds
 
 # Hand-built from "Laser Dust Sensor Control Protocol V1.3": AA C0, PM2.5 and PM10 as
 # little-endian words in 0.1 µg/m³, device id A1 60, checksum = low byte of the sum of
@@ -38,24 +39,8 @@ def test_golden_frames_hold_their_own_checksums():
         assert sum(frame[2:8]) & 0xFF == frame[8], frame.hex()
 
 
-def feed_whole(parser, data):
-    return parser.feed(data)
-
-
-def feed_bytewise(parser, data):
-    events = []
-    for i in range(len(data)):
-        events += parser.feed(data[i : i + 1])
-    return events
-
-
-def feed_with_garbage(parser, data):
-    # AA alone, AA C0 starting a frame that cannot end well, AB: heads and tails in the noise.
-    return parser.feed(b"\x00\xaa\xab\xaa\xc0\x01\xff" + data + b"\xaa\xc0\x00\xab\xaa")
-
-
-FEEDS = pytest.mark.parametrize("feed", [feed_whole, feed_bytewise, feed_with_garbage],
-                                ids=["whole", "byte by byte", "garbage around"])
+# AA alone, AA C0 starting a frame that cannot end well, AB: heads and tails in the noise.
+FEEDS = feeds(b"\x00\xaa\xab\xaa\xc0\x01\xff", b"\xaa\xc0\x00\xab\xaa")
 
 
 @FEEDS
@@ -90,7 +75,7 @@ def test_golden_reply_is_a_command_reply_not_an_error(feed, frame, command, data
     (event,) = feed(parser, frame)
     assert event == CommandReply("sds011", command, data)
     assert parser.stats.replies == 1
-    if feed is not feed_with_garbage:
+    if not feed.garbage:
         assert not parser.stats.errors and not parser.stats.skipped_bytes
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from firmware_bridge.sensors import family, sps30
 from firmware_bridge.sensors.base import CommandReply, Measurement
 from firmware_bridge.sensors.sps30 import StatusFlag
+from tests.firmware_bridge.feeding import feeds
 
 # MISO frames: 7E ADR CMD STATE L data CHK 7E, CHK = ~(sum of ADR..data) & 0xFF.
 # From the datasheet's example frames (section 5.3):
@@ -138,25 +139,9 @@ def test_family_verbs_compose_the_datasheet_sequences():
 
 
 # -- parser: golden frames ---------------------------------------------------------------------
-def feed_whole(parser, data):
-    return parser.feed(data)
-
-
-def feed_bytewise(parser, data):
-    events = []
-    for i in range(len(data)):
-        events += parser.feed(data[i : i + 1])
-    return events
-
-
-def feed_with_garbage(parser, data):
-    # A flag opening a frame that ends where the real one starts, an escape, noise, and
-    # a frame opened after it that never closes.
-    return parser.feed(b"\x13\x7e\x01\x7d\x02\x11" + data + b"\x00\x7e\x00\x03")
-
-
-FEEDS = pytest.mark.parametrize("feed", [feed_whole, feed_bytewise, feed_with_garbage],
-                                ids=["whole", "byte by byte", "garbage around"])
+# A flag opening a frame that ends where the real one starts, an escape, noise, and
+# a frame opened after it that never closes.
+FEEDS = feeds(b"\x13\x7e\x01\x7d\x02\x11", b"\x00\x7e\x00\x03")
 
 
 @FEEDS
@@ -195,7 +180,7 @@ def test_golden_answers_are_command_replies_with_their_state(feed, frame, comman
     parser = sps30.Parser()
     (event,) = feed(parser, frame)
     assert event == CommandReply("sps30", command, data, state)
-    if feed is not feed_with_garbage:
+    if not feed.garbage:
         assert not parser.stats.errors and not parser.stats.skipped_bytes
 
 
