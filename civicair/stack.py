@@ -8,6 +8,7 @@ readings stored; Ctrl-C (or ``--duration``) stops every process it started.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -21,6 +22,11 @@ from civicair.influx import Influx, InfluxError, InfluxSettings
 from civicair.services import InfluxDB, Mosquitto, ServiceError, free_port
 
 DATABASE = "airquality"
+#: Where the simulated stations stand (lat, lon): a city centre, for the demo map.
+DEMO_CENTRE = (52.5200, 13.4050)
+#: Sensor models the simulated stations cycle through: with and without humidity, so
+#: each correction (and the "uncorrected" flag) shows up in the demo.
+DEMO_MODELS = ("pms5003t", "sds011", "pms5003", "sps30", "pms5003st")
 
 
 def _port_or_free(port: int) -> int:
@@ -101,18 +107,29 @@ class Stack:
         self._wait_http(self.api_url + "/v1/stations")
         self.say(f"API up: {self.api_url}/v1/stations   docs: {self.api_url}/docs")
 
-        for station in self.stations:
+        for i, station in enumerate(self.stations):
             link = self.state / f"{station}.tty"
-            self._spawn(f"simulate-{station}", ["civicair", "simulate", "--sensor", "pms5003",
+            # Names and coordinates, so the map and GeoJSON have something to show: a ring
+            # of stations about 2 km around a city centre (a made-up demo, not a real site).
+            angle = 2 * math.pi * i / max(1, len(self.stations))
+            config = self.state / f"{station}.toml"
+            config.write_text(
+                f'name = "Simulated station {i + 1}"\n'
+                f"lat = {DEMO_CENTRE[0] + 0.018 * math.sin(angle):.5f}\n"
+                f"lon = {DEMO_CENTRE[1] + 0.028 * math.cos(angle):.5f}\n"
+            )
+            model = DEMO_MODELS[i % len(DEMO_MODELS)]
+            self._spawn(f"simulate-{station}", ["civicair", "simulate", "--sensor", model,
                                                 "--rate", "1", "--link", str(link), "--seed", station])
             self._wait_path(link)
             self._spawn(f"bridge-{station}", [
-                "firmware_bridge", "--station", station, "--port", str(link), "--sensor", "pms5003",
+                "firmware_bridge", "--config", str(config), "--station", station, "--port", str(link),
+                "--sensor", model,
                 "--mqtt-host", "127.0.0.1", "--mqtt-port", str(self.broker.port),
                 "--window", str(self.window_s), "--warmup", "0", "--clock", "trusted",
                 "--spool", str(self.state / "spool" / f"{station}.sqlite3"),
             ])
-            self.say(f"station {station}: simulated pms5003 on {link}, bridge started")
+            self.say(f"station {station}: simulated {model} on {link}, bridge started")
 
     def _wait_http(self, url: str, timeout: float = 30.0) -> None:
         import urllib.request
