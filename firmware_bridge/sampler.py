@@ -19,6 +19,9 @@ from firmware_bridge.contract import EARLIEST_TS, WIRE_VERSION
 #: least ``TRIM_MIN_N`` frames: one stray frame must not move a minute's mean.
 TRIM_FRACTION = 0.1
 TRIM_MIN_N = 10
+#: A live sensor without frames joins a window only within this many seconds of its
+#: start (the bridge ticks at least twice a second).
+LIVE_JOIN_S = 1.0
 #: Values whose window minimum and maximum are published too.
 STAT_FIELDS = frozenset({"pm1_cf1", "pm25_cf1", "pm10_cf1", "pm1_atm", "pm25_atm", "pm4_atm",
                          "pm10_atm", "rh", "temp"})
@@ -103,7 +106,11 @@ class Sampler:
             if w.end >= EARLIEST_TS:  # clock not set yet (a Pi without RTC boots in 1970): never emit
                 out.append(self._reading(w, synced))
         if self._window is None and live and t >= self.warmup_until:
-            self._window = _Window(end=self._window_end(t))
+            # Without a frame, open only a window the sensor is live for from its start:
+            # joining one mid-way would publish n=0 for a sensor that just woke up.
+            end = self._window_end(t)
+            if t - (end - self.window_s) <= LIVE_JOIN_S:
+                self._window = _Window(end=end)
         return out
 
     def discard(self) -> None:

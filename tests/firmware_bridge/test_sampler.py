@@ -69,11 +69,22 @@ def test_missing_values_are_left_out_not_zero():
 
 def test_live_sensor_without_frames_still_publishes_its_window_with_n_zero():
     s = make()
-    assert s.tick(T0 + 5, live=True) == []  # opens the window ending at T0 + 60
-    (r,) = s.tick(T0 + 61, live=True)
+    assert s.tick(T0 + 0.4, live=True) == []  # opens the window ending at T0 + 60
+    (r,) = s.tick(T0 + 60.3, live=True)
     assert (r["ts"], r["n"]) == (T0 + 60, 0)
     assert "pm25_atm" not in r
     contract.validate_reading(r, "lab-1")
+    (r,) = s.tick(T0 + 120.2, live=True)  # and the next one, joined at its start
+    assert (r["ts"], r["n"]) == (T0 + 120, 0)
+
+
+def test_a_sensor_that_wakes_mid_window_publishes_no_empty_partial_window():
+    s = make()
+    assert s.tick(T0 + 45, live=True) == []  # woke 45 s into a window: not joined
+    assert s.tick(T0 + 60.2, live=True) == []
+    s.add({"pm25_atm": 4.0}, T0 + 61)
+    (r,) = s.tick(T0 + 120.1, live=True)
+    assert (r["n"], r["pm25_atm"]) == (1, 4.0)
 
 
 def test_window_min_and_max_are_published_for_mass_and_climate_values():
