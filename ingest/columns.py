@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import chain, repeat
+from operator import attrgetter, itemgetter, methodcaller
 from typing import Any
 
 import numpy as np
@@ -48,56 +51,147 @@ class Batch:
 
 
 def decode(messages: Iterable[tuple[str, bytes]]) -> tuple[Batch, list[DeadLetter]]:
-    readings: list[dict[str, Any]] = []
-    dead: list[DeadLetter] = []
-    for topic, payload in messages:
+    messages = list(messages)
+    # The usual batch, every message on a good topic, JSON, and keeping the contract,
+    # takes loops that run in C (map, chain, the contract's column-wise check): about
+    # 6 µs a reading of 14 fields (orjson 1.5-2, contract 2, columns 2), where checking
+    # the contract reading by reading took 7 alone. Anything else takes the careful
+    # path, message by message, which finds each bad message and its reason.
+    try:
+        stations = list(map(_station_of, map(itemgetter(0), messages)))
+        docs = list(map(orjson.loads, map(itemgetter(1), messages)))
+    except (ContractError, orjson.JSONDecodeError):
+        return _decode_carefully(messages)
+    kinds = set(map(type, docs))
+    if kinds == {dict}:  # one reading a message
+        readings, topic_stations = docs, stations
+    elif kinds <= {dict, list}:
+        items = docs if kinds == {list} else [d if type(d) is list else [d] for d in docs]
+        if not all(items):  # an empty array
+            return _decode_carefully(messages)
+        readings = list(chain.from_iterable(items))
+        topic_stations = list(chain.from_iterable(map(repeat, stations, map(len, items))))
+    else:
+        return _decode_carefully(messages)
+    if not contract.readings_keep_contract(readings, topic_stations):
+        return _decode_carefully(messages)
+    return to_columns(readings), []
+
+
+#: The station id of a topic, or ContractError; remembered (ids are few, topics repeat).
+_station_of = lru_cache(maxsize=16384)(contract.station_from_topic)
+
+
+def _decode_carefully(messages: list[tuple[str, bytes]]) -> tuple[Batch, list[DeadLetter]]:
+    parsed: list[_Message] = []
+    dead: list[tuple[int, DeadLetter]] = []
+    for i, (topic, payload) in enumerate(messages):
         try:
-            station = contract.station_from_topic(topic)
+            station = _station_of(topic)
             doc = orjson.loads(payload)
         except ContractError as exc:
-            dead.append(DeadLetter(topic, payload, str(exc)))
+            dead.append((i, DeadLetter(topic, payload, str(exc))))
             continue
         except orjson.JSONDecodeError as exc:
-            dead.append(DeadLetter(topic, payload, f"not valid JSON: {exc}"))
+            dead.append((i, DeadLetter(topic, payload, f"not valid JSON: {exc}")))
             continue
         items = doc if isinstance(doc, list) else [doc]
         if not items:
-            dead.append(DeadLetter(topic, payload, "empty array"))
+            dead.append((i, DeadLetter(topic, payload, "empty array")))
             continue
-        good: list[dict[str, Any]] = []
+        parsed.append((i, topic, payload, station, items))
+    kept = _keeping_contract(parsed, dead)
+    dead.sort(key=itemgetter(0))  # in the order the messages came
+    return to_columns(list(chain.from_iterable(m[4] for m in kept))), [d for _, d in dead]
+
+
+#: (index in the batch, topic, payload, station of the topic, readings)
+_Message = tuple[int, str, bytes, str, list[Any]]
+
+
+def _keeping_contract(messages: list[_Message], dead: list[tuple[int, DeadLetter]]) -> list[_Message]:
+    """The messages whose every reading keeps the contract; the others go to ``dead``.
+
+    The whole batch is checked at once, column by column
+    (:func:`~firmware_bridge.contract.readings_keep_contract`). Where that fails, the
+    halves are checked, down to single messages, whose readings are then checked one
+    by one (:func:`~firmware_bridge.contract.validate_reading`) for the reason. One bad
+    reading spoils its message: the producer is broken, keep the evidence whole.
+    """
+    if not messages:
+        return []
+    readings = list(chain.from_iterable(m[4] for m in messages))
+    topic_stations = list(chain.from_iterable(repeat(m[3], len(m[4])) for m in messages))
+    if contract.readings_keep_contract(readings, topic_stations):
+        return messages
+    if len(messages) > 1:
+        half = len(messages) // 2
+        return _keeping_contract(messages[:half], dead) + _keeping_contract(messages[half:], dead)
+    i, topic, payload, station, items = messages[0]
+    try:
+        for item in items:
+            contract.validate_reading(item, station)
+    except ContractError as exc:
+        dead.append((i, DeadLetter(topic, payload, str(exc))))
+        return []
+    return messages  # valid in a way the batch check does not vouch for (see there)
+
+
+_header = itemgetter("station", "sensor", "channel", "synced", *INTEGERS)
+_getter = attrgetter("get")
+
+
+def _table(dicts: list[dict[str, Any]], names: list[str]) -> np.ndarray:
+    """Values of ``names`` in every dict, as float64 columns of shape
+    (len(names), len(dicts)); NaN where a name is absent or null.
+
+    The loops over dicts and names run in C (``itemgetter``, or ``map`` of ``dict.get``
+    where some dict lacks a name; ``chain``; ``np.array`` turns None into NaN): with
+    it :func:`to_columns` takes 1.8 µs a reading of 14 fields, where a generator per
+    column took 2.7-3.2.
+    """
+    flat = None
+    if len(names) > 1:
         try:
-            for item in items:
-                good.append(contract.validate_reading(item, station))
-        except ContractError as exc:
-            # One bad reading spoils its message: the producer is broken, keep the evidence whole.
-            dead.append(DeadLetter(topic, payload, str(exc)))
-            continue
-        readings.extend(good)
-    return to_columns(readings), dead
+            flat = list(chain.from_iterable(map(itemgetter(*names), dicts)))
+        except KeyError:  # not every dict has every name
+            pass
+    if flat is None:
+        flat = list(chain.from_iterable(map(map, map(_getter, dicts), repeat(names))))
+    table = np.array(flat, dtype=np.float64).reshape(len(dicts), len(names))
+    return np.ascontiguousarray(table.T)
 
 
 def to_columns(readings: list[dict[str, Any]]) -> Batch:
-    n = len(readings)
-    nan = np.nan
-    values = {}
-    for name in MEASURED:
-        col = np.fromiter(
-            ((nan if (v := r.get(name)) is None else v) for r in readings), dtype=np.float64, count=n
-        )
-        if not np.all(np.isnan(col)):
-            values[name] = col
-    # Window extremes: {"min": {"pm25_atm": 9}} -> column "pm25_atm_min".
-    for stat in contract.STAT_KEYS:
-        present = {k for r in readings if (d := r.get(stat)) for k in d}
-        for name in sorted(present):
-            values[f"{name}_{stat}"] = np.fromiter(
-                (r.get(stat, {}).get(name, nan) for r in readings), dtype=np.float64, count=n
-            )
+    """Readings (already checked against the contract) as a :class:`Batch`."""
+    values: dict[str, np.ndarray] = {}
+    if not readings:
+        header: list[tuple[Any, ...]] = [()] * (4 + len(INTEGERS))
+    else:
+        header = list(zip(*map(_header, readings), strict=True))  # transposed: one tuple a column
+        present = set().union(*readings)
+        names = [name for name in MEASURED if name in present]  # fields some reading carries
+        if names:
+            table = _table(readings, names)
+            for name, col, nothing in zip(names, table, np.isnan(table).all(axis=1).tolist(), strict=True):
+                if not nothing:  # a column of nothing but nulls is not carried either
+                    values[name] = col
+        # Window extremes: {"min": {"pm25_atm": 9}} -> column "pm25_atm_min".
+        for stat in contract.STAT_KEYS:
+            stats = list(map(methodcaller("get", stat, _NO_STATS), readings))
+            names = sorted(set().union(*stats))
+            if names:
+                for name, col in zip(names, _table(stats, names), strict=True):
+                    values[f"{name}_{stat}"] = col
+    station, sensor, channel, synced, *ints = header
     return Batch(
-        station=np.array([r["station"] for r in readings], dtype=object),
-        sensor=np.array([r["sensor"] for r in readings], dtype=object),
-        channel=np.array([r["channel"] for r in readings], dtype=object),
-        ints={k: np.fromiter((r[k] for r in readings), dtype=np.int64, count=n) for k in INTEGERS},
-        synced=np.fromiter((r["synced"] for r in readings), dtype=bool, count=n),
+        station=np.array(station, dtype=object),
+        sensor=np.array(sensor, dtype=object),
+        channel=np.array(channel, dtype=object),
+        ints={k: np.array(col, dtype=np.int64) for k, col in zip(INTEGERS, ints, strict=True)},
+        synced=np.array(synced, dtype=bool),
         values=values,
     )
+
+
+_NO_STATS: dict[str, float] = {}
