@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from firmware_bridge.contract import EARLIEST_TS, WIRE_VERSION
+from firmware_bridge.contract import EARLIEST_TS, LATEST_TS, WIRE_VERSION
 
 #: Share of frames cut from each end before averaging, once a window holds at
 #: least ``TRIM_MIN_N`` frames: one stray frame must not move a minute's mean.
@@ -103,7 +103,9 @@ class Sampler:
         w = self._window
         if w is not None and t >= w.end:
             self._window = None
-            if w.end >= EARLIEST_TS:  # clock not set yet (a Pi without RTC boots in 1970): never emit
+            # A clock that is not set (a Pi without RTC boots in 1970) or wildly wrong gives
+            # stamps the contract refuses: never emit them.
+            if EARLIEST_TS <= w.end <= LATEST_TS:
                 out.append(self._reading(w, synced))
         if self._window is None and live and t >= self.warmup_until:
             # Without a frame, open only a window the sensor is live for from its start:

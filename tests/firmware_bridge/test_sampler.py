@@ -54,10 +54,12 @@ def test_warm_up_frames_are_discarded():
     assert s.discarded_warmup == 30
 
 
-def test_no_reading_is_ever_stamped_before_2020():
+def test_no_reading_is_ever_stamped_before_2020_or_after_2100():
     s = make()
     s.add({"pm25_atm": 5.0}, 1000.0)  # a Pi without RTC, before NTP
     assert s.tick(2000.0) == []
+    s.add({"pm25_atm": 5.0}, contract.LATEST_TS + 10.0)  # a clock set wildly wrong
+    assert s.tick(contract.LATEST_TS + 100.0) == []
 
 
 def test_missing_values_are_left_out_not_zero():
