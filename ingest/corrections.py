@@ -247,15 +247,21 @@ def correct_codes(batch: Batch, family: np.ndarray | None = None) -> tuple[np.nd
     kohler = rh_known & ~epa & ~np.isnan(atm) & (plantower | (family == SDS011))
     raw = ~epa & ~kohler & ~np.isnan(atm)
 
-    pm25 = np.full(size, np.nan)
-    pm25[epa] = us_epa(cf1[epa], rh[epa])
-    pm25[kohler] = nilson_2022(atm[kohler], rh[kohler])
-    pm25[raw] = atm[raw]
+    smoke = epa & (cf1 >= SMOKE_BLEND_START)
+    epa_2021 = epa & ~smoke
+    # Each formula runs elementwise over the whole batch (cheaper than gathering and
+    # scattering the rows of each method) and np.where picks; below the blend us_epa
+    # is part (1), floored, so the same floats; the few smoke rows get us_epa itself.
+    pm25 = np.where(raw, atm, np.nan)
+    pm25 = np.where(kohler, nilson_2022(atm, rh), pm25)
+    pm25 = np.where(epa_2021, np.maximum(barkjohn_2021(cf1, rh), 0.0), pm25)
+    if smoke.any():
+        pm25[smoke] = us_epa(cf1[smoke], rh[smoke])
 
-    method = np.full(size, NONE, dtype=np.int8)
-    method[epa] = np.where(cf1[epa] >= SMOKE_BLEND_START, EPA_2022_SMOKE, EPA_2021)
-    method[kohler] = NILSON_2022
-    method[raw] = UNCORRECTED
+    method = np.full(size, NONE, dtype=np.int8)  # the masks are disjoint
+    for mask, code in ((epa_2021, EPA_2021), (smoke, EPA_2022_SMOKE), (kohler, NILSON_2022),
+                       (raw, UNCORRECTED)):
+        method += mask.view(np.int8) * np.int8(code)
     return pm25, method
 
 

@@ -16,6 +16,7 @@ value never raises a flag by itself.
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Mapping
@@ -175,12 +176,60 @@ def _segment_starts(series: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(first, index, 0))
 
 
+#: A 16-comparator sorting network for 7 inputs (16 is the fewest possible: Knuth,
+#: TAOCP vol. 3, 5.3.4); checked on all 2⁷ zero-one inputs (the zero-one principle).
+_NETWORK_7 = ((0, 6), (2, 3), (4, 5), (0, 2), (1, 4), (3, 6), (0, 1), (2, 5), (3, 4),
+              (1, 2), (4, 6), (2, 3), (4, 5), (1, 2), (3, 4), (5, 6))
+
+
+@functools.cache
+def _median_network(width: int) -> tuple[tuple[int, int], ...]:
+    """Compare-exchanges that leave the middle one or two of ``width`` inputs in place.
+
+    A sorting network (:data:`_NETWORK_7` for 7, odd-even transposition otherwise) with the
+    comparators that cannot reach the middle positions pruned away.
+    """
+    if width == 7:
+        network = _NETWORK_7
+    else:
+        network = tuple((i, i + 1) for r in range(width) for i in range(r % 2, width - 1, 2))
+    needed = {(width - 1) // 2, width // 2}
+    kept = []
+    for i, j in reversed(network):
+        if i in needed or j in needed:
+            kept.append((i, j))
+            needed |= {i, j}
+    return tuple(reversed(kept))
+
+
+#: Widest Hampel window whose medians use a comparator network, not a partition.
+_NETWORK_MAX_WIDTH = 11
+
+
 def _median_in_place(rows: np.ndarray) -> np.ndarray:
     """Median of each row of a NaN-free 2-D array; partitions ``rows`` in place."""
     width = rows.shape[1]
     lo, hi = (width - 1) // 2, width // 2
     rows.partition((lo, hi) if lo != hi else lo, axis=1)
     return 0.5 * (rows[:, lo] + rows[:, hi])
+
+
+def _column_medians(columns: list[np.ndarray], spare: np.ndarray) -> np.ndarray:
+    """Per-row median of NaN-free equal-length columns (one per window position).
+
+    Runs a comparator network with ``np.minimum``/``np.maximum`` over whole columns,
+    which for short Hampel windows is about twice as fast as ``ndarray.partition``
+    along rows (:func:`_median_in_place`); the result is the same (exact comparisons). The
+    arrays of the list ``columns`` are overwritten and the list's entries swapped (with
+    ``spare``, a scratch column): afterwards it holds each row's values permuted.
+    """
+    for i, j in _median_network(len(columns)):
+        a, b = columns[i], columns[j]
+        np.minimum(a, b, out=spare)
+        np.maximum(a, b, out=b)
+        columns[i], spare = spare, a
+    width = len(columns)
+    return 0.5 * (columns[(width - 1) // 2] + columns[width // 2])
 
 
 def _nan_medians(rows: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -257,13 +306,23 @@ def hampel(
     for lo in range(0, rows.size, _BLOCK_ROWS):
         block, d, ok = (a[lo : lo + _BLOCK_ROWS] for a in (rows, depth, whole))
         r = block[ok]  # common case: a whole window of the series, no NaN in it
-        if r.size:
+        if r.size and window > _NETWORK_MAX_WIDTH:
             w = past[r]  # a copy, worked on in place below
             median = _median_in_place(w)
             w -= median[:, None]
             mad = _median_in_place(np.abs(w, out=w))
             threshold = np.maximum(k * MAD_TO_SIGMA * mad, min_deviation)
             out[r] = np.abs(values[r] - median) > threshold
+        elif r.size:
+            x = values[r]
+            columns = [values[r - (window - j)] for j in range(window)]
+            median = _column_medians(columns, np.empty_like(x))
+            for c in columns:
+                np.subtract(c, median, out=c)
+                np.abs(c, out=c)
+            mad = _column_medians(columns, np.empty_like(x))
+            threshold = np.maximum(k * MAD_TO_SIGMA * mad, min_deviation)
+            out[r] = np.abs(x - median) > threshold
         r, d = block[~ok], d[~ok]  # windows cut by the series start or holding NaN
         if r.size:
             w = np.where(np.arange(window) >= window - d[:, None], past[r], np.nan)
@@ -375,6 +434,8 @@ def flags(**masks: np.ndarray) -> np.ndarray:
     if not masks:
         raise TypeError("flags() needs at least one mask")
     out: np.ndarray | None = None
+    # Bits are gathered in int16 while they fit (a quarter of the memory traffic).
+    work = np.int16 if max(Flag).value < 1 << 15 else np.int64
     for name, mask in masks.items():
         try:
             bit = Flag[name.upper()]
@@ -382,12 +443,12 @@ def flags(**masks: np.ndarray) -> np.ndarray:
             raise TypeError(f"unknown flag {name!r}; one of {[f.name.lower() for f in Flag]}") from None
         mask = np.asarray(mask, dtype=bool)
         if out is None:
-            out = np.zeros(mask.shape, dtype=np.int64)
+            out = np.zeros(mask.shape, dtype=work)
         elif mask.shape != out.shape:
             raise ValueError(f"mask {name!r} has shape {mask.shape}, expected {out.shape}")
-        out |= mask.astype(np.int64) * np.int64(bit.value)
+        out |= mask.astype(work) * work(bit.value)
     assert out is not None
-    return out
+    return out.astype(np.int64)
 
 
 # -- grouping readings by their string keys ---------------------------------------------
@@ -417,10 +478,80 @@ def _column_codes(column: np.ndarray) -> tuple[np.ndarray, int]:
     return codes, len(seen)
 
 
+#: Leading rows of a column looked at to choose how to code it.
+_SAMPLE_ROWS = 4096
+
+
+def _few_codes(column: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """:func:`_column_codes` of a column holding at most two distinct strings (a channel
+    column), by elementwise comparison; None when the column holds more or other values."""
+    head = list(dict.fromkeys(column[:_SAMPLE_ROWS].tolist()))
+    if not 1 <= len(head) <= 2 or any(type(v) is not str for v in head):
+        return None
+    first = column == head[0]
+    if len(head) == 1:
+        return (np.zeros(column.size, dtype=np.int64), 1) if first.all() else None
+    second = column == head[1]
+    if not (first | second).all():
+        return None
+    return second.astype(np.int64), 2
+
+
+def _dependent_codes(column: np.ndarray, known: np.ndarray, span: int) -> tuple[np.ndarray, int] | None:
+    """:func:`_column_codes` of a column whose value is the same in every row of each group
+    ``known`` (codes below ``span``) makes, from one value per group; None when it is not.
+
+    One elementwise comparison with each group's first row verifies the premise; the
+    codes keep the order of first appearance, which is always a group's first row.
+    """
+    size = column.size
+    first = np.full(span, size, dtype=np.intp)
+    np.minimum.at(first, known, np.arange(size))
+    if not (column == column[first[known]]).all():
+        return None
+    group_rows = np.sort(first[first < size])
+    codes, count = _column_codes(column[group_rows])
+    per_group = np.zeros(span, dtype=np.int64)
+    per_group[known[group_rows]] = codes
+    return per_group[known], count
+
+
+def _columns_codes(columns: tuple[np.ndarray, ...]) -> list[tuple[np.ndarray, int]]:
+    """:func:`_column_codes` of each column, the cheapest exact way for each.
+
+    A two-valued column (the channel) is coded by comparison; of the other columns
+    the most varied (the station) goes through the dict, and a less varied one (the
+    sensor, fixed per station and channel) is coded per group of the columns coded
+    already when a sample of the leading rows suggests it is fixed per group.
+    """
+    coded: dict[int, tuple[np.ndarray, int]] = {}
+    rest = []
+    for i, column in enumerate(columns):
+        few = _few_codes(column) if column.size > _SAMPLE_ROWS else None
+        if few is None:
+            rest.append(i)
+        else:
+            coded[i] = few
+    head_distinct = {i: len(dict.fromkeys(columns[i][:_SAMPLE_ROWS].tolist())) for i in rest}
+    for i in sorted(rest, key=lambda i: -head_distinct[i]):
+        got = None
+        if coded and columns[i].size > _SAMPLE_ROWS:
+            known, span = np.zeros(columns[i].size, dtype=np.int64), 1
+            for codes, count in coded.values():
+                known, span = known * count + codes, span * count
+            head = known[:_SAMPLE_ROWS]
+            if span <= columns[i].size and head_distinct[i] <= np.unique(head).size:
+                if _dependent_codes(columns[i][:_SAMPLE_ROWS], head, span) is not None:
+                    got = _dependent_codes(columns[i], known, span)
+        coded[i] = got if got is not None else _column_codes(columns[i])
+    return [coded[i] for i in range(len(columns))]
+
+
 def factorize(*columns: np.ndarray) -> Groups:
     """Group the rows of equal-length string columns by equal values (exactly).
 
-    Each column gets dense codes (:func:`_column_codes`); their mixed-radix
+    Each column gets dense codes in order of first appearance (:func:`_column_codes`,
+    or the same codes found cheaper by :func:`_columns_codes`); their mixed-radix
     combination is relabelled densely (or by one integer sort when the product of
     the cardinalities is large).
     """
@@ -429,8 +560,7 @@ def factorize(*columns: np.ndarray) -> Groups:
     size = columns[0].size
     combined = np.zeros(size, dtype=np.int64)
     span = 1
-    for column in columns:
-        codes, count = _column_codes(column)
+    for codes, count in _columns_codes(columns):
         if span * count >= 1 << 63:  # relabel before the product could overflow int64
             _, combined = np.unique(combined, return_inverse=True)
             combined = combined.reshape(-1).astype(np.int64)
@@ -483,6 +613,22 @@ def _packed_order(*keys: np.ndarray) -> np.ndarray:
     """``np.lexsort(keys)`` as one int64 argsort when the keys fit (about 10× faster)."""
     packed = _packed(*keys)
     return np.lexsort(keys) if packed is None else np.argsort(packed)
+
+
+def _slot_ts_order(slot: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
+    """``np.lexsort((arange, ts, slot))`` by one radix sort of the slots, when each
+    slot's rows already come in ``ts`` order (the usual batch), else None.
+
+    That is the order of ``_packed_order(arrival, ts, slot)`` in :meth:`SeriesHistory.assess`:
+    arrival grows with the position (stored windows, all 0, come first and are unique
+    per slot and ts)."""
+    if slot.size == 0 or int(slot.max()) >= 1 << 16 or int(slot.min()) < 0:
+        return None
+    order = np.argsort(slot.astype(np.uint16), kind="stable")  # a radix sort
+    s_slot, s_ts = slot[order], ts[order]
+    if ((s_ts[1:] >= s_ts[:-1]) | (s_slot[1:] != s_slot[:-1])).all():
+        return order
+    return None
 
 
 # -- history across batches -------------------------------------------------------------
@@ -648,15 +794,20 @@ class SeriesHistory:
         all_ts = np.concatenate([r_ts, ts.astype(np.int64)])
         # Stored windows sort before batch copies of the same (series, ts); batch rows
         # keep their order, so the first copy of a duplicate is the one judged.
-        arrival = np.concatenate([np.zeros(r_slot.size, np.int64), 1 + np.arange(size)])
-        order = _packed_order(arrival, all_ts, all_slot)
+        order = _slot_ts_order(all_slot, all_ts)
+        if order is None:
+            arrival = np.concatenate([np.zeros(r_slot.size, np.int64), 1 + np.arange(size)])
+            order = _packed_order(arrival, all_ts, all_slot)
 
         s_slot, s_ts = all_slot[order], all_ts[order]
         repeat = np.zeros(order.size, dtype=bool)
         repeat[1:] = (s_slot[1:] == s_slot[:-1]) & (s_ts[1:] == s_ts[:-1])
-        unique_of_sorted = np.cumsum(~repeat) - 1
-        kept = order[~repeat]  # index into the concatenation of each unique window
-        u_slot, u_ts = s_slot[~repeat], s_ts[~repeat]
+        if repeat.any():
+            unique_of_sorted = np.cumsum(~repeat) - 1
+            kept = order[~repeat]  # index into the concatenation of each unique window
+            u_slot, u_ts = s_slot[~repeat], s_ts[~repeat]
+        else:  # the usual batch: no redelivery, every window is unique
+            unique_of_sorted, kept, u_slot, u_ts = None, order, s_slot, s_ts
         u_val = np.concatenate([r_val, value.astype(np.float64)])[kept]
         was_stored = kept < r_slot.size
         u_verdict = np.zeros(kept.size, dtype=np.int8)
@@ -665,7 +816,8 @@ class SeriesHistory:
         batch_pos = np.empty(size, dtype=np.intp)  # sorted position of each batch row
         from_batch = order >= r_slot.size
         batch_pos[order[from_batch] - r_slot.size] = np.flatnonzero(from_batch)
-        judged = unique_of_sorted[batch_pos]  # unique window each batch row is judged as
+        # the unique window each batch row is judged as
+        judged = batch_pos if unique_of_sorted is None else unique_of_sorted[batch_pos]
 
         # New windows are judged now; stored ones (and their redeliveries) keep the
         # verdict they got when they were new, whatever of their past has been evicted.
@@ -677,8 +829,10 @@ class SeriesHistory:
         spike = np.where(was_stored, (u_verdict & _SPIKE) != 0, spike)
         ab = self._ab_pairs(u_slot, u_ts, u_val, settings) | ((u_verdict & _AB) != 0)
 
-        verdict = (flat * _FLAT) | (spike * _SPIKE) | (ab * _AB)
-        self._remember(u_slot, u_ts, u_val, verdict.astype(np.int8))
+        verdict = flat.view(np.int8) * np.int8(_FLAT)
+        verdict |= spike.view(np.int8) * np.int8(_SPIKE)
+        verdict |= ab.view(np.int8) * np.int8(_AB)
+        self._remember(u_slot, u_ts, u_val, verdict)
         return HistoryFlags(flat[judged], spike[judged], ab[judged])
 
     def _ab_pairs(self, slot: np.ndarray, ts: np.ndarray, value: np.ndarray,
@@ -688,6 +842,14 @@ class SeriesHistory:
         channel = self._slot_channel[slot]
         ab = np.flatnonzero(channel >= 0)
         if ab.size < 2 or channel[ab].min() == channel[ab].max():
+            return out
+        aligned = self._aligned_pairs(slot, ts)
+        if aligned is not None:
+            a_idx, b_idx = aligned
+            bad = ab_disagreement(value[a_idx], value[b_idx], settings.ab_abs_limit,
+                                  settings.ab_rel_limit)
+            out[a_idx[bad]] = True
+            out[b_idx[bad]] = True
             return out
         station = self._slot_station[slot[ab]]
         keys = (channel[ab].astype(np.int64), ts[ab], station)
@@ -707,6 +869,42 @@ class SeriesHistory:
         out[a_idx[bad]] = True
         out[b_idx[bad]] = True
         return out
+
+    def _aligned_pairs(self, slot: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The a/b pairs of :meth:`_ab_pairs` without a sort, in the usual case, else None.
+
+        Applies when the rows are sorted by slot and strictly by ts within a slot, each
+        station has at most one series per channel, and both channels of a station hold
+        the same ts: then the pairs are the two series' rows side by side.
+        """
+        size = slot.size
+        first = np.ones(size, dtype=bool)
+        first[1:] = slot[1:] != slot[:-1]
+        if not ((ts[1:] > ts[:-1]) | first[1:]).all():
+            return None
+        starts = np.flatnonzero(first)
+        seg_slot = slot[starts]
+        if (seg_slot[1:] <= seg_slot[:-1]).any():
+            return None
+        lengths = np.diff(np.append(starts, size))
+        seg_channel = self._slot_channel[seg_slot]
+        segs = np.flatnonzero(seg_channel >= 0)
+        key = self._slot_station[seg_slot[segs]] * 2 + seg_channel[segs]
+        by_key = np.argsort(key, kind="stable")
+        key, segs = key[by_key], segs[by_key]
+        if (key[1:] == key[:-1]).any():
+            return None  # a station with two series on one channel
+        pair = ((key[1:] - key[:-1]) == 1) & ((key[:-1] & 1) == 0)
+        seg_a, seg_b = segs[:-1][pair], segs[1:][pair]
+        count = lengths[seg_a]
+        if (count != lengths[seg_b]).any():
+            return None
+        within = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        a_idx = np.repeat(starts[seg_a], count) + within
+        b_idx = np.repeat(starts[seg_b], count) + within
+        if not (ts[a_idx] == ts[b_idx]).all():
+            return None
+        return a_idx, b_idx
 
     def _remember(self, slot: np.ndarray, ts: np.ndarray, value: np.ndarray,
                   verdict: np.ndarray) -> None:
