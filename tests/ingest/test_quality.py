@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+from ingest import quality
 from ingest.quality import (
     FRAME_PERIOD_S,
     RANGE_MAX_UG_M3,
@@ -434,3 +435,39 @@ def test_kernels_never_warn_on_missing_values():
         low_coverage(values, values, values)
         assess(SeriesHistory(3), [("s1", "pms5003", "ab"[i % 2], 60 * (i // 2), v)
                                   for i, v in enumerate(values)])
+
+
+def _reference_hampel(values, series, window, k, min_deviation, min_periods, where):
+    """Hampel's rule written out one reading at a time: the obviously-correct reference."""
+    out = np.zeros(len(values), dtype=bool)
+    for i, x in enumerate(values):
+        if (where is not None and not where[i]) or np.isnan(x):
+            continue
+        before = [values[j] for j in range(max(0, i - window), i) if series[j] == series[i]]
+        before = np.array([v for v in before if not np.isnan(v)])
+        if len(before) < min_periods or len(before) == 0:
+            continue
+        m = np.median(before)
+        mad = np.median(np.abs(before - m))
+        out[i] = abs(x - m) > max(k * 1.4826 * mad, min_deviation)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("window", [1, 2, 3, 5, 7, 8, 11, 15])
+def test_hampel_matches_the_rule_written_out_reading_by_reading(seed, window):
+    rng = np.random.default_rng(seed * 100 + window)
+    n = 400
+    series = np.sort(rng.integers(0, 12, n))  # contiguous series of random lengths
+    values = rng.gamma(2.0, 5.0, n)
+    spikes = rng.random(n) < 0.08
+    values[spikes] *= rng.uniform(3, 12, spikes.sum())
+    values[rng.random(n) < 0.1] = np.nan
+    where = rng.random(n) < 0.9
+    for min_deviation in (0.0, 1.0):
+        for min_periods in {1, max(1, window // 2), window}:
+            got = quality.hampel(values, series, window=window, k=3.0, min_deviation=min_deviation,
+                                 min_periods=min_periods, where=where)
+            want = _reference_hampel(values, series, window, 3.0, min_deviation, min_periods, where)
+            assert got.shape == values.shape
+            assert np.array_equal(got, want), (min_deviation, min_periods, np.flatnonzero(got != want)[:5])
