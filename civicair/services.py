@@ -63,6 +63,9 @@ class _Server:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
         self.log_path = self.state_dir / f"{self.name}.log"
+        #: What the process prints (start-up errors); the same file unless a server
+        #: writes its own log (see Mosquitto).
+        self.output_path = self.log_path
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -71,7 +74,7 @@ class _Server:
         raise NotImplementedError
 
     def start(self, timeout: float = 30.0) -> _Server:
-        log = open(self.log_path, "ab")
+        log = open(self.output_path, "ab")
         self.proc = subprocess.Popen(
             self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=_own_session_dying_with_parent,
@@ -81,8 +84,8 @@ class _Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ServiceError(
-                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}:\n"
-                    + self.log_path.read_text(errors="replace")[-2000:]
+                    f"{self.name} exited with {self.proc.returncode}; see {self.output_path}:\n"
+                    + self.output_path.read_text(errors="replace")[-2000:]
                 )
             if self.ready():
                 return self
@@ -141,6 +144,7 @@ class Mosquitto(_Server):
         self.password_file = Path(password_file).resolve() if password_file else None
         self.acl_file = Path(acl_file).resolve() if acl_file else None
         self.config_path = self.state_dir / "mosquitto.conf"
+        self.output_path = self.state_dir / "mosquitto.out"
 
     def write_config(self) -> None:
         lines = [
@@ -162,7 +166,9 @@ class Mosquitto(_Server):
             "log_type warning",
             "log_type notice",
             "log_type information",
-            "log_dest stdout",
+            # A log file, flushed line by line (stdout into a file is block-buffered, so
+            # its lines would appear only when the broker exits).
+            f"log_dest file {self.log_path}",
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
         ]
         self.config_path.write_text("\n".join(lines) + "\n" + self.extra_config + "\n")
