@@ -24,14 +24,16 @@ def spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Po
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
+    """Signal the process group, wait, SIGKILL after ``timeout``; the exit code."""
     if proc.poll() is None:
         os.killpg(proc.pid, sig)
         try:
-            proc.wait(15)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    return proc.returncode
 
 
 def bridge_args(station: str, port: Path, spool: Path, window: int = 1, *extra: str) -> list[str]:

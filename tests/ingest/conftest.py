@@ -27,6 +27,7 @@ from civicair.influx import Influx, series
 from civicair.services import free_port
 from firmware_bridge import contract
 from ingest.metrics import parse
+from tests import procs
 from tests.conftest import DATABASE, wait_until
 
 #: 2025-01-01T00:00:00Z: readings are one minute apart from here (in the past, so no
@@ -100,16 +101,7 @@ class IngestProcess:
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            os.killpg(proc.pid, sig)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        return proc.returncode
+        return None if proc is None else procs.stop(proc, sig, timeout=30)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
