@@ -9,6 +9,7 @@ A missing binary raises an error that names the Debian package to install.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -39,8 +40,45 @@ def _own_session_dying_with_parent() -> None:
         pass  # not Linux: the servers are still stopped by stop() on a clean exit
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # the Linux default
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free TCP port on 127.0.0.1 that stays free until a server binds it.
+
+    Binding to port 0 would return a port from the kernel's ephemeral range, the
+    range every outgoing connection also draws from: between our choosing it and
+    the server binding it, any client socket (a test's HTTP client, the bridge's
+    MQTT connection) can take it, and the server fails with "address already in
+    use". So we pick at random below (or above) that range, where the kernel never
+    assigns a port on its own, and never hand the same port out twice in a process.
+    """
+    low, high = _ephemeral_range()
+    pools = [(p_low, p_high) for p_low, p_high in ((10000, low - 1), (high + 1, 65535))
+             if p_high - p_low > 1000]
+    rng = random.SystemRandom()
+    for _ in range(200):
+        p_low, p_high = rng.choice(pools) if pools else (1024, 65535)
+        port = rng.randint(p_low, p_high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as s:  # a crowded machine: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -73,23 +111,55 @@ class _Server:
     def ready(self) -> bool:
         raise NotImplementedError
 
+    #: True when this server chose its own ports: if one was taken after all, a first
+    #: start may choose others. A restart keeps its ports (its clients know them).
+    auto_ports = False
+    _started = False
+    _offsets: dict[Path, int] = {}
+
+    def choose_ports(self) -> None:
+        raise NotImplementedError
+
+    def _output_tail(self, offsets: dict[Path, int]) -> str:
+        text = ""
+        for path, offset in offsets.items():
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    text += f.read().decode(errors="replace")
+            except OSError:
+                pass
+        return text
+
     def start(self, timeout: float = 30.0) -> _Server:
-        log = open(self.output_path, "ab")
-        self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_own_session_dying_with_parent,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServiceError(
-                    f"{self.name} exited with {self.proc.returncode}; see {self.output_path}:\n"
-                    + self.output_path.read_text(errors="replace")[-2000:]
-                )
-            if self.ready():
-                return self
-            time.sleep(0.05)
+        for attempt in range(3):
+            offsets = {path: (path.stat().st_size if path.exists() else 0)
+                       for path in {self.output_path, self.log_path}}
+            self._offsets = offsets
+            log = open(self.output_path, "ab")
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_own_session_dying_with_parent,
+            )
+            log.close()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    output = self._output_tail(offsets)
+                    if ("address already in use" in output.lower() and self.auto_ports
+                            and not self._started and attempt < 2):
+                        break  # another process took a port: choose new ones, try again
+                    raise ServiceError(
+                        f"{self.name} exited with {self.proc.returncode}; see {self.log_path}:\n"
+                        + output[-2000:]
+                    )
+                if self.ready():
+                    self._started = True
+                    return self
+                time.sleep(0.05)
+            else:
+                break
+            self.choose_ports()
         self.stop()
         raise ServiceError(f"{self.name} did not answer within {timeout:.0f} s; see {self.log_path}")
 
@@ -135,6 +205,7 @@ class Mosquitto(_Server):
         super().__init__(state_dir)
         self.binary = _binary("mosquitto", "mosquitto")
         self.host = "127.0.0.1"
+        self.auto_ports = port is None
         self.port = port or free_port()
         self.extra_config = extra_config
         self.persistence = persistence
@@ -178,11 +249,19 @@ class Mosquitto(_Server):
         return [self.binary, "-c", str(self.config_path)]
 
     def ready(self) -> bool:
+        # A connect alone is not proof: if another process holds the port, the connect
+        # reaches it while our broker logs "Address already in use" and exits. Mosquitto
+        # logs "... running" once every listener is open.
+        if " running" not in self._output_tail({self.log_path: self._offsets.get(self.log_path, 0)}):
+            return False
         try:
             with socket.create_connection((self.host, self.port), timeout=0.5):
                 return True
         except OSError:
             return False
+
+    def choose_ports(self) -> None:
+        self.port = free_port()
 
     def reload(self) -> None:
         """SIGHUP: Mosquitto re-reads its password and ACL files (and not its listeners)."""
@@ -204,6 +283,7 @@ class InfluxDB(_Server):
         super().__init__(state_dir)
         self.binary = _binary("influxd", "influxdb")
         self.host = "127.0.0.1"
+        self.auto_ports = port is None
         self.port = port or free_port()
         self.rpc_port = free_port()
         self.config_path = self.state_dir / "influxdb.conf"
@@ -241,6 +321,10 @@ bind-address = "127.0.0.1:{self.rpc_port}"
     def command(self) -> list[str]:
         self.write_config()
         return [self.binary, "run", "-config", str(self.config_path)]
+
+    def choose_ports(self) -> None:
+        self.port = free_port()
+        self.rpc_port = free_port()
 
     def ready(self) -> bool:
         try:
