@@ -27,10 +27,11 @@ class ServiceError(RuntimeError):
 _PR_SET_PDEATHSIG = 1
 
 
-def _own_session_dying_with_parent() -> None:
+def new_session_dying_with_parent() -> None:
     """In the child before exec: its own session (Ctrl-C goes to the parent only), and
     SIGTERM when the process that started it dies, even by SIGKILL: a test run or a
-    stack that is killed leaves no server behind."""
+    stack that is killed leaves no server behind. Pass as ``preexec_fn`` to Popen,
+    instead of ``start_new_session=True``."""
     os.setsid()
     try:
         import ctypes
@@ -139,7 +140,7 @@ class _Server:
             log = open(self.output_path, "ab")
             self.proc = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_own_session_dying_with_parent,
+                preexec_fn=new_session_dying_with_parent,
             )
             log.close()
             deadline = time.monotonic() + timeout

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from civicair.influx import Influx, InfluxError, InfluxSettings
-from civicair.services import InfluxDB, Mosquitto, ServiceError, free_port
+from civicair.services import InfluxDB, Mosquitto, ServiceError, free_port, new_session_dying_with_parent
 
 DATABASE = "airquality"
 #: Where the simulated stations stand (lat, lon): a city centre, for the demo map.
@@ -71,7 +71,7 @@ class Stack:
             proc = subprocess.Popen(
                 [sys.executable, "-m", *args], stdout=f, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
-                start_new_session=True,
+                preexec_fn=new_session_dying_with_parent,
             )
         child = _Child(name, proc, log)
         self.children.append(child)

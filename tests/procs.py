@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from civicair.services import new_session_dying_with_parent
 from tests.conftest import DATABASE
 
 
@@ -21,7 +22,7 @@ def server_env(mosquitto, influxdb, tmp_path: Path) -> dict[str, str]:
 def spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         return subprocess.Popen([sys.executable, "-m", *args], env={**os.environ, **env},
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=new_session_dying_with_parent)
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:

@@ -24,7 +24,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from civicair.influx import Influx, series
-from civicair.services import free_port
+from civicair.services import free_port, new_session_dying_with_parent
 from firmware_bridge import contract
 from ingest.metrics import parse
 from tests import procs
@@ -90,7 +90,7 @@ class IngestProcess:
         """Start; wait until it serves /metrics and (``connected``) is connected to the broker."""
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "ingest"], env={**os.environ, **self.env},
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                         stdout=log, stderr=subprocess.STDOUT, preexec_fn=new_session_dying_with_parent)
         want = 1 if connected else 0
         wait_until(lambda: self.alive() and self.metrics().get("civicair_ingest_mqtt_connected") == want,
                    timeout=30, message=f"ingest up; log:\n{self.log_tail()}")
