@@ -37,6 +37,8 @@ from ingest.quality import (
 
 #: Mass-concentration columns checked against the sensor's range.
 MASS_COLUMNS = ("pm1_cf1", "pm25_cf1", "pm10_cf1", "pm1_atm", "pm25_atm", "pm4_atm", "pm10_atm")
+#: Decimals of the stored corrected ``pm25`` (0.01 µg/m³; see docs/quality.md).
+PM25_DECIMALS = 2
 
 
 class Cleaner:
@@ -91,7 +93,10 @@ class Cleaner:
             if name in batch.values:
                 outside |= out_of_range(batch.values[name], upper)
 
-        batch.derived["pm25"] = pm25
+        # Stored to 0.01 µg/m³: the published coefficients carry three or four
+        # significant figures and the sensors resolve 0.1 to 1 µg/m³; more digits would
+        # be float noise (6.740220000000001) served to analysts as if it were data.
+        batch.derived["pm25"] = np.round(pm25, PM25_DECIMALS)
         batch.derived["pm25_method"] = corrections.METHOD_NAMES[method]
         batch.derived["qc"] = flags(
             out_of_range=outside,

@@ -33,7 +33,17 @@ def test_clean_sets_the_three_derived_columns():
     assert b.derived["pm25_method"].dtype == object
     assert b.derived["qc"].dtype == np.int64
     assert b.derived["pm25"].tolist() == pytest.approx([0.524 * 12 - 0.0862 * 50 + 5.75,
-                                                        10 / 1.24])
+                                                        10 / 1.24], abs=0.005)
+
+
+def test_corrected_pm25_is_stored_to_a_hundredth_without_float_noise():
+    """0.524·11.25 − 0.0862·56.9 + 5.75 = 6.74022 is 6.740220000000001 in floats (seen in
+    the demo stack's CSV); an analyst should read 6.74, and the line protocol writes
+    the shortest repr of what is stored."""
+    assert 0.524 * 11.25 - 0.0862 * 56.9 + 5.75 == 6.740220000000001
+    b = Cleaner().clean(batch({"pm25_cf1": 11.25, "rh": 56.9}, {"sensor": "sds011", "pm25_cf1": None}),
+                        now=NOW)
+    assert [repr(v) for v in b.derived["pm25"].tolist()] == ["6.74", "8.06"]
     assert b.derived["pm25_method"].tolist() == ["epa_barkjohn_2021", "nilson_2022_kohler"]
     assert b.derived["qc"].tolist() == [0, 0]
 
