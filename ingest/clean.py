@@ -52,6 +52,14 @@ class Cleaner:
         self.settings = settings or QualitySettings()
         self.history = SeriesHistory(self.settings.history_depth)
 
+    def restore(self, station: np.ndarray, sensor: np.ndarray, channel: np.ndarray, ts: np.ndarray,
+                pm25_cf1: np.ndarray, pm25_atm: np.ndarray, qc: np.ndarray) -> int:
+        """Remember windows stored before a restart (see :mod:`ingest.history`), so that
+        flat-line, spike and A/B judge the next windows against them. The value judged
+        is ``pm25_cf1``, else ``pm25_atm``, as in :meth:`clean`. Returns windows kept."""
+        judged = np.where(np.isnan(pm25_cf1), pm25_atm, pm25_cf1)
+        return self.history.restore(station, sensor, channel, ts, judged, qc)
+
     def clean(self, batch: Batch, now: float | None = None) -> Batch:
         """Set ``pm25``, ``pm25_method`` and ``qc`` on ``batch`` and return it.
 

@@ -39,8 +39,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from civicair.influx import Influx, InfluxRejected, InfluxUnavailable
 from firmware_bridge import contract
 from firmware_bridge.errors import ContractError
-from ingest import meta
-from ingest.clean import clean
+from ingest import history, meta
+from ingest.clean import Cleaner
 from ingest.columns import DeadLetter, decode
 from ingest.lineprotocol import MEASUREMENT, encode
 from ingest.metrics import IngestMetrics, MetricsServer, reason_class
@@ -78,6 +78,8 @@ class Consumer:
     def __init__(self, settings: IngestSettings) -> None:
         self.settings = settings
         self.influx = Influx(settings.influx())
+        #: Flags and corrections; only the preparer thread uses it after start().
+        self.cleaner = Cleaner()
         self.metrics = IngestMetrics(receive_maximum=settings.receive_maximum)
         self._buf: deque[_Held] = deque()
         self._buf_readings = 0
@@ -157,6 +159,7 @@ class Consumer:
             # it answers) or refuse CREATE DATABASE (2.x/3: the bucket is made beforehand).
             log.warning("could not make sure database %r exists (%s); writing anyway",
                         self.settings.influx_db, str(exc)[:200])
+        self._restore_history()
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry_s
         props.ReceiveMaximum = self.settings.receive_maximum
@@ -165,6 +168,21 @@ class Consumer:
         self.client.loop_start()
         self._preparer.start()
         self._writer.start()
+
+    def _restore_history(self) -> None:
+        """Before the first message: the quality history from the database, so a restart
+        does not leave the next windows of every series unjudged. Best effort."""
+        lookback = self.settings.history_lookback_s
+        if not lookback:
+            return
+        try:
+            got = history.restore(self.influx, self.cleaner, lookback)
+        except (InfluxUnavailable, InfluxRejected) as exc:
+            log.warning("quality history starts empty: could not read it back from InfluxDB (%s)",
+                        str(exc)[:200])
+            return
+        log.info("quality history restored: %d windows of %d series from the last %d s",
+                 got.windows, got.series, lookback)
 
     def stop(self) -> None:
         """Write what is buffered (if InfluxDB takes it), acknowledge it, then disconnect.
@@ -359,7 +377,7 @@ class Consumer:
         newest = None
         flagged: dict[str, int] = {}
         if len(columns):
-            clean(columns)
+            self.cleaner.clean(columns)
             lines = encode(columns)
             # Lag is measured against live readings: one from a clock years ahead must not
             # pin the gauge below zero for ever.

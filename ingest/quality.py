@@ -835,6 +835,37 @@ class SeriesHistory:
         self._remember(u_slot, u_ts, u_val, verdict)
         return HistoryFlags(flat[judged], spike[judged], ab[judged])
 
+    def restore(self, station: np.ndarray, sensor: np.ndarray, channel: np.ndarray, ts: np.ndarray,
+                value: np.ndarray, qc: np.ndarray) -> int:
+        """Load windows judged before (by an earlier process, read back from the
+        database) into an empty history; returns how many were kept.
+
+        ``qc`` is each window's stored bitmask; its FLAT_LINE, SPIKE and
+        AB_DISAGREEMENT bits become the stored verdicts, so a redelivered reading
+        keeps its flags, and the next new windows are judged against this past as
+        if the process had never stopped. Only the newest ``depth`` windows of each
+        series are kept; duplicates of a (series, ts) count once.
+        """
+        if self._count:
+            raise ValueError("restore() fills an empty history, before the first batch")
+        if ts.size == 0:
+            return 0
+        groups = factorize(station, sensor, channel)
+        first = groups.first
+        slot = self.slots(station[first], sensor[first], channel[first])[groups.codes]
+        ts = ts.astype(np.int64)
+        order = np.lexsort((ts, slot))
+        s_slot, s_ts = slot[order], ts[order]
+        unique = np.ones(order.size, dtype=bool)
+        unique[1:] = (s_slot[1:] != s_slot[:-1]) | (s_ts[1:] != s_ts[:-1])
+        kept = order[unique]
+        qc = qc.astype(np.int64)[kept]
+        verdict = (((qc & Flag.FLAT_LINE) != 0).view(np.int8) * np.int8(_FLAT)
+                   | ((qc & Flag.SPIKE) != 0).view(np.int8) * np.int8(_SPIKE)
+                   | ((qc & Flag.AB_DISAGREEMENT) != 0).view(np.int8) * np.int8(_AB))
+        self._remember(slot[kept], ts[kept], value.astype(np.float64)[kept], verdict)
+        return int(np.minimum(np.bincount(slot[kept]), self.depth).sum())
+
     def _ab_pairs(self, slot: np.ndarray, ts: np.ndarray, value: np.ndarray,
                   settings: QualitySettings) -> np.ndarray:
         """Windows whose station has both channels a and b at the same ts, disagreeing."""

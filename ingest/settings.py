@@ -40,6 +40,11 @@ class IngestSettings(ServerSettings):
 
     deadletter_path: str = "deadletter.jsonl"
 
+    #: On start, read back the newest windows of every series stored in this many
+    #: seconds, so the flat-line, spike and A/B flags go on judging across a restart
+    #: (see ingest/history.py). 0 turns it off.
+    history_lookback_s: int = Field(86400, ge=0)
+
     #: ``/metrics`` (Prometheus text) and ``/health`` on this port; 0 turns the server off.
     metrics_port: int = Field(9108, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"
