@@ -45,6 +45,12 @@ AGGREGATES: dict[str, str] = {
     "mean": "MEAN", "min": "MIN", "max": "MAX", "count": "COUNT", "median": "MEDIAN",
 }
 INTERVALS: dict[str, str] = {"1h": "1h", "1d": "1d"}
+#: Aggregates whose result is a new number, not a stored value: the API rounds them.
+ROUNDED_AGGREGATES = frozenset({"mean", "median"})
+#: Decimals of a mean or median, by unit: one to two digits finer than the sensors
+#: resolve, and no float noise (7.414748120000001) served as if it were data.
+UNIT_DECIMALS: dict[str, int] = {"µg/m³": 2, "#/0.1L": 1, "#/cm³": 2, "µm": 3, "%": 2, "°C": 2,
+                                 "mg/m³": 4}
 
 #: ``qc`` bits that do NOT make a reading "flagged": 1 << 8 (UNCORRECTED, see
 #: ingest/quality.py ``Flag``) only says pm25 is the sensor's own value because no
@@ -175,15 +181,30 @@ def raw_columns(params: Sequence[str] | None) -> str:
     return ", ".join(cols)
 
 
-def aggregate_columns(params: Sequence[str], aggregates: Sequence[str]) -> str:
-    """``MEAN("pm25") AS "pm25_mean", …`` for every parameter × aggregate."""
+def decimals(param: str) -> int:
+    """Decimals a mean or median of ``param`` is rounded to (see :data:`UNIT_DECIMALS`)."""
+    field = PARAMS.get(param, param)
+    unit = contract.MEASURED_FIELDS.get(field, "µg/m³" if field == "pm25" else "")
+    return UNIT_DECIMALS.get(unit, 3)
+
+
+def _aggregate(param: str, aggregate: str, rounded: bool) -> str:
+    call = f"{AGGREGATES[aggregate]}({param_field(param)})" if aggregate in AGGREGATES \
+        else ident(aggregate, AGGREGATES)
+    if rounded and aggregate in ROUNDED_AGGREGATES:
+        scale = 10 ** decimals(param)
+        call = f"ROUND({call} * {scale}) / {scale}"
+    return f'{call} AS "{param}_{aggregate}"'
+
+
+def aggregate_columns(params: Sequence[str], aggregates: Sequence[str], rounded: bool = True) -> str:
+    """``ROUND(MEAN("pm25") * 100) / 100 AS "pm25_mean", …`` for every parameter × aggregate.
+
+    ``rounded``: means and medians rounded to :func:`decimals` (in InfluxDB, so the API
+    adds no work per value); off where the API computes further with them (AQI)."""
     if not params or not aggregates:
         raise QueryError("at least one parameter and one aggregate")
-    return ", ".join(
-        f'{AGGREGATES[a]}({param_field(p)}) AS "{p}_{a}"' if a in AGGREGATES else ident(a, AGGREGATES)
-        for p in params
-        for a in aggregates
-    )
+    return ", ".join(_aggregate(p, a, rounded) for p in params for a in aggregates)
 
 
 # -- statements -------------------------------------------------------------------------
@@ -196,10 +217,10 @@ def select_raw(columns: str, parts: Iterable[str | None], limit: int | None, tz:
 
 
 def select_aggregates(params: Sequence[str], aggregates: Sequence[str], parts: Iterable[str | None],
-                      interval: str, by_station: bool, tz: str | None = None) -> str:
+                      interval: str, by_station: bool, tz: str | None = None, rounded: bool = True) -> str:
     group = f"time({INTERVALS[interval]})" if interval in INTERVALS else ident(interval, INTERVALS)
     group += ', "station"' if by_station else ""
-    return (f'SELECT {aggregate_columns(params, aggregates)} FROM "{MEASUREMENT}"{where(parts)} '
+    return (f'SELECT {aggregate_columns(params, aggregates, rounded)} FROM "{MEASUREMENT}"{where(parts)} '
             f"GROUP BY {group} fill(none){tz_clause(tz)}")
 
 

@@ -76,6 +76,12 @@ async def aqi_endpoint(q: Annotated[AqiQuery, Query()], request: Request, influx
     return json_response(body, settings)
 
 
+def _published(mean: float | None) -> float | None:
+    """A mean as the API shows it: rounded like every other mean (``influxql.decimals``);
+    the AQI and the WHO comparisons use the unrounded value."""
+    return None if mean is None else round(mean, influxql.decimals("pm25"))
+
+
 def aqi_statements(q: AqiQuery, stations: list[str]) -> str:
     where = [influxql.stations_in(stations)]
     quality = [influxql.clean_only()] if q.excludes_flagged() else []
@@ -83,9 +89,11 @@ def aqi_statements(q: AqiQuery, stations: list[str]) -> str:
     last_day = influxql.time_range(end - timedelta(hours=24), end)
     period = influxql.time_range(q.start, q.end)
     return influxql.statements(
-        influxql.select_aggregates(["pm25"], ["mean"], [*where, last_day, *quality], "1h", True, q.tz_name),
+        # Unrounded: the AQI truncates the 24-hour mean itself, and the WHO means average these.
+        influxql.select_aggregates(["pm25"], ["mean"], [*where, last_day, *quality], "1h", True, q.tz_name,
+                                   rounded=False),
         influxql.select_aggregates(["pm25"], ["mean", "count"], [*where, period, *quality], "1d", True,
-                                   q.tz_name),
+                                   q.tz_name, rounded=False),
         influxql.last_window([*where, period]),
     )
 
@@ -113,13 +121,13 @@ def aqi_rows(results: list[dict[str, Any]], stations: list[str], metas: dict[str
             "aqi": index.value if index else None,
             "aqi_category": index.category if index else None,
             "aqi_colour": index.colour if index else None,
-            "pm25_24h": mean_24h,
+            "pm25_24h": _published(mean_24h),
             "hours_24h": len(hours),
             "aqi_valid": len(hours) >= MIN_HOURS,
             "who_days": len(day_means),
             "who_valid_days": len(valid),
             "who_days_above_24h": sum(1 for m in valid if aqi.above_who_24h(m)),
-            "who_mean": who_mean,
+            "who_mean": _published(who_mean),
             "who_mean_above_annual": aqi.above_who_annual(who_mean) if who_mean is not None else None,
         })
     return rows

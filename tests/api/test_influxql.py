@@ -49,12 +49,22 @@ def test_aggregate_text_with_quality_filter_group_by_and_tz():
         ["pm25", "pm25_raw"], ["mean", "count"], [influxql.station_eq("lab-1"), influxql.time_range(T0, T1),
                                                   influxql.clean_only()], "1d", False, "Europe/Amsterdam",
     ) == (
-        'SELECT MEAN("pm25") AS "pm25_mean", COUNT("pm25") AS "pm25_count", '
-        'MEAN("pm25_atm") AS "pm25_raw_mean", COUNT("pm25_atm") AS "pm25_raw_count" FROM "pm" '
+        'SELECT ROUND(MEAN("pm25") * 100) / 100 AS "pm25_mean", COUNT("pm25") AS "pm25_count", '
+        'ROUND(MEAN("pm25_atm") * 100) / 100 AS "pm25_raw_mean", COUNT("pm25_atm") AS "pm25_raw_count" FROM "pm" '
         "WHERE \"station\" = 'lab-1' AND time >= '2026-01-01T00:00:00Z' AND time < '2026-01-02T00:00:00Z' "
         "AND \"qc\" & 9223372036854775551 = 0 "
         "GROUP BY time(1d) fill(none) tz('Europe/Amsterdam')"
     )
+
+
+def test_means_and_medians_are_rounded_by_unit_and_stored_values_are_not():
+    assert influxql.aggregate_columns(["rh", "hcho", "n0_3"], ["median", "max"]) == (
+        'ROUND(MEDIAN("rh") * 100) / 100 AS "rh_median", MAX("rh") AS "rh_max", '
+        'ROUND(MEDIAN("hcho") * 10000) / 10000 AS "hcho_median", MAX("hcho") AS "hcho_max", '
+        'ROUND(MEDIAN("n0_3") * 10) / 10 AS "n0_3_median", MAX("n0_3") AS "n0_3_max"'
+    )
+    assert influxql.aggregate_columns(["pm25"], ["mean"], rounded=False) == 'MEAN("pm25") AS "pm25_mean"'
+    assert {influxql.decimals(p) for p in influxql.PARAMS} <= {1, 2, 3, 4}
 
 
 def test_many_stations_are_an_or_of_quoted_literals_not_a_regex():
