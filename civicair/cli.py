@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -44,6 +45,15 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     from firmware_bridge import app, config
     from firmware_bridge.errors import ConfigError
 
+    if args.action == "install":
+        from firmware_bridge import install
+
+        if not args.config:
+            print("civicair bridge install: give --config FILE (the config `civicair station add` printed)",
+                  file=sys.stderr)
+            return 2
+        return install.install(Path(args.config), env_file=Path(args.env_file) if args.env_file else None,
+                               root=Path(args.root), start=not args.no_start, doctor=not args.skip_doctor)
     _logging(args.verbose)
     cli = {
         "station": args.station,
@@ -202,6 +212,10 @@ def cmd_station_add(args: argparse.Namespace) -> int:
     else:
         print(f"==> {stations.BRIDGE_TOML} <==\n{toml}\n"
               f"==> {stations.BRIDGE_ENV} (chmod 600) <==\n{stations.bridge_env(new)}", end="")
+    files = "--config bridge.toml" + ("" if args.inline_password else " --env bridge.env")
+    print(f"the volunteer saves {'it' if args.inline_password else 'the two parts'} as "
+          f"{'bridge.toml' if args.inline_password else 'bridge.toml and bridge.env'} on the Pi and runs: "
+          f"sudo /opt/civicair/bin/civicair bridge install {files}", file=sys.stderr)
     print(_reload_hint(), file=sys.stderr)
     return 0
 
@@ -336,9 +350,18 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("bridge", help="read a serial sensor and publish readings to MQTT",
-                       description="Run the bridge, or `civicair bridge doctor` to check the setup.")
-    s.add_argument("action", nargs="?", choices=("run", "doctor"), default="run",
-                   help="run (default), or doctor: check port, sensor, broker, clock and spool")
+                       description="Run the bridge, `civicair bridge doctor` to check the setup, or "
+                                   "`sudo civicair bridge install --config FILE` to set it up as a service.")
+    s.add_argument("action", nargs="?", choices=("run", "doctor", "install"), default="run",
+                   help="run (default); doctor: check port, sensor, broker, clock and spool; install: "
+                        "put the config in /etc/civicair, create the civicair user, install the systemd "
+                        "unit, run doctor and start the service")
+    s.add_argument("--env", dest="env_file", metavar="FILE",
+                   help="install: the bridge.env lines with CIVICAIR_MQTT_PASSWORD (from `station add`)")
+    s.add_argument("--no-start", action="store_true", help="install: write and check, do not start")
+    s.add_argument("--skip-doctor", action="store_true", help="install: do not run doctor first")
+    s.add_argument("--root", default="/", help="install: under this directory instead of / (packaging, "
+                                                 "tests; no user is created and nothing is started)")
     s.add_argument("--config", help="TOML config file (environment variables override it)")
     s.add_argument("--station")
     s.add_argument("--port", help="serial port of channel a (overrides the config's sensors)")

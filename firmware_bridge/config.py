@@ -88,14 +88,32 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None,
     ``cli`` has the TOML file's shape (``{"mqtt": {"host": …}, "sensor": […]}``);
     its ``None`` values are ignored.
     """
-    raw: dict[str, Any] = {}
+    text = None
     if path is not None:
         try:
-            raw = tomllib.loads(Path(path).read_text())
+            text = Path(path).read_text()
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: {exc}") from None
+    return load_text(text, env, cli, source=f"config file {path}")
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def has_inline_password(text: str) -> bool:
+    """Whether the TOML itself holds ``[mqtt] password``."""
+    mqtt = _parse(text, "config").get("mqtt")
+    return isinstance(mqtt, dict) and "password" in mqtt
+
+
+def load_text(text: str | None, env: Mapping[str, str] | None = None, cli: Mapping[str, Any] | None = None,
+              source: str = "config") -> BridgeConfig:
+    """:func:`load` for TOML text already read (or None)."""
+    raw: dict[str, Any] = _parse(text, source) if text is not None else {}
     env = os.environ if env is None else env
     for var, (dotted, cast) in _ENV.items():
         if var in env:

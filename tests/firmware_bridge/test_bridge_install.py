@@ -24,7 +24,7 @@ sys.meta_path.insert(0, Block())
 
 def test_bridge_modules_and_commands_import_without_server_packages():
     code = BLOCKER + """
-import firmware_bridge.app, firmware_bridge.doctor, firmware_bridge.simulator
+import firmware_bridge.app, firmware_bridge.doctor, firmware_bridge.install, firmware_bridge.simulator
 import firmware_bridge.sensors
 from civicair.cli import main
 for argv in (["bridge", "--help"], ["simulate", "--help"]):

@@ -1,0 +1,277 @@
+"""``civicair bridge install``: a station set up as a service in one command.
+
+What docs/raspberry-pi.md otherwise takes ten commands to do, checked on the way:
+the config the operator gave is read and validated before anything is written; the
+password goes to ``/etc/civicair/bridge.env`` (mode 600) and never into the TOML;
+the systemd unit runs this very installation's ``civicair``; the ``civicair`` system
+user is created (member of ``dialout``); ``bridge doctor`` runs; and only if every
+check passes is the service enabled and started. Running it again changes nothing
+that is already right, and says so.
+
+Owns: planning the files (a pure function, :func:`plan`) and applying them under a
+root directory (``/`` on a Pi, a temp dir in the tests). Must not touch anything
+outside that root except through ``useradd`` and ``systemctl``, which it runs only
+when the root is ``/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TextIO
+
+from firmware_bridge import config
+from firmware_bridge.errors import ConfigError
+
+CONFIG_PATH = Path("/etc/civicair/bridge.toml")
+ENV_PATH = Path("/etc/civicair/bridge.env")
+UNIT_PATH = Path("/etc/systemd/system/civicair-bridge.service")
+STATE_DIR = Path("/var/lib/civicair")
+SERVICE = "civicair-bridge"
+USER = "civicair"
+#: The command line the shipped unit names; replaced by this installation's own.
+SHIPPED_EXEC = "/opt/civicair/bin/civicair"
+
+
+class InstallError(RuntimeError):
+    """A reason to stop before writing anything (or before starting the service)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    path: Path  # absolute, as on the Pi
+    text: str
+    mode: int
+    group: str | None = None  # owner root; this group (on the Pi only), else root's
+
+
+def unit_text(executable: str) -> str:
+    """The shipped unit, running ``executable`` (this installation's ``civicair``)."""
+    shipped = resources.files("firmware_bridge").joinpath("data/civicair-bridge.service").read_text()
+    if SHIPPED_EXEC not in shipped:
+        raise InstallError("the shipped unit file has no ExecStart to adapt")
+    return shipped.replace(SHIPPED_EXEC, executable)
+
+
+def own_executable() -> str:
+    """This installation's ``civicair`` script (beside the interpreter, as pip puts it)."""
+    candidate = Path(sys.executable).parent / "civicair"
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    found = shutil.which("civicair")
+    if found:
+        return found
+    raise InstallError("cannot find the civicair command of this installation; "
+                       "run the installer as /path/to/venv/bin/civicair bridge install …")
+
+
+def read_password(env_file: Path | None, environ: Mapping[str, str], existing: str | None) -> str | None:
+    """The MQTT password: from ``--env FILE`` (the operator's ``bridge.env`` lines), else
+    ``CIVICAIR_MQTT_PASSWORD``, else the installed bridge.env (a re-run keeps it)."""
+    if env_file is not None:
+        try:
+            text = env_file.read_text()
+        except OSError as exc:
+            raise InstallError(f"cannot read {env_file}: {exc.strerror}") from None
+        value = parse_env(text).get("CIVICAIR_MQTT_PASSWORD")
+        if not value:
+            raise InstallError(f"{env_file} has no CIVICAIR_MQTT_PASSWORD=… line")
+        return value
+    if environ.get("CIVICAIR_MQTT_PASSWORD"):
+        return environ["CIVICAIR_MQTT_PASSWORD"]
+    if existing is not None:
+        return parse_env(existing).get("CIVICAIR_MQTT_PASSWORD") or None
+    return None
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """``KEY=value`` lines as systemd's EnvironmentFile reads them (comments, quotes)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+def plan(config_text: str, password: str | None,
+         executable: str) -> tuple[config.BridgeConfig, list[FileSpec]]:
+    """Validate the config and return it with the files to install. Pure: no I/O
+    beyond parsing; raises :class:`InstallError` with the fix when something is off."""
+    if "\n" in (password or "") or "\r" in (password or ""):
+        raise InstallError("the MQTT password must be a single line")
+    env = {"CIVICAIR_MQTT_PASSWORD": password} if password else {}
+    try:
+        cfg = config.load_text(config_text, env=env)
+    except ConfigError as exc:
+        raise InstallError(str(exc)) from None
+    if cfg.mqtt.username and not cfg.mqtt.password:
+        raise InstallError(f"the config names MQTT user {cfg.mqtt.username!r} but no password was given: "
+                           "pass --env bridge.env (the lines `civicair station add` printed) "
+                           "or set CIVICAIR_MQTT_PASSWORD")
+    spool = Path(cfg.spool_path)
+    if not spool.is_absolute() or STATE_DIR not in spool.parents:
+        raise InstallError(f"spool path {cfg.spool_path} is outside {STATE_DIR}: the service may write only "
+                           f"there (ProtectSystem=strict); use path = \"{STATE_DIR}/spool.sqlite3\"")
+    # A TOML that holds the password (`station add --inline-password`) is readable by the
+    # service's group only; otherwise it is world-readable, to be shared when asking for help.
+    private = config.has_inline_password(config_text)
+    files = [FileSpec(CONFIG_PATH, config_text, 0o640 if private else 0o644, USER if private else None)]
+    if password:
+        files.append(FileSpec(ENV_PATH, f"CIVICAIR_MQTT_PASSWORD={password}\n", 0o600))
+    files.append(FileSpec(UNIT_PATH, unit_text(executable), 0o644))
+    return cfg, files
+
+
+def _under(root: Path, path: Path) -> Path:
+    return root / path.relative_to("/")
+
+
+def write_files(root: Path, files: list[FileSpec], say: Callable[[str], None]) -> bool:
+    """Write each file atomically with its mode (and group, on the Pi); True if any changed."""
+    changed = False
+    for spec in files:
+        target = _under(root, spec.path)
+        old = target.read_text() if target.is_file() else None
+        old_mode = target.stat().st_mode & 0o777 if target.is_file() else None
+        if old == spec.text and old_mode == spec.mode:
+            say(f"unchanged {spec.path}")
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, spec.mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(spec.text)
+        os.chmod(tmp, spec.mode)  # the umask must not widen or narrow it
+        if spec.group and root == Path("/"):
+            shutil.chown(tmp, "root", spec.group)
+        os.replace(tmp, target)
+        say(f"{'updated' if old is not None else 'wrote'} {spec.path} (mode {spec.mode:o})")
+        changed = True
+    return changed
+
+
+def ensure_user(say: Callable[[str], None], run: Callable[..., subprocess.CompletedProcess]) -> None:
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        run(["useradd", "--system", "--home-dir", str(STATE_DIR), "--no-create-home",
+             "--shell", "/usr/sbin/nologin", "--groups", "dialout", USER], check=True)
+        say(f"created system user {USER} (group dialout)")
+        return
+    if USER not in grp.getgrnam("dialout").gr_mem:
+        run(["usermod", "--append", "--groups", "dialout", USER], check=True)
+        say(f"added {USER} to group dialout")
+    else:
+        say(f"user {USER} exists (group dialout)")
+
+
+def systemd_running() -> bool:
+    """sd_booted(): the system was booted with systemd (not a container without it)."""
+    return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
+
+
+def run_doctor(cfg: config.BridgeConfig, root: Path, password: str | None, executable: str, out: TextIO,
+               run: Callable[..., subprocess.CompletedProcess]) -> int:
+    """``bridge doctor`` as the service will run: on the Pi as user civicair (so it checks
+    that user's access to the serial port and the spool, and creates the spool as that
+    user), with a running service stopped first so the two do not share the port."""
+    if root != Path("/"):  # the tests: in-process, the spool under the root
+        from firmware_bridge import doctor as doctor_module
+
+        spool = str(_under(root, Path(cfg.spool_path)))
+        return doctor_module.run(dataclasses.replace(cfg, spool_path=spool), out)
+    if systemd_running() and run(["systemctl", "is-active", "--quiet", SERVICE]).returncode == 0:
+        run(["systemctl", "stop", SERVICE], check=True)
+        print(f"stopped {SERVICE} for the checks (its spool keeps every reading)", file=out, flush=True)
+    reach = run(["runuser", "-u", USER, "--", executable, "--help"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, text=True)
+    if reach.returncode != 0:
+        print(f"[FAIL] install: user {USER} cannot run {executable} ({reach.stderr.strip()})\n"
+              f"       fix: install civicair where that user can read it, as the service will run it:\n"
+              f"       sudo python3 -m venv /opt/civicair && sudo /opt/civicair/bin/pip install "
+              f"'civicair[bridge]'\n       then: sudo /opt/civicair/bin/civicair bridge install …",
+              file=out, flush=True)
+        return 1
+    env = {**os.environ, **({"CIVICAIR_MQTT_PASSWORD": password} if password else {})}
+    done = run(["runuser", "-u", USER, "--", executable, "bridge", "doctor", "--config", str(CONFIG_PATH)],
+               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out.write(done.stdout)
+    out.flush()
+    return done.returncode
+
+
+def install(config_file: Path, *, env_file: Path | None = None, root: Path = Path("/"),
+            start: bool = True, doctor: bool = True, out: TextIO | None = None,
+            environ: Mapping[str, str] | None = None, executable: str | None = None,
+            run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> int:
+    """Install the bridge as a service; the exit code (0 ok, 1 doctor failed, 2 bad input)."""
+    out = sys.stdout if out is None else out
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    environ = os.environ if environ is None else environ
+    system = root == Path("/")
+    try:
+        if system and os.geteuid() != 0:
+            raise InstallError("run it as root: sudo " + " ".join(sys.argv))
+        try:
+            config_text = config_file.read_text()
+        except OSError as exc:
+            raise InstallError(f"cannot read {config_file}: {exc.strerror}") from None
+        installed_env = _under(root, ENV_PATH)
+        existing = installed_env.read_text() if installed_env.is_file() else None
+        password = read_password(env_file, environ, existing)
+        cfg, files = plan(config_text, password, executable or own_executable())
+    except InstallError as exc:
+        say(f"civicair bridge install: {exc}")
+        say("nothing was written")
+        return 2
+    say(f"config ok: station {cfg.station}, {len(cfg.sensors)} sensor(s), broker "
+        f"{cfg.mqtt.host}:{cfg.mqtt.port}{' (TLS)' if cfg.mqtt.tls else ''}")
+    if not system:
+        say(f"installing under {root} (no user is created, nothing is started)")
+    if system:
+        ensure_user(say, run)
+    changed = write_files(root, files, say)
+    state = _under(root, STATE_DIR)
+    state.mkdir(parents=True, exist_ok=True)
+    if system:
+        shutil.chown(state, USER, USER)
+        os.chmod(state, 0o750)
+    if doctor:
+        say("checking with `civicair bridge doctor`:")
+        if run_doctor(cfg, root, password, executable or own_executable(), out, run) != 0:
+            say(f"not started: fix what failed above, then run this again (the files are in place; "
+                f"`sudo systemctl enable --now {SERVICE}` starts it as it is)")
+            return 1
+    start_commands = [["systemctl", "daemon-reload"], ["systemctl", "enable", SERVICE],
+                      ["systemctl", "restart" if changed else "start", SERVICE]]
+    manual = "to start it: " + " && ".join("sudo " + " ".join(c) for c in start_commands)
+    if system and start and systemd_running():
+        for command in start_commands:
+            if run(command).returncode != 0:
+                say(f"`{' '.join(command)}` failed (see above); {manual}")
+                return 1
+        say(f"service {SERVICE} enabled and {'restarted' if changed else 'running'}")
+    elif system and start:
+        say(f"systemd is not running on this machine, so nothing was started; {manual}")
+    else:
+        say(manual)
+    say(f"logs: journalctl -u {SERVICE} -f    check again: civicair bridge doctor --config {CONFIG_PATH}")
+    return 0
