@@ -77,7 +77,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                         "X-Data-Attribution", "X-RateLimit-Limit", "X-RateLimit-Remaining",
                         "X-RateLimit-Reset"],
     )
-    app.openapi = _openapi_with_geojson(app)
+    # FastAPI's documented way to extend the generated schema is to replace this method.
+    app.openapi = _openapi_with_geojson(app)  # type: ignore[method-assign]
     return app
 
 

@@ -13,6 +13,8 @@ not reflected.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic_core import PydanticCustomError
@@ -86,8 +88,14 @@ def _message(err: dict) -> str:
     return msg.removeprefix("Value error, ")
 
 
+class _FieldError(TypedDict):
+    loc: list[str]
+    msg: str
+    type: str
+
+
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = [
+    errors: list[_FieldError] = [
         {"loc": [str(p) for p in e.get("loc", ())], "msg": _message(e), "type": str(e.get("type", ""))}
         for e in exc.errors()
     ]

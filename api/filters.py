@@ -56,7 +56,9 @@ PARAMS_PATTERN = _list_pattern(influxql.PARAMS, 30)
 AGGREGATES_PATTERN = _list_pattern(influxql.AGGREGATES, 5)
 
 #: IANA zone names, as an enum so the schema lists them once (components/schemas/TimeZone).
-TimeZone = enum.Enum("TimeZone", {name: name for name in sorted(influxql.time_zones())}, type=str)
+# Members come from the zone database at import, so mypy cannot list them (an Enum without members).
+TimeZone = enum.Enum(  # type: ignore[misc]
+    "TimeZone", {name: name for name in sorted(influxql.time_zones())}, type=str)
 
 
 def zone(tz: TimeZone | str | None) -> ZoneInfo | None:
@@ -181,7 +183,7 @@ class TimeRangeFilter(QueryModel):
             raise ApiError(422, "range_too_long", f"time range longer than {settings.max_range_days} days; "
                                                   "split it into several requests")
 
-    def fragment(self) -> str:
+    def fragment(self) -> str | None:  # the type every filter's fragment has (query models combine them)
         return influxql.time_range(self.start, self.end)
 
     def describe(self) -> dict:
@@ -282,14 +284,18 @@ class AreaFilter(QueryModel):
             if not (in_lon and min_lat <= lat <= max_lat):
                 return False
         if self._point is not None:
-            return self.distance_m(lat, lon) <= (self.radius or DEFAULT_RADIUS_M)
+            distance = self.distance_m(lat, lon)
+            assert distance is not None  # _point, lat and lon are all set
+            return distance <= (self.radius or DEFAULT_RADIUS_M)
         return True
 
     def describe(self) -> dict:
         out: dict = {}
         if self.bbox:
+            assert self._box is not None  # _parse_area sets it with bbox
             out["bbox"] = list(self._box)
         if self.near:
+            assert self._point is not None  # _parse_area sets it with near
             out["near"] = list(self._point)
             out["radius"] = self.radius or DEFAULT_RADIUS_M
         return out
@@ -339,9 +345,12 @@ class SeriesFilter(QualityFilter):
         pattern=AGGREGATES_PATTERN, examples=["mean,max"],
         description="For interval 1h/1d: comma-separated mean, min, max, count, median. "
                     "Default mean.")] = None
+    # Optional here, unlike QualityFilter's: None means "by interval" (see excludes_flagged).
+    # Pydantic lets a subclass redefine a field's type; mypy sees a base-class mismatch.
     include_flagged: Annotated[bool | None, Field(
         description="Include readings with a quality flag (any `qc` bit except 256, UNCORRECTED). "
-                    "Default: true for raw readings (each carries its `qc`), false for aggregates.")] = None
+                    "Default: true for raw readings (each carries its `qc`), false for aggregates.")
+    ] = None  # type: ignore[assignment]
 
     default_spans: ClassVar[dict[str, timedelta]] = {
         "raw": timedelta(days=1), "1h": timedelta(days=7), "1d": timedelta(days=30)}

@@ -114,7 +114,7 @@ def csv_response(columns: Sequence[str], units: dict[str, str], rows: Iterable[S
     return Response(text.encode(), media_type=CSV_MEDIA, headers=_csv_headers(settings, name))
 
 
-def csv_stream(columns: Sequence[str], units: dict[str, str], pages: AsyncIterator[list[Sequence[Any]]],
+def csv_stream(columns: Sequence[str], units: dict[str, str], pages: AsyncIterator[Iterable[Sequence[Any]]],
                settings: ApiSettings, name: str) -> StreamingResponse:
     """A CSV body written page by page as ``pages`` yields them (memory: one page).
 

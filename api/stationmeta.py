@@ -171,12 +171,11 @@ class StationMeta:
 def meta_from_row(station: str, columns: list[str], row: list[Any]) -> StationMeta:
     """A StationMeta from one row of :func:`api.influxql.station_meta` (any subset of its fields)."""
     v = dict(zip(columns, row, strict=False))
-    lat, lon = v.get("lat"), v.get("lon")
     return StationMeta(
         station=station,
         name=_str_or_none(v.get("name")),
-        lat=float(lat) if type(lat) in (int, float) else None,
-        lon=float(lon) if type(lon) in (int, float) else None,
+        lat=_number_or_none(v.get("lat")),
+        lon=_number_or_none(v.get("lon")),
         exact_location=v.get("exact_location") is True,
         sensors=tuple((ch, v[f"sensors_{ch}"]) for ch in contract.CHANNELS
                       if isinstance(v.get(f"sensors_{ch}"), str)),
@@ -188,6 +187,11 @@ def meta_from_row(station: str, columns: list[str], row: list[Any]) -> StationMe
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _number_or_none(value: Any) -> float | None:
+    # type(), not isinstance: a JSON bool is not a coordinate.
+    return float(value) if type(value) in (int, float) else None
 
 
 def online_status(last_seen: int | None, window_s: int | None, status: str | None, status_time: int | None,

@@ -137,7 +137,8 @@ class AsyncInflux:
         except httpx.HTTPError:
             return False
 
-    async def query(self, q: str, *, epoch: str = "s") -> list[dict[str, Any]]:
+    async def query(self, q: str, *, epoch: str | None = "s") -> list[dict[str, Any]]:
+        # epoch None: times come as RFC 3339 strings (httpx sends an empty ``epoch``).
         params = {"db": self.settings.database, "q": q, "epoch": epoch}
         try:
             resp = await self._http.get("/query", params=params)

@@ -268,6 +268,7 @@ class Mosquitto(_Server):
         """SIGHUP: Mosquitto re-reads its password and ACL files (and not its listeners)."""
         if not self.running:
             raise ServiceError(f"{self.name} is not running")
+        assert self.proc is not None  # running implies a process
         os.kill(self.proc.pid, signal.SIGHUP)
 
     @property

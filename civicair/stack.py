@@ -78,6 +78,7 @@ class Stack:
         return child
 
     def _server_env(self) -> dict[str, str]:
+        assert self.broker is not None and self.influxd is not None  # start() made them first
         return {
             "CIVICAIR_MQTT_HOST": "127.0.0.1",
             "CIVICAIR_MQTT_PORT": str(self.broker.port),
@@ -200,6 +201,7 @@ class Stack:
 
     def _monitor(self, duration: float | None) -> None:
         end = None if duration is None else time.monotonic() + duration
+        assert self.influxd is not None  # start() made it first
         db = Influx(InfluxSettings(url=self.influxd.url, database=DATABASE))
         last_count, last_stations, dead = -1, -1, set()
         try:

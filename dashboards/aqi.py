@@ -47,7 +47,7 @@ WHO_ANNUAL_PM25_UG_M3 = 5.0
 
 def thresholds() -> dict:
     """Grafana threshold steps, one per category (a value >= step's value takes its colour)."""
-    steps = [{"color": US_AQI_PM25_2024[0].color, "value": None}]
+    steps: list[dict[str, str | float | None]] = [{"color": US_AQI_PM25_2024[0].color, "value": None}]
     steps += [{"color": c.color, "value": c.low_ug_m3} for c in US_AQI_PM25_2024[1:]]
     return {"mode": "absolute", "steps": steps}
 

@@ -184,7 +184,7 @@ def validate(boards: dict[str, dict], datasources: dict[str, ProvisionedDatasour
             if problem:
                 fail(f"annotation {ann.get('name')!r}", problem)
 
-        ids: set[int] = set()
+        ids: set[int | None] = set()
         for panel in iter_panels(board):
             where = f"panel {panel.get('title')!r}"
             if not panel.get("type"):
@@ -287,12 +287,13 @@ def run_queries(boards: dict[str, dict], influx: Influx, datasources: dict[str, 
             vname, kind = var.get("name"), var.get("type")
             values: list[str] = []
             if kind == "query":
-                query = var.get("query")
+                query: Any = var.get("query")  # board JSON: a string, or a dict holding one
                 query = query.get("query") if isinstance(query, dict) else query
-                ctx = Context(board_range, calculate_interval(board_range, 1000, default_min), variables)
-                finding, results = run(name, f"variable ${vname}", query, ctx)
-                findings.append(finding)
-                values = _variable_values(results)
+                if isinstance(query, str) and query.strip():  # else validate() reported it
+                    ctx = Context(board_range, calculate_interval(board_range, 1000, default_min), variables)
+                    finding, results = run(name, f"variable ${vname}", query, ctx)
+                    findings.append(finding)
+                    values = _variable_values(results)
             elif kind == "custom":
                 text = template_replace(var.get("query", ""), variables, board_range)
                 values = [v.strip() for v in text.split(",")]

@@ -21,6 +21,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,7 @@ def publish(api, target: InfluxTarget | None, *, json_dir: Path = JSON_DIR,
         actions.append(Action("datasource", DATASOURCE_NAME, outcome, detail))
 
     for board in boards:
-        current = _get_or_none(lambda uid=board["uid"]: api.dashboard.get_dashboard(uid))
+        current = _get_or_none(partial(api.dashboard.get_dashboard, board["uid"]))
         outcome = plan_dashboard(current, board)
         if not dry_run and outcome != UNCHANGED:
             api.dashboard.update_dashboard({

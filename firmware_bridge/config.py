@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ class BridgeConfig:
         }
 
 
-_ENV = {
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CIVICAIR_STATION": ("station", str),
     "CIVICAIR_MQTT_HOST": ("mqtt.host", str),
     "CIVICAIR_MQTT_PORT": ("mqtt.port", int),

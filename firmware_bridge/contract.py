@@ -56,7 +56,7 @@ MEASURED_FIELDS: dict[str, str] = {
 }
 
 #: Header fields every reading carries, with their JSON types.
-HEADER_FIELDS: dict[str, type | tuple[type, ...]] = {
+HEADER_FIELDS: dict[str, type] = {
     "v": int,
     "station": str,
     "sensor": str,

@@ -28,6 +28,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -84,9 +85,11 @@ class Consumer:
         self._buf: deque[_Held] = deque()
         self._buf_readings = 0
         self._first_at = 0.0  # when the oldest buffered message arrived (monotonic)
-        self._buf_cond = threading.Condition()
+        # Both conditions share one lock (threading.Condition's default, an RLock).
+        buf_lock = threading.RLock()
+        self._buf_cond = threading.Condition(buf_lock)
         # Signalled when messages are settled: the network thread may wait on it (see _on_message).
-        self._space = threading.Condition(self._buf_cond)
+        self._space = threading.Condition(buf_lock)
         self._session_resumed = False
         self._generation = 0
         self._stop = threading.Event()
@@ -106,7 +109,7 @@ class Consumer:
         self._influx_down_since: float | None = None
         self._influx_error = ""
         self._draining_since: float | None = None
-        self._draining_from = 0
+        self._draining_from: float = 0
         self._dead_logged_at = 0.0
         self._dead_since_log = 0
         self._rejected_readings = 0  # lines of the batch being committed that InfluxDB refused
@@ -261,7 +264,9 @@ class Consumer:
         self.connected.clear()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        payload = msg.payload
+        # paho types payload bytes | bytearray (a message being published may hold either);
+        # a received PUBLISH is decoded with struct.unpack, which always gives bytes.
+        payload = cast(bytes, msg.payload)
         # Batches are sized in readings; an array payload holds one "ts" per reading.
         # A rough count is enough here: the exact one is known after decoding.
         readings = max(payload.count(b'"ts"'), 1) if payload[:1] == b"[" else 1

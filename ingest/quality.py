@@ -189,6 +189,7 @@ def _median_network(width: int) -> tuple[tuple[int, int], ...]:
     A sorting network (:data:`_NETWORK_7` for 7, odd-even transposition otherwise) with the
     comparators that cannot reach the middle positions pruned away.
     """
+    network: tuple[tuple[int, int], ...]
     if width == 7:
         network = _NETWORK_7
     else:
@@ -435,12 +436,13 @@ def flags(**masks: np.ndarray) -> np.ndarray:
         raise TypeError("flags() needs at least one mask")
     out: np.ndarray | None = None
     # Bits are gathered in int16 while they fit (a quarter of the memory traffic).
-    work = np.int16 if max(Flag).value < 1 << 15 else np.int64
+    work: type[np.signedinteger] = np.int16 if max(Flag).value < 1 << 15 else np.int64
     for name, mask in masks.items():
         try:
             bit = Flag[name.upper()]
         except KeyError:
-            raise TypeError(f"unknown flag {name!r}; one of {[f.name.lower() for f in Flag]}") from None
+            raise TypeError(
+                f"unknown flag {name!r}; one of {[f.name.lower() for f in Flag if f.name]}") from None
         mask = np.asarray(mask, dtype=bool)
         if out is None:
             out = np.zeros(mask.shape, dtype=work)

@@ -23,7 +23,6 @@ from api.envelope import envelope, units_for
 from api.errors import ApiError
 from api.filters import (
     MeasurementsQuery,
-    SeriesFilter,
     StationListFilter,
     StationMeasurementsQuery,
     encode_cursor,
@@ -103,7 +102,8 @@ def _parts(q: Any, stations: list[str]) -> list[str]:
 # -- aggregates ----------------------------------------------------------------------------------
 
 
-async def serve_aggregates(influx: AsyncInflux, settings: ApiSettings, q: SeriesFilter, stations: list[str],
+async def serve_aggregates(influx: AsyncInflux, settings: ApiSettings,
+                           q: StationMeasurementsQuery | MeasurementsQuery, stations: list[str],
                            by_station: bool, fmt: str, query: dict) -> Response:
     buckets = math.ceil((q.end - q.start).total_seconds() / INTERVAL_S[q.interval]) + 1
     if buckets * max(1, len(stations)) > settings.max_buckets:
@@ -180,6 +180,9 @@ async def serve_raw(request: Request, influx: AsyncInflux, settings: ApiSettings
     base = _parts(q, stations)
     stream = fmt == "csv" and q.limit is None
     limit = settings.max_rows if stream else q.page_size(settings)
+    columns: list[str]
+    rows: list[list[Any]]
+    following: datetime | None
     if not stations:
         columns, rows, following = [], [], None
     else:

@@ -356,13 +356,17 @@ class Parser:
     def _decode(self, raw: bytes) -> Event | None:
         content = unstuff(raw)
         if content is None:
-            return self._error("bad stuffing")
+            self._error("bad stuffing")
+            return None
         if len(content) < 5 or content[3] != len(content) - 5:
-            return self._error("bad length")
+            self._error("bad length")
+            return None
         if checksum(content[:-1]) != content[-1]:
-            return self._error("bad checksum")
+            self._error("bad checksum")
+            return None
         if content[0] != ADDRESS:
-            return self._error("bad address")
+            self._error("bad address")
+            return None
         cmd, state, data = content[1], content[2], content[4:-1]
         self.device_error = bool(state & ERROR_FLAG)
         if cmd == READ_VALUES and data:
@@ -383,7 +387,9 @@ class Parser:
             numbers = tuple(w / 1000.0 if n == "tps" else float(w)
                             for n, w in zip(VALUE_NAMES, struct.unpack(">10H", data), strict=True))
         else:
-            return self._error("bad length")
+            self._error("bad length")
+            return None
         if not all(math.isfinite(x) for x in numbers):
-            return self._error("bad value")  # a checksum can pass on noise; NaN never publishes
+            self._error("bad value")  # a checksum can pass on noise; NaN never publishes
+            return None
         return dict(zip(VALUE_NAMES, numbers, strict=True))

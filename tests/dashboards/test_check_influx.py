@@ -69,6 +69,24 @@ def test_a_query_influxdb_refuses_fails_the_check(seeded, influxdb, tmp_path, ca
     assert "query: SELECT" in out and "time >= " in out  # the expanded query is shown
 
 
+def test_a_query_variable_without_a_query_is_reported_once_and_does_not_crash_the_check(seeded, tmp_path):
+    import json
+    import shutil
+
+    from dashboards import JSON_DIR, PROVISIONING_DIR
+
+    shutil.copytree(JSON_DIR, tmp_path / "json")
+    path = tmp_path / "json" / "station.json"
+    board = json.loads(path.read_text())
+    variable = next(v for v in board["templating"]["list"] if v.get("type") == "query")
+    variable["query"] = None
+    path.write_text(json.dumps(board))
+    report = check(seeded, json_dir=tmp_path / "json", provisioning_dir=PROVISIONING_DIR)
+    failed = [f for f in report.findings if f.status == FAIL]
+    assert [(f.where, f.detail) for f in failed] == [(f"variable ${variable['name']}",
+                                                       "query variable without a query")]
+
+
 def test_station_variable_lists_every_station_and_can_be_overridden(seeded):
     report = check(seeded, overrides={"station": "depot-4"})
     [var] = [f for f in report.findings if f.where == "variable $station"]
