@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from ingest import corrections
-from ingest.columns import Batch
+from ingest.columns import Amendments, Batch
 from ingest.quality import (
     Flag,
     QualitySettings,
@@ -61,7 +61,9 @@ class Cleaner:
         return self.history.restore(station, sensor, channel, ts, judged, qc)
 
     def clean(self, batch: Batch, now: float | None = None) -> Batch:
-        """Set ``pm25``, ``pm25_method`` and ``qc`` on ``batch`` and return it.
+        """Set ``pm25``, ``pm25_method`` and ``qc`` on ``batch`` and return it; when the
+        batch shows that points written before need another flag (an A/B pair split
+        across batches), ``batch.amended`` lists them.
 
         Parameters
         ----------
@@ -118,6 +120,10 @@ class Cleaner:
                                       s.coverage_fraction),
             uncorrected=method == corrections.UNCORRECTED,
         )
+        self.history.record_qc(history, batch.derived["qc"])
+        if history.amend_slot.size:
+            station, sensor, channel = self.history.series_of(history.amend_slot)
+            batch.amended = Amendments(station, sensor, channel, history.amend_ts, history.amend_qc)
         return batch
 
 

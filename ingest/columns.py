@@ -33,6 +33,22 @@ class DeadLetter:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Amendments:
+    """``qc`` corrections to points written by earlier batches, one per row (see
+    :meth:`ingest.quality.SeriesHistory.assess`): written as ``qc``-only points, which
+    InfluxDB merges into the stored points (same series, same timestamp)."""
+
+    station: np.ndarray  # str
+    sensor: np.ndarray  # str
+    channel: np.ndarray  # str
+    ts: np.ndarray  # int64
+    qc: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
 @dataclass(slots=True)
 class Batch:
     """Column store of one batch. ``tags`` and ``ints`` are 1-D, ``values`` 2-D."""
@@ -45,6 +61,8 @@ class Batch:
     values: dict[str, np.ndarray]  # float64 columns, NaN = missing
     #: Derived columns (pm25, qc, …) added by the cleaning stage.
     derived: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Set by the cleaning stage when the batch changes the flags of earlier points.
+    amended: Amendments | None = None
 
     def __len__(self) -> int:
         return len(self.station)

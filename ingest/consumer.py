@@ -43,7 +43,7 @@ from firmware_bridge.errors import ContractError
 from ingest import history, meta
 from ingest.clean import Cleaner
 from ingest.columns import DeadLetter, decode
-from ingest.lineprotocol import MEASUREMENT, encode
+from ingest.lineprotocol import MEASUREMENT, encode, encode_amendments
 from ingest.metrics import IngestMetrics, MetricsServer, reason_class
 from ingest.settings import IngestSettings
 
@@ -384,12 +384,16 @@ class Consumer:
         if len(columns):
             self.cleaner.clean(columns)
             lines = encode(columns)
+            if columns.amended is not None:  # an A/B pair completed across batches
+                lines += encode_amendments(columns.amended)
             # Lag is measured against live readings: one from a clock years ahead must not
             # pin the gauge below zero for ever.
             ts = columns.ints["ts"]
             live = ts[ts <= now + _FUTURE_TOLERANCE_S]
             newest = int(live.max()) if len(live) else None
             flagged = self.metrics.count_flags(columns.derived.get("qc"))
+            if columns.amended is not None:  # written unflagged before, flagged now
+                flagged["ab_disagreement"] = flagged.get("ab_disagreement", 0) + len(columns.amended)
         self.metrics.prepare_seconds.observe(time.perf_counter() - started)
         return _Prepared(messages, lines + b"".join(station_lines), len(columns), len(station_lines),
                          newest, dead, flagged)

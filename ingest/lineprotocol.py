@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.columns import Batch
+from ingest.columns import Amendments, Batch
 
 MEASUREMENT = "pm"
 
@@ -123,3 +123,15 @@ def encode(batch: Batch, measurement: str = MEASUREMENT) -> bytes:
     columns.append(batch.ints["ts"].tolist())
     template = "".join(slots)
     return "".join(map(template.__mod__, zip(*columns, strict=True))).encode()
+
+
+def encode_amendments(amended: Amendments, measurement: str = MEASUREMENT) -> bytes:
+    """``qc``-only lines for points already written: InfluxDB merges a point's fields into
+    the stored point of the same series and timestamp, so only ``qc`` changes."""
+    if len(amended) == 0:
+        return b""
+    template = f"{_slot(measurement)},station=%s,sensor=%s,channel=%s qc=%di %d\n"
+    rows = zip(_escaped(amended.station, _escape_tag_text), _escaped(amended.sensor, _escape_tag_text),
+               _escaped(amended.channel, _escape_tag_text), amended.qc.tolist(), amended.ts.tolist(),
+               strict=True)
+    return "".join(map(template.__mod__, rows)).encode()

@@ -639,11 +639,25 @@ _SEP = "\x1f"  # cannot occur in a station id, sensor name or channel
 _FLAT, _SPIKE, _AB = 1, 2, 4  # verdict bits kept with each stored window
 
 
+def _no_rows() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryFlags:
     flat_line: np.ndarray
     spike: np.ndarray
     ab_disagreement: np.ndarray
+    #: Where each batch row's window is kept: slot and column (-1: not kept), for
+    #: :meth:`SeriesHistory.record_qc`.
+    slot: np.ndarray = field(default_factory=_no_rows)
+    column: np.ndarray = field(default_factory=_no_rows)
+    #: Stored windows (of earlier batches, already written) that the batch's readings
+    #: showed to disagree with their other channel: slot, ts, and the ``qc`` they must
+    #: now carry (their stored ``qc`` with AB_DISAGREEMENT added).
+    amend_slot: np.ndarray = field(default_factory=_no_rows)
+    amend_ts: np.ndarray = field(default_factory=_no_rows)
+    amend_qc: np.ndarray = field(default_factory=_no_rows)
 
 
 class SeriesHistory:
@@ -655,6 +669,13 @@ class SeriesHistory:
     repeats a stored (series, ts) — a QoS 1 redelivery — gets the stored verdict of its
     first copy, so a rewrite of the same InfluxDB point keeps its flat-line and spike
     flags (its A/B flag is added if the other channel arrived in between).
+
+    When a batch's reading disagrees with its other channel's window from an earlier
+    batch — already written — that stored window is returned for amendment
+    (``amend_*``): its stored ``qc`` (recorded with :meth:`record_qc`) with
+    AB_DISAGREEMENT added, so both readings of the pair end up flagged, as they would
+    had they come in one batch. A window whose final ``qc`` was never recorded is not
+    amended (an amendment must not wipe bits it does not know).
 
     State is per process: with several ingest processes on a shared subscription each
     sees part of every series, and these three flags see only that part.
@@ -675,6 +696,8 @@ class SeriesHistory:
         self._ts = np.zeros((0, depth), dtype=np.int64)  # right-aligned, oldest first
         self._val = np.zeros((0, depth), dtype=np.float64)
         self._verdict = np.zeros((0, depth), dtype=np.int8)  # _FLAT | _SPIKE | _AB
+        self._qc = np.zeros((0, depth), dtype=np.int64)  # final qc as written; -1: not recorded
+        self._slot_key = np.zeros(0, dtype=object)  # "station␟sensor␟channel" of each slot
         self._len = np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
@@ -723,6 +746,7 @@ class SeriesHistory:
             self._slot_channel[new] = np.where(channel[fresh] == "a", 0,
                                                np.where(channel[fresh] == "b", 1, -1))
             self._len[new] = 0
+            self._slot_key[new] = composite[fresh]
             self._count += fresh.size
             keys = np.concatenate([self._keys, composite[fresh]])
             key_slot = np.concatenate([self._key_slot, new])
@@ -745,6 +769,8 @@ class SeriesHistory:
         self._slot_channel = grown(self._slot_channel)
         self._ts, self._val, self._len = grown(self._ts), grown(self._val), grown(self._len)
         self._verdict = grown(self._verdict)
+        self._qc = grown(self._qc)
+        self._slot_key = grown(self._slot_key)
 
     # -- the assessment --------------------------------------------------------------
     def assess(
@@ -791,6 +817,7 @@ class SeriesHistory:
         r_slot = np.broadcast_to(known[:, None], stored.shape)[stored]
         r_ts, r_val = self._ts[known][stored], self._val[known][stored]
         r_verdict = self._verdict[known][stored]
+        r_qc = self._qc[known][stored]
 
         all_slot = np.concatenate([r_slot, slot])
         all_ts = np.concatenate([r_ts, ts.astype(np.int64)])
@@ -814,6 +841,8 @@ class SeriesHistory:
         was_stored = kept < r_slot.size
         u_verdict = np.zeros(kept.size, dtype=np.int8)
         u_verdict[was_stored] = r_verdict[kept[was_stored]]
+        u_qc = np.full(kept.size, -1, dtype=np.int64)  # batch windows: recorded after flags
+        u_qc[was_stored] = r_qc[kept[was_stored]]
 
         batch_pos = np.empty(size, dtype=np.intp)  # sorted position of each batch row
         from_batch = order >= r_slot.size
@@ -831,11 +860,35 @@ class SeriesHistory:
         spike = np.where(was_stored, (u_verdict & _SPIKE) != 0, spike)
         ab = self._ab_pairs(u_slot, u_ts, u_val, settings) | ((u_verdict & _AB) != 0)
 
+        # Stored windows that only now have a disagreeing partner, and a recorded qc.
+        amend = np.flatnonzero(ab & was_stored & ((u_verdict & _AB) == 0) & (u_qc >= 0))
+        amend_qc = u_qc[amend] | np.int64(Flag.AB_DISAGREEMENT)
+        u_qc[amend] = amend_qc
+
         verdict = flat.view(np.int8) * np.int8(_FLAT)
         verdict |= spike.view(np.int8) * np.int8(_SPIKE)
         verdict |= ab.view(np.int8) * np.int8(_AB)
-        self._remember(u_slot, u_ts, u_val, verdict)
-        return HistoryFlags(flat[judged], spike[judged], ab[judged])
+        column = self._remember(u_slot, u_ts, u_val, verdict, u_qc)
+        return HistoryFlags(flat[judged], spike[judged], ab[judged], slot, column[judged],
+                            u_slot[amend], u_ts[amend], amend_qc)
+
+    def record_qc(self, flags: HistoryFlags, qc: np.ndarray) -> None:
+        """Remember the final ``qc`` of the batch :meth:`assess` just judged (``flags``), so
+        that a later amendment adds its bit to what was written. Call it before the next
+        :meth:`assess`; windows not kept (older than ``depth``) are skipped."""
+        kept = flags.column >= 0
+        if kept.all():
+            self._qc[flags.slot, flags.column] = qc
+        else:
+            self._qc[flags.slot[kept], flags.column[kept]] = qc[kept]
+
+    def series_of(self, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(station, sensor, channel) of each slot, as str arrays."""
+        if slot.size == 0:
+            empty = np.zeros(0, dtype=str)
+            return empty, empty, empty
+        parts = np.array([key.split(_SEP) for key in self._slot_key[slot].tolist()], dtype=str)
+        return parts[:, 0], parts[:, 1], parts[:, 2]
 
     def restore(self, station: np.ndarray, sensor: np.ndarray, channel: np.ndarray, ts: np.ndarray,
                 value: np.ndarray, qc: np.ndarray) -> int:
@@ -865,7 +918,7 @@ class SeriesHistory:
         verdict = (((qc & Flag.FLAT_LINE) != 0).view(np.int8) * np.int8(_FLAT)
                    | ((qc & Flag.SPIKE) != 0).view(np.int8) * np.int8(_SPIKE)
                    | ((qc & Flag.AB_DISAGREEMENT) != 0).view(np.int8) * np.int8(_AB))
-        self._remember(slot[kept], ts[kept], value.astype(np.float64)[kept], verdict)
+        self._remember(slot[kept], ts[kept], value.astype(np.float64)[kept], verdict, qc)
         return int(np.minimum(np.bincount(slot[kept]), self.depth).sum())
 
     def _ab_pairs(self, slot: np.ndarray, ts: np.ndarray, value: np.ndarray,
@@ -940,10 +993,11 @@ class SeriesHistory:
         return a_idx, b_idx
 
     def _remember(self, slot: np.ndarray, ts: np.ndarray, value: np.ndarray,
-                  verdict: np.ndarray) -> None:
-        """Keep the newest ``depth`` windows of each series in ``slot`` (sorted by slot, ts)."""
+                  verdict: np.ndarray, qc: np.ndarray) -> np.ndarray:
+        """Keep the newest ``depth`` windows of each series in ``slot`` (sorted by slot, ts);
+        returns the column each window is kept in, -1 for those not kept."""
         if slot.size == 0:
-            return
+            return np.zeros(0, dtype=np.int64)
         index = np.arange(slot.size)
         first = np.ones(slot.size, dtype=bool)
         first[1:] = slot[1:] != slot[:-1]
@@ -956,4 +1010,8 @@ class SeriesHistory:
         self._ts[slot[keep], column] = ts[keep]
         self._val[slot[keep], column] = value[keep]
         self._verdict[slot[keep], column] = verdict[keep]
+        self._qc[slot[keep], column] = qc[keep]
         self._len[slot[starts]] = np.minimum(ends - starts, self.depth)
+        where = np.full(slot.size, -1, dtype=np.int64)
+        where[keep] = column
+        return where

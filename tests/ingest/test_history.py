@@ -17,7 +17,7 @@ from firmware_bridge import contract
 from ingest import history
 from ingest.clean import Cleaner
 from ingest.columns import to_columns
-from ingest.lineprotocol import encode
+from ingest.lineprotocol import encode, encode_amendments
 from ingest.quality import Flag
 from tests.conftest import wait_until
 
@@ -185,3 +185,90 @@ def test_an_ingest_started_while_influxdb_is_down_says_so_and_runs(spawn_ingest,
     ingest = spawn_ingest("ingest-down")
     assert "quality history starts empty: could not read it back from InfluxDB" in ingest.log_text()
     assert ingest.alive()
+
+
+# -- an A/B pair split across batches: the earlier, written half is amended -------------------
+
+
+def pair(start: int, a: float, b: float) -> tuple[list[dict], list[dict]]:
+    return windows("duo", start, [a]), windows("duo", start, [b], channel="b")
+
+
+def test_the_first_half_of_a_split_pair_is_amended_keeping_its_other_bits():
+    now = 1_800_000_000
+    first, second = pair(now - 600, 4.0, 30.0)
+    first[0]["rh"] = 92.0  # HIGH_HUMIDITY: a bit the amendment must keep
+    cleaner = Cleaner()
+    a = cleaner.clean(to_columns(first), now=now)
+    assert a.amended is None and not a.derived["qc"][0] & Flag.AB_DISAGREEMENT
+    b = cleaner.clean(to_columns(second), now=now)
+    assert b.derived["qc"][0] & Flag.AB_DISAGREEMENT
+    amended = b.amended
+    assert amended is not None and len(amended) == 1
+    assert (amended.station.tolist(), amended.sensor.tolist(), amended.channel.tolist(),
+            amended.ts.tolist()) == (["duo"], ["pms5003t"], ["a"], [now - 600])
+    assert amended.qc.tolist() == [int(a.derived["qc"][0]) | Flag.AB_DISAGREEMENT]
+    assert amended.qc[0] & Flag.HIGH_HUMIDITY
+    # As if both had come in one batch:
+    together = Cleaner().clean(to_columns(first + second), now=now)
+    assert sorted(together.derived["qc"].tolist()) == sorted([int(amended.qc[0]), int(b.derived["qc"][0])])
+
+
+def test_an_agreeing_split_pair_amends_nothing():
+    first, second = pair(1_800_000_000 - 600, 10.0, 11.0)
+    cleaner = Cleaner()
+    cleaner.clean(to_columns(first), now=1_800_000_000)
+    assert cleaner.clean(to_columns(second), now=1_800_000_000).amended is None
+
+
+def test_an_amendment_changes_only_qc_of_the_stored_point(influx: Influx):
+    now = int(time.time())
+    first, second = pair(now - 600, 4.0, 30.0)
+    cleaner = Cleaner()
+    a = cleaner.clean(to_columns(first), now=now)
+    influx.write(encode(a))
+    b = cleaner.clean(to_columns(second), now=now)
+    influx.write(encode(b) + encode_amendments(b.amended))
+    (result,) = influx.query('SELECT * FROM "pm" GROUP BY "channel"')
+    rows = {s["tags"]["channel"]: dict(zip(s["columns"], s["values"][0], strict=True)) for s in series(result)}
+    assert rows["a"]["qc"] & Flag.AB_DISAGREEMENT and rows["b"]["qc"] & Flag.AB_DISAGREEMENT
+    assert rows["a"]["pm25_cf1"] == 4.0 and rows["a"]["seq"] == 0 and rows["a"]["pm25"] == a.derived["pm25"][0]
+    assert len(rows) == 2  # no new point: the amendment merged into a's
+
+
+def test_amendment_lines_escape_tags_as_the_readings_do():
+    from ingest.columns import Amendments
+
+    lines = encode_amendments(Amendments(np.array(["a,b c"]), np.array(["pms5003"]), np.array(["a"]),
+                                         np.array([1_800_000_000]), np.array([64])))
+    assert lines == b"pm,station=a\\,b\\ c,sensor=pms5003,channel=a qc=64i 1800000000\n"
+
+
+def test_a_running_ingest_flags_both_halves_of_a_pair_that_arrived_in_two_batches(influx, spawn_ingest,
+                                                                                  publisher):
+    spawn_ingest("ingest-ab")
+    start = int(time.time()) // 60 * 60 - 600
+    first, second = pair(start, 4.0, 30.0)
+    publisher.publish(contract.readings_topic("duo"), orjson.dumps(first[0]))
+    wait_until(lambda: len(stored_qc(influx, "duo")) == 1, timeout=30, message="channel a stored")
+    assert not stored_qc(influx, "duo")[start] & Flag.AB_DISAGREEMENT
+    publisher.publish(contract.readings_topic("duo"), orjson.dumps(second[0]))
+
+    def both_flagged():
+        (result,) = influx.query("SELECT \"qc\" FROM \"pm\" WHERE \"station\" = 'duo' GROUP BY \"channel\"")
+        qc = {s["tags"]["channel"]: s["values"][0][1] for s in series(result)}
+        return len(qc) == 2 and all(q & Flag.AB_DISAGREEMENT for q in qc.values())
+
+    wait_until(both_flagged, timeout=30, message="both channels flagged AB_DISAGREEMENT")
+
+
+def test_after_a_restart_the_restored_half_of_a_pair_is_amended_too(influx: Influx):
+    now = int(time.time())
+    first, second = pair(now - 600, 4.0, 30.0)
+    a = Cleaner().clean(to_columns(first), now=now)
+    influx.write(encode(a))
+    restarted = Cleaner()
+    history.restore(influx, restarted, lookback_s=86400)
+    b = restarted.clean(to_columns(second), now=now)
+    assert b.amended is not None
+    assert b.amended.qc.tolist() == [int(a.derived["qc"][0]) | Flag.AB_DISAGREEMENT]

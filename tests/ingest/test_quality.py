@@ -351,6 +351,30 @@ def test_ab_pairs_with_the_partner_from_an_earlier_batch():
     assert out.ab_disagreement.tolist() == [True, False]
 
 
+def test_a_written_partner_is_amended_with_its_recorded_qc_plus_the_ab_bit():
+    history = SeriesHistory(SETTINGS.history_depth)
+    first = assess(history, [("s1", "pms5003", "a", 60, 2.0), ("s1", "pms5003", "a", 120, 9.0)])
+    assert first.amend_slot.size == 0
+    history.record_qc(first, np.array([Flag.UNCORRECTED, 0]))
+    out = assess(history, [("s1", "pms5003", "b", 60, 8.0), ("s1", "pms5003", "b", 120, 9.5)])
+    assert out.ab_disagreement.tolist() == [True, False]
+    assert out.amend_ts.tolist() == [60]
+    assert out.amend_qc.tolist() == [Flag.UNCORRECTED | Flag.AB_DISAGREEMENT]
+    station, sensor, channel = history.series_of(out.amend_slot)
+    assert (station.tolist(), sensor.tolist(), channel.tolist()) == (["s1"], ["pms5003"], ["a"])
+    # Amended once: a redelivery of b, or a later batch, asks for nothing more.
+    again = assess(history, [("s1", "pms5003", "b", 60, 8.0)])
+    assert again.ab_disagreement.tolist() == [True] and again.amend_slot.size == 0
+
+
+def test_a_window_whose_qc_was_never_recorded_is_not_amended():
+    """An amendment writes the whole qc: without the recorded value it would wipe bits."""
+    history = SeriesHistory(SETTINGS.history_depth)
+    assess(history, [("s1", "pms5003", "a", 60, 2.0)])  # no record_qc
+    out = assess(history, [("s1", "pms5003", "b", 60, 8.0)])
+    assert out.ab_disagreement.tolist() == [True] and out.amend_slot.size == 0
+
+
 def test_ab_pairs_channels_of_the_same_station_only_at_the_same_ts():
     history = SeriesHistory(SETTINGS.history_depth)
     out = assess(history, [("s1", "pms5003", "a", 60, 2.0), ("s2", "pms5003", "b", 60, 8.0),
