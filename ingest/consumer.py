@@ -19,6 +19,7 @@ encoding (the pure cores in :mod:`ingest.columns`, :mod:`ingest.clean`,
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import signal
@@ -59,6 +60,8 @@ _META_SUFFIX = "/meta"
 _STATUS_SUFFIX = "/status"
 #: At most one dead-letter summary line per this many seconds (no per-message logs).
 _DEADLETTER_LOG_EVERY_S = 60.0
+#: Bytes of a dead letter's payload copied to the dead-letter topic (the file keeps all of it).
+DEADLETTER_TOPIC_PAYLOAD = 4096
 #: Readings further ahead than this do not count for the consumer-lag gauge (as the
 #: future-timestamp quality flag's default tolerance).
 _FUTURE_TOLERANCE_S = 300
@@ -555,15 +558,33 @@ class Consumer:
 
     # -- dead letters -------------------------------------------------------------------
     def _deadletter(self, dead: list[DeadLetter]) -> None:
+        """Each dead letter to the file (whole payload) and to the dead-letter topic (the
+        payload cut to :data:`DEADLETTER_TOPIC_PAYLOAD` bytes, with its length and sha256).
+
+        The topic copy is bounded because a station controls its payload: escaped, a
+        payload near the broker's ``max_packet_size`` would make a record above it, and the
+        broker would drop the ingest's connection on every attempt to publish it. A file
+        that cannot be written (disk full, a directory in its place) is logged and the
+        message is still acknowledged: a dead letter must never stop the readings."""
         now = time.time()
-        with self._deadletter_file.open("ab") as f:
-            for d in dead:
-                cls = reason_class(d.reason)
-                self.metrics.deadlettered.inc(1, cls)
-                record = orjson.dumps({"received": now, "topic": d.topic, "class": cls, "reason": d.reason,
-                                       "payload": d.payload.decode("utf-8", "backslashreplace")})
-                f.write(record + b"\n")
-                self.client.publish(contract.DEADLETTER_TOPIC, record, qos=1)
+        lines = []
+        for d in dead:
+            cls = reason_class(d.reason)
+            self.metrics.deadlettered.inc(1, cls)
+            head = {"received": now, "topic": d.topic, "class": cls, "reason": d.reason}
+            lines.append(orjson.dumps({**head, "payload": d.payload.decode("utf-8", "backslashreplace")}))
+            short = d.payload[:DEADLETTER_TOPIC_PAYLOAD]
+            self.client.publish(contract.DEADLETTER_TOPIC, orjson.dumps({
+                **head, "payload": short.decode("utf-8", "backslashreplace"),
+                "payload_bytes": len(d.payload), "payload_truncated": len(short) < len(d.payload),
+                "payload_sha256": hashlib.sha256(d.payload).hexdigest()}), qos=1)
+        try:
+            with self._deadletter_file.open("ab") as f:
+                f.write(b"\n".join(lines) + b"\n")
+        except OSError as exc:
+            self.metrics.deadletter_file_errors += len(dead)
+            log.error("could not append %d dead letter(s) to %s (%s); they went to %s only",
+                      len(dead), self._deadletter_file, exc, contract.DEADLETTER_TOPIC)
         self._dead_since_log += len(dead)
         mono = time.monotonic()
         if mono - self._dead_logged_at >= _DEADLETTER_LOG_EVERY_S:

@@ -3,6 +3,8 @@ every bad message is in the dead letter (file and topic) with its reason, and ac
 
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -69,6 +71,12 @@ def test_valid_readings_are_stored_and_garbage_goes_to_the_dead_letter_with_its_
         assert words in record["reason"], record
         assert record["class"] == cls, record
     wait_until(lambda: len(seen) == len(GARBAGE), timeout=10, message="dead letters on the topic")
+    # The topic copy: the same record, with the payload's size and hash (none is cut here).
+    sent = {(topic, payload.decode("utf-8", "backslashreplace")): payload for topic, payload, *_ in GARBAGE}
+    for r in seen:
+        payload = sent[(r["topic"], r["payload"])]
+        assert r.pop("payload_truncated") is False and r.pop("payload_bytes") == len(payload)
+        assert r.pop("payload_sha256") == hashlib.sha256(payload).hexdigest()
     assert sorted(orjson.dumps(r) for r in seen) == sorted(orjson.dumps(r) for r in records)
 
     metrics = ingest.metrics()

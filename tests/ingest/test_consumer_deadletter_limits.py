@@ -1,0 +1,83 @@
+"""Dead letters a station can make as large or as many as it likes must not stop the ingest.
+
+Found in review: a 60 kB payload of control bytes, escaped into the dead-letter record,
+grew past the broker's max_packet_size (256 KiB in deploy/mosquitto); the broker dropped
+the ingest on every attempt to publish it, and no station's readings got through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from civicair.services import Mosquitto
+from firmware_bridge import contract
+from ingest.consumer import DEADLETTER_TOPIC_PAYLOAD
+from tests.conftest import wait_until
+from tests.ingest.conftest import assert_complete_once, messages_for
+
+STATIONS = ["big-1", "big-2"]
+PER_STATION = 50
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """The harness broker with the packet limit the shipped config sets."""
+    shipped = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "mosquitto.conf"
+    limit = next(line for line in shipped.read_text().splitlines()
+                 if line.startswith("max_packet_size"))
+    with Mosquitto(tmp_path / "mosquitto", extra_config=limit) as broker:
+        yield broker
+
+
+def test_a_huge_bad_payload_is_dead_lettered_once_and_the_readings_go_on(
+        mosquitto, influx, spawn_ingest, publisher, tmp_path):
+    seen: list[dict] = []
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    watcher.on_message = lambda c, u, m: seen.append(orjson.loads(m.payload))
+    watcher.on_connect = lambda c, u, f, rc, p: c.subscribe(contract.DEADLETTER_TOPIC, qos=1)
+    watcher.connect(mosquitto.host, mosquitto.port)
+    watcher.loop_start()
+    ingest = spawn_ingest()
+
+    huge = b"\x01" * 200_000  # each byte escapes to 6 ("\u0001"): 1.2 MB as a record
+    valid = messages_for(STATIONS, PER_STATION)
+    publisher.publish_all(valid[:40] + [(contract.readings_topic("big-1"), huge)] + valid[40:])
+    publisher.settle()
+    wait_until(lambda: ingest.metric("civicair_ingest_acked_messages_total") >= len(valid) + 1,
+               timeout=60, message="every message acknowledged")
+    assert_complete_once(influx, STATIONS, PER_STATION)
+
+    wait_until(lambda: len(seen) == 1, timeout=10, message="the dead letter on the topic")
+    (record,) = seen
+    assert record["payload_bytes"] == len(huge) and record["payload_truncated"] is True
+    assert record["payload"] == "\x01" * DEADLETTER_TOPIC_PAYLOAD
+    assert record["payload_sha256"] == hashlib.sha256(huge).hexdigest()
+    (line,) = (tmp_path / "dead.jsonl").read_bytes().splitlines()
+    assert orjson.loads(line)["payload"] == huge.decode()  # the file keeps all of it
+    assert "connection lost" not in ingest.log_text()
+    assert ingest.metric('civicair_ingest_deadlettered_total{reason="json"}') == 1
+    watcher.disconnect()
+    watcher.loop_stop()
+
+
+def test_a_dead_letter_file_that_cannot_be_written_loses_no_reading(influx, spawn_ingest, publisher,
+                                                                     tmp_path):
+    blocked = tmp_path / "not-a-file"
+    blocked.mkdir()  # appending to a directory fails, as a full disk would
+    ingest = spawn_ingest(deadletter_path=blocked)
+    valid = messages_for(STATIONS, PER_STATION)
+    publisher.publish_all(valid[:10] + [(contract.readings_topic("big-2"), b"{bad")] + valid[10:])
+    publisher.settle()
+    wait_until(lambda: ingest.metric("civicair_ingest_acked_messages_total") >= len(valid) + 1,
+               timeout=60, message="every message acknowledged")
+    assert_complete_once(influx, STATIONS, PER_STATION)
+    assert ingest.metric("civicair_ingest_deadletter_file_errors_total") == 1
+    assert "could not append 1 dead letter(s)" in ingest.log_text()
+    assert ingest.alive() and ingest.health()[0] == 200
