@@ -20,9 +20,11 @@ import dataclasses
 import grp
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -40,6 +42,12 @@ SERVICE = "civicair-bridge"
 USER = "civicair"
 #: The command line the shipped unit names; replaced by this installation's own.
 SHIPPED_EXEC = "/opt/civicair/bin/civicair"
+
+
+#: Printable ASCII without space, quotes and backslash: stored verbatim by EnvironmentFile.
+_SAFE_PASSWORD = re.compile(r"[!#-&(-\[\]-~]+")
+#: Characters a unit's ExecStart takes literally (no quoting, no %-specifiers).
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9/._+-]+")
 
 
 class InstallError(RuntimeError):
@@ -112,8 +120,13 @@ def plan(config_text: str, password: str | None,
          executable: str) -> tuple[config.BridgeConfig, list[FileSpec]]:
     """Validate the config and return it with the files to install. Pure: no I/O
     beyond parsing; raises :class:`InstallError` with the fix when something is off."""
-    if "\n" in (password or "") or "\r" in (password or ""):
-        raise InstallError("the MQTT password must be a single line")
+    if password is not None and not _SAFE_PASSWORD.fullmatch(password):
+        raise InstallError("the MQTT password may hold letters, digits and punctuation, but no spaces, "
+                           "quotes, backslashes or control characters (systemd would alter them in "
+                           "bridge.env); `civicair station add` issues such passwords")
+    if not _SAFE_PATH.fullmatch(executable):
+        raise InstallError(f"the civicair command's path {executable!r} has characters a systemd unit would "
+                           "misread; install civicair under a plain path such as /opt/civicair")
     env = {"CIVICAIR_MQTT_PASSWORD": password} if password else {}
     try:
         cfg = config.load_text(config_text, env=env)
@@ -152,14 +165,19 @@ def write_files(root: Path, files: list[FileSpec], say: Callable[[str], None]) -
             say(f"unchanged {spec.path}")
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, spec.mode)
-        with os.fdopen(fd, "w") as f:
-            f.write(spec.text)
-        os.chmod(tmp, spec.mode)  # the umask must not widen or narrow it
-        if spec.group and root == Path("/"):
-            shutil.chown(tmp, "root", spec.group)
-        os.replace(tmp, target)
+        # A fresh name (O_EXCL: never through a symlink planted there), mode and group
+        # set on the descriptor, then renamed over the target.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            os.fchmod(fd, spec.mode)  # the umask must not widen or narrow it
+            if spec.group and root == Path("/"):
+                os.fchown(fd, 0, grp.getgrnam(spec.group).gr_gid)
+            with os.fdopen(fd, "w") as f:
+                f.write(spec.text)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         say(f"{'updated' if old is not None else 'wrote'} {spec.path} (mode {spec.mode:o})")
         changed = True
     return changed
@@ -186,17 +204,20 @@ def systemd_running() -> bool:
 
 
 def run_doctor(cfg: config.BridgeConfig, root: Path, password: str | None, executable: str, out: TextIO,
-               run: Callable[..., subprocess.CompletedProcess]) -> int:
+               run: Callable[..., subprocess.CompletedProcess]) -> tuple[int, bool]:
     """``bridge doctor`` as the service will run: on the Pi as user civicair (so it checks
     that user's access to the serial port and the spool, and creates the spool as that
-    user), with a running service stopped first so the two do not share the port."""
+    user), with a running service stopped first so the two do not share the port.
+    Returns the exit code and whether a running service was stopped."""
     if root != Path("/"):  # the tests: in-process, the spool under the root
         from firmware_bridge import doctor as doctor_module
 
         spool = str(_under(root, Path(cfg.spool_path)))
-        return doctor_module.run(dataclasses.replace(cfg, spool_path=spool), out)
+        return doctor_module.run(dataclasses.replace(cfg, spool_path=spool), out), False
+    stopped = False
     if systemd_running() and run(["systemctl", "is-active", "--quiet", SERVICE]).returncode == 0:
         run(["systemctl", "stop", SERVICE], check=True)
+        stopped = True
         print(f"stopped {SERVICE} for the checks (its spool keeps every reading)", file=out, flush=True)
     reach = run(["runuser", "-u", USER, "--", executable, "--help"], stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE, text=True)
@@ -206,13 +227,13 @@ def run_doctor(cfg: config.BridgeConfig, root: Path, password: str | None, execu
               f"       sudo python3 -m venv /opt/civicair && sudo /opt/civicair/bin/pip install "
               f"'civicair[bridge]'\n       then: sudo /opt/civicair/bin/civicair bridge install …",
               file=out, flush=True)
-        return 1
+        return 1, stopped
     env = {**os.environ, **({"CIVICAIR_MQTT_PASSWORD": password} if password else {})}
     done = run(["runuser", "-u", USER, "--", executable, "bridge", "doctor", "--config", str(CONFIG_PATH)],
                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out.write(done.stdout)
     out.flush()
-    return done.returncode
+    return done.returncode, stopped
 
 
 def install(config_file: Path, *, env_file: Path | None = None, root: Path = Path("/"),
@@ -234,10 +255,20 @@ def install(config_file: Path, *, env_file: Path | None = None, root: Path = Pat
             config_text = config_file.read_text()
         except OSError as exc:
             raise InstallError(f"cannot read {config_file}: {exc.strerror}") from None
+        executable = executable or own_executable()
+        if system and executable.startswith(("/root/", "/home/")):
+            raise InstallError(f"{executable} is under /root or /home, which the service cannot read "
+                               "(ProtectHome); install civicair in /opt/civicair (docs/raspberry-pi.md)")
+        try:
+            inline = config.has_inline_password(config_text)
+        except ConfigError:
+            inline = False  # plan() reports the broken TOML
         installed_env = _under(root, ENV_PATH)
-        existing = installed_env.read_text() if installed_env.is_file() else None
+        # A config holding its own password replaces the installed one (a rotated password
+        # must not be overridden by the old bridge.env, which the service reads last).
+        existing = installed_env.read_text() if installed_env.is_file() and not inline else None
         password = read_password(env_file, environ, existing)
-        cfg, files = plan(config_text, password, executable or own_executable())
+        cfg, files = plan(config_text, password, executable)
     except InstallError as exc:
         say(f"civicair bridge install: {exc}")
         say("nothing was written")
@@ -249,6 +280,10 @@ def install(config_file: Path, *, env_file: Path | None = None, root: Path = Pat
     if system:
         ensure_user(say, run)
     changed = write_files(root, files, say)
+    if inline and password is None and installed_env.is_file():
+        installed_env.unlink()
+        say(f"removed {ENV_PATH} (the config holds the password now)")
+        changed = True
     state = _under(root, STATE_DIR)
     state.mkdir(parents=True, exist_ok=True)
     if system:
@@ -256,9 +291,15 @@ def install(config_file: Path, *, env_file: Path | None = None, root: Path = Pat
         os.chmod(state, 0o750)
     if doctor:
         say("checking with `civicair bridge doctor`:")
-        if run_doctor(cfg, root, password, executable or own_executable(), out, run) != 0:
-            say(f"not started: fix what failed above, then run this again (the files are in place; "
-                f"`sudo systemctl enable --now {SERVICE}` starts it as it is)")
+        code, stopped = run_doctor(cfg, root, password, executable, out, run)
+        if code != 0:
+            if stopped:  # it was running: a failed check must not leave the station off
+                run(["systemctl", "start", SERVICE])
+                say(f"{SERVICE} was running before the checks and is started again with the new "
+                    f"files; fix what failed above, then run this again")
+            else:
+                say(f"not started: fix what failed above, then run this again (the files are in "
+                    f"place; `sudo systemctl enable --now {SERVICE}` starts it as it is)")
             return 1
     start_commands = [["systemctl", "daemon-reload"], ["systemctl", "enable", SERVICE],
                       ["systemctl", "restart" if changed else "start", SERVICE]]

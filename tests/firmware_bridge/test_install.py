@@ -8,6 +8,7 @@ alone. The doctor runs for real: a simulated sensor on a pty and the real broker
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -220,3 +221,61 @@ def test_the_command_line_install(tmp_path, env_file):
     missing = subprocess.run([sys.executable, "-m", "civicair", "bridge", "install"],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "give --config FILE" in missing.stderr
+
+
+def test_the_service_keeps_its_own_group_so_a_private_config_stays_readable():
+    """Group=dialout would make dialout the only group (systemd's initgroups with that gid),
+    and the 0640 root:civicair config holding a password would be unreadable."""
+    unit = resources.files("firmware_bridge").joinpath("data/civicair-bridge.service").read_text()
+    settings = [line for line in unit.splitlines() if not line.startswith("#")]
+    assert "User=civicair" in settings and "SupplementaryGroups=dialout" in settings
+    assert not [line for line in settings if line.startswith("Group=")]
+
+
+def test_a_password_moved_into_the_config_replaces_the_installed_env(tmp_path, env_file, capsys):
+    run_install(tmp_path, write_config(tmp_path), env_file=env_file, capsys=capsys)
+    rotated = write_config(tmp_path, mqtt_extra='username = "lab-7"\npassword = "new-pass-2"')
+    code, out, root = run_install(tmp_path, rotated, capsys=capsys)
+    assert code == 0, out
+    assert "removed /etc/civicair/bridge.env (the config holds the password now)" in out
+    assert not (root / "etc/civicair/bridge.env").exists()
+    assert config.load(root / "etc/civicair/bridge.toml", env={}).mqtt.password == "new-pass-2"
+
+
+@pytest.mark.parametrize("password", ["has space", 'quo"te', "back\\slash", "tab\there", "new\nline"])
+def test_a_password_systemd_would_alter_is_refused(tmp_path, capsys, password):
+    code, out, root = run_install(tmp_path, write_config(tmp_path),
+                                  environ={"CIVICAIR_MQTT_PASSWORD": password}, capsys=capsys)
+    assert code == 2 and "no spaces, quotes, backslashes" in out and not root.exists()
+
+
+def test_an_executable_path_a_unit_would_misread_is_refused(tmp_path, env_file, capsys):
+    root = tmp_path / "root"
+    code = install.install(write_config(tmp_path), env_file=env_file, root=root, doctor=False,
+                           environ={}, executable="/opt/my venv/bin/civicair")
+    assert code == 2 and "a systemd unit would misread" in capsys.readouterr().out and not root.exists()
+
+
+def test_a_file_is_replaced_not_written_through_a_symlink(tmp_path, env_file, capsys):
+    root = tmp_path / "root"
+    (root / "etc/civicair").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("keep me\n")
+    (root / "etc/civicair/bridge.env").symlink_to(elsewhere)
+    code, out, _ = run_install(tmp_path, write_config(tmp_path), env_file=env_file, capsys=capsys)
+    assert code == 0, out
+    assert elsewhere.read_text() == "keep me\n"
+    env = root / "etc/civicair/bridge.env"
+    assert not env.is_symlink() and mode(env) == 0o600
+    assert not [p for p in (root / "etc/civicair").iterdir() if p.name.startswith(".")]  # no temp left
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze (Debian package systemd)")
+def test_the_installed_unit_passes_systemd_analyze_verify(tmp_path, env_file):
+    executable = shutil.which("true")
+    root = tmp_path / "root"
+    assert install.install(write_config(tmp_path), env_file=env_file, root=root, doctor=False, environ={},
+                           executable=executable, out=open(os.devnull, "w")) == 0
+    unit = root / "etc/systemd/system/civicair-bridge.service"
+    done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
