@@ -82,9 +82,10 @@ def parse_time(text: str, tz: ZoneInfo | None, name: str) -> datetime:
             t = datetime.fromisoformat(text)
             if t.tzinfo is None:
                 t = t.replace(tzinfo=tz or UTC)
-    except ValueError:
+        # Years 1 and 9999 with an offset fall outside what datetime holds in UTC.
+        t = t.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise semantic("invalid_time", f"`{name}` is not a valid date or time") from None
-    t = t.astimezone(UTC)
     if not EARLIEST <= t <= LATEST:
         raise semantic("invalid_time", f"`{name}` must lie between 2000-01-01 and 2100-01-01")
     return t

@@ -81,6 +81,10 @@ def json_response(content: Any, settings: ApiSettings, status_code: int = 200,
 # -- CSV ---------------------------------------------------------------------------------------
 
 
+#: First characters a spreadsheet reads as the start of a formula (OWASP, "CSV Injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
@@ -88,6 +92,10 @@ def _cell(value: Any) -> Any:
         return "true"
     if value is False:
         return "false"
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        # Text volunteers control (a station's name, via its meta message) must not run as
+        # a formula when an analyst opens the file: a leading ' makes it plain text.
+        return "'" + value
     return value
 
 

