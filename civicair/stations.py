@@ -245,18 +245,20 @@ def _locked(passwd_file: Path) -> Iterator[None]:
 # -- ACL --------------------------------------------------------------------------------
 
 #: The ACL line that lets a station publish below its own id (deploy/mosquitto/acl).
-STATION_ACL_PATTERN = "pattern write civicair/v1/%u/#"
+#: The ACL lines that let each station publish its own topics (deploy/mosquitto/acl).
+STATION_ACL_PATTERNS = tuple(f"pattern write civicair/v1/%u/{leaf}"
+                             for leaf in ("readings", "status", "meta"))
 
 
 def acl_grants_stations(acl_file: str | Path) -> bool:
-    """Whether the ACL file lets each station write ``civicair/v1/<its id>/#``."""
-    wanted = STATION_ACL_PATTERN.split()
+    """Whether the ACL file lets each station write its readings, status and meta (each
+    by its own pattern, or by ``civicair/v1/%u/#``)."""
+    granted: set[str] = set()
     for line in Path(acl_file).read_text().splitlines():
         words = line.split()
-        if words and not words[0].startswith("#") and words[:1] == ["pattern"]:
-            if words in (wanted, ["pattern", "readwrite", *wanted[2:]]):
-                return True
-    return False
+        if len(words) == 3 and words[0] == "pattern" and words[1] in ("write", "readwrite"):
+            granted.add(words[2])
+    return "civicair/v1/%u/#" in granted or all(p.split()[2] in granted for p in STATION_ACL_PATTERNS)
 
 
 # -- operations ----------------------------------------------------------------------------
@@ -284,8 +286,8 @@ def add_station(station: str, passwd_file: str | Path, *, name: str | None = Non
         raise StationError(f"longitude {lon} is outside -180..180")
     if acl_file is not None and not acl_grants_stations(acl_file):
         raise StationError(
-            f"{acl_file} does not contain '{STATION_ACL_PATTERN}': the broker would refuse "
-            "every reading of the new station"
+            f"{acl_file} does not contain '{STATION_ACL_PATTERNS[0]}' (and …/status, …/meta): "
+            "the broker would refuse every reading of the new station"
         )
     passwd_path = Path(passwd_file)
     if not passwd_path.parent.is_dir():

@@ -107,6 +107,8 @@ def test_station_cannot_publish_to_another_stations_topic_mqtt311(broker, ingest
     "civicair/v1/st-10/readings",  # a prefix of the own id is not the own id
     "civicair/v2/st-1/readings",
     "elsewhere",
+    "civicair/v1/st-1/junk/1",  # its own id, but not a topic of the contract (retained spam)
+    "civicair/v1/st-1",
 ])
 def test_station_publish_outside_its_own_topics_is_not_authorized_mqtt5(broker, ingest, topic):
     st = station(broker, "st-1", protocol=mqtt.MQTTv5)
