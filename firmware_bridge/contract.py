@@ -118,8 +118,13 @@ def _checked(station: str) -> str:
     return station
 
 
-def validate_reading(obj: Any, topic_station: str | None = None) -> dict[str, Any]:
+def validate_reading(obj: Any, topic_station: str | None = None,
+                     latest_ts: int = LATEST_TS) -> dict[str, Any]:
     """Check one decoded reading against contract v1 and return it.
+
+    ``latest_ts``: a receiver's own, tighter bound on ``ts`` (the ingest: its clock plus
+    a day), so a station with a wrong clock cannot make InfluxDB open shards for years
+    ahead.
 
     Raises :class:`ContractError` with a reason a human can act on. Unknown keys
     are refused rather than dropped silently: a producer that sends them has a
@@ -155,6 +160,9 @@ def validate_reading(obj: Any, topic_station: str | None = None) -> dict[str, An
         raise ContractError(f"ts {obj['ts']} is before 2020-01-01")
     if obj["ts"] > LATEST_TS:
         raise ContractError(f"ts {obj['ts']} is after 2100-01-01 (InfluxDB cannot store times past 2262)")
+    if obj["ts"] > latest_ts:
+        raise ContractError(f"ts {obj['ts']} is ahead of the receiver's clock by more than its limit "
+                            f"(latest accepted: {latest_ts}); the station's clock is wrong")
     if obj["window"] <= 0 or obj["n"] < 0 or obj["seq"] < 0 or obj["boot"] < 0:
         raise ContractError("window must be > 0; n, seq and boot must be >= 0")
     for name in _BOUNDED_INTS:
@@ -179,7 +187,8 @@ def validate_reading(obj: Any, topic_station: str | None = None) -> dict[str, An
     return obj
 
 
-def readings_keep_contract(readings: list[Any], topic_stations: Sequence[str] | None = None) -> bool:
+def readings_keep_contract(readings: list[Any], topic_stations: Sequence[str] | None = None,
+                           latest_ts: int = LATEST_TS) -> bool:
     """True if every reading keeps the contract (each from the station beside it in
     ``topic_stations``, when given); False if one may not.
 
@@ -213,7 +222,7 @@ def readings_keep_contract(readings: list[Any], topic_stations: Sequence[str] | 
         return False
     if not all(map(is_station_id, set(station))):
         return False
-    if (min(ts) < EARLIEST_TS or max(ts) > LATEST_TS or min(window) <= 0
+    if (min(ts) < EARLIEST_TS or max(ts) > min(LATEST_TS, latest_ts) or min(window) <= 0
             or min(n) < 0 or min(seq) < 0 or min(boot) < 0
             or max(max(window), max(n), max(seq), max(boot)) > MAX_INT):
         return False

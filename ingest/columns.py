@@ -68,7 +68,10 @@ class Batch:
         return len(self.station)
 
 
-def decode(messages: Iterable[tuple[str, bytes]]) -> tuple[Batch, list[DeadLetter]]:
+def decode(messages: Iterable[tuple[str, bytes]],
+           latest_ts: int = contract.LATEST_TS) -> tuple[Batch, list[DeadLetter]]:
+    """Readings of the messages as columns, and the messages that are dead letters.
+    ``latest_ts``: the latest ``ts`` accepted (see :func:`contract.validate_reading`)."""
     messages = list(messages)
     # The usual batch, every message on a good topic, JSON, and keeping the contract,
     # takes loops that run in C (map, chain, the contract's column-wise check): about
@@ -79,20 +82,20 @@ def decode(messages: Iterable[tuple[str, bytes]]) -> tuple[Batch, list[DeadLette
         stations = list(map(_station_of, map(itemgetter(0), messages)))
         docs = list(map(orjson.loads, map(itemgetter(1), messages)))
     except (ContractError, orjson.JSONDecodeError):
-        return _decode_carefully(messages)
+        return _decode_carefully(messages, latest_ts)
     kinds = set(map(type, docs))
     if kinds == {dict}:  # one reading a message
         readings, topic_stations = docs, stations
     elif kinds <= {dict, list}:
         items = docs if kinds == {list} else [d if type(d) is list else [d] for d in docs]
         if not all(items):  # an empty array
-            return _decode_carefully(messages)
+            return _decode_carefully(messages, latest_ts)
         readings = list(chain.from_iterable(items))
         topic_stations = list(chain.from_iterable(map(repeat, stations, map(len, items))))
     else:
-        return _decode_carefully(messages)
-    if not contract.readings_keep_contract(readings, topic_stations):
-        return _decode_carefully(messages)
+        return _decode_carefully(messages, latest_ts)
+    if not contract.readings_keep_contract(readings, topic_stations, latest_ts):
+        return _decode_carefully(messages, latest_ts)
     return to_columns(readings), []
 
 
@@ -100,7 +103,8 @@ def decode(messages: Iterable[tuple[str, bytes]]) -> tuple[Batch, list[DeadLette
 _station_of = lru_cache(maxsize=16384)(contract.station_from_topic)
 
 
-def _decode_carefully(messages: list[tuple[str, bytes]]) -> tuple[Batch, list[DeadLetter]]:
+def _decode_carefully(messages: list[tuple[str, bytes]],
+                      latest_ts: int = contract.LATEST_TS) -> tuple[Batch, list[DeadLetter]]:
     parsed: list[_Message] = []
     dead: list[tuple[int, DeadLetter]] = []
     for i, (topic, payload) in enumerate(messages):
@@ -118,7 +122,7 @@ def _decode_carefully(messages: list[tuple[str, bytes]]) -> tuple[Batch, list[De
             dead.append((i, DeadLetter(topic, payload, "empty array")))
             continue
         parsed.append((i, topic, payload, station, items))
-    kept = _keeping_contract(parsed, dead)
+    kept = _keeping_contract(parsed, dead, latest_ts)
     dead.sort(key=itemgetter(0))  # in the order the messages came
     return to_columns(list(chain.from_iterable(m[4] for m in kept))), [d for _, d in dead]
 
@@ -127,7 +131,8 @@ def _decode_carefully(messages: list[tuple[str, bytes]]) -> tuple[Batch, list[De
 _Message = tuple[int, str, bytes, str, list[Any]]
 
 
-def _keeping_contract(messages: list[_Message], dead: list[tuple[int, DeadLetter]]) -> list[_Message]:
+def _keeping_contract(messages: list[_Message], dead: list[tuple[int, DeadLetter]],
+                      latest_ts: int = contract.LATEST_TS) -> list[_Message]:
     """The messages whose every reading keeps the contract; the others go to ``dead``.
 
     The whole batch is checked at once, column by column
@@ -140,15 +145,16 @@ def _keeping_contract(messages: list[_Message], dead: list[tuple[int, DeadLetter
         return []
     readings = list(chain.from_iterable(m[4] for m in messages))
     topic_stations = list(chain.from_iterable(repeat(m[3], len(m[4])) for m in messages))
-    if contract.readings_keep_contract(readings, topic_stations):
+    if contract.readings_keep_contract(readings, topic_stations, latest_ts):
         return messages
     if len(messages) > 1:
         half = len(messages) // 2
-        return _keeping_contract(messages[:half], dead) + _keeping_contract(messages[half:], dead)
+        return (_keeping_contract(messages[:half], dead, latest_ts)
+                + _keeping_contract(messages[half:], dead, latest_ts))
     i, topic, payload, station, items = messages[0]
     try:
         for item in items:
-            contract.validate_reading(item, station)
+            contract.validate_reading(item, station, latest_ts)
     except ContractError as exc:
         dead.append((i, DeadLetter(topic, payload, str(exc))))
         return []

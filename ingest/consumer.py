@@ -379,7 +379,7 @@ class Consumer:
                 line = self._station_line(topic, payload, now, dead)
                 if line:
                     station_lines.append(line)
-        columns, bad = decode(readings_msgs)
+        columns, bad = decode(readings_msgs, latest_ts=now + self.settings.max_future_s)
         dead.extend(bad)
         lines = b""
         newest = None

@@ -39,6 +39,10 @@ class IngestSettings(ServerSettings):
     subscribe_station_topics: bool = True
 
     deadletter_path: str = "deadletter.jsonl"
+    #: A message with a reading this far ahead of the ingest's clock is a dead letter (a
+    #: wrong clock): stored, each would make InfluxDB open a shard for its week, and a
+    #: station could make thousands. Readings less far ahead are stored and flagged.
+    max_future_s: int = Field(86400, ge=300)
 
     #: On start, read back the newest windows of every series stored in this many
     #: seconds, so the flat-line, spike and A/B flags go on judging across a restart

@@ -92,6 +92,17 @@ def test_timestamps_up_to_2100_are_accepted():
     assert not contract.readings_keep_contract([{**GOOD, "ts": contract.LATEST_TS + 1}], ["lab-1"])
 
 
+def test_a_receiver_may_bound_ts_tighter_and_both_checks_agree():
+    """The ingest passes its clock plus a day: a station with a clock years ahead would
+    otherwise make InfluxDB open a shard per week it claims."""
+    limit = GOOD["ts"] + 86400
+    assert contract.validate_reading({**GOOD, "ts": limit}, "lab-1", latest_ts=limit)
+    assert contract.readings_keep_contract([{**GOOD, "ts": limit}], ["lab-1"], latest_ts=limit)
+    with pytest.raises(ContractError, match="ahead of the receiver's clock"):
+        contract.validate_reading({**GOOD, "ts": limit + 1}, "lab-1", latest_ts=limit)
+    assert not contract.readings_keep_contract([{**GOOD, "ts": limit + 1}], ["lab-1"], latest_ts=limit)
+
+
 # -- the whole-batch check (readings_keep_contract) against the reading-by-reading one ---
 
 FULL = {**GOOD, "pm25_cf1": 12.0, "rh": 40.5, "temp": -3.25,

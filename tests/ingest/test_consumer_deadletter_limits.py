@@ -81,3 +81,38 @@ def test_a_dead_letter_file_that_cannot_be_written_loses_no_reading(influx, spaw
     assert ingest.metric("civicair_ingest_deadletter_file_errors_total") == 1
     assert "could not append 1 dead letter(s)" in ingest.log_text()
     assert ingest.alive() and ingest.health()[0] == 200
+
+
+def test_a_reading_days_ahead_is_a_dead_letter_and_an_hour_ahead_is_stored_flagged(
+        influx, spawn_ingest, publisher, tmp_path):
+    """Found in review: the contract accepts ts up to 2100, and 100 readings a week apart
+    made InfluxDB open 100 shards; a station could make thousands. The ingest now takes
+    nothing more than a day (CIVICAIR_MAX_FUTURE_S) ahead of its own clock."""
+    import time
+
+    from ingest.quality import Flag
+
+    ingest = spawn_ingest()
+    now = int(time.time()) // 60 * 60
+    years = [reading_at("far-1", now + 7 * 86400 * k, k) for k in range(1, 101)]
+    soon = reading_at("far-2", now + 3600, 0)
+    publisher.publish(contract.readings_topic("far-1"), orjson.dumps(years))
+    publisher.publish(contract.readings_topic("far-2"), orjson.dumps(soon))
+    publisher.settle()
+    wait_until(lambda: ingest.metric("civicair_ingest_acked_messages_total") >= 2, timeout=30,
+               message="both messages acknowledged")
+    (line,) = (tmp_path / "dead.jsonl").read_bytes().splitlines()
+    record = orjson.loads(line)
+    assert record["topic"] == contract.readings_topic("far-1")
+    assert "ahead of the receiver's clock" in record["reason"] and record["class"] == "contract"
+    (result,) = influx.query('SELECT "qc" FROM "pm" GROUP BY "station"')
+    stored = {s["tags"]["station"]: [q for _, q in s["values"]] for s in result.get("series", [])}
+    assert list(stored) == ["far-2"] and stored["far-2"][0] & Flag.FUTURE_TIMESTAMP
+    (shards,) = influx.query("SHOW SHARDS")
+    assert sum(len(s.get("values") or []) for s in shards.get("series", [])) <= 2
+
+
+def reading_at(station: str, ts: int, seq: int) -> dict:
+    from tests.ingest.conftest import reading
+
+    return {**reading(station, seq), "ts": ts}
