@@ -41,7 +41,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.influx = AsyncInflux(settings.influx())
+        app.state.influx = AsyncInflux(settings.influx(), max_concurrent=settings.influx_max_concurrent,
+                                       queue_timeout_s=settings.influx_queue_timeout_s)
         try:
             yield
         finally:

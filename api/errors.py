@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.envelope import JSONResponse
-from civicair.influx import InfluxRejected, InfluxUnavailable
+from civicair.influx import InfluxBusy, InfluxRejected, InfluxUnavailable
 
 #: Codes for rules between parameters or against limits (see module docstring).
 SEMANTIC_CODES = frozenset({
@@ -126,6 +126,12 @@ async def influx_unavailable(request: Request, exc: InfluxUnavailable) -> JSONRe
                         status_code=503, headers={"Retry-After": "10", "Cache-Control": "no-store"})
 
 
+async def influx_busy(request: Request, exc: InfluxBusy) -> JSONResponse:
+    return JSONResponse(body("the time-series database is busy with other requests; try again shortly",
+                             "busy"),
+                        status_code=503, headers={"Retry-After": "5", "Cache-Control": "no-store"})
+
+
 async def influx_rejected(request: Request, exc: InfluxRejected) -> JSONResponse:
     # Queries are built from validated input only, so this is rare: a database with a
     # smaller limit than ours, or a zone its tz database lacks.
@@ -137,5 +143,6 @@ def install(app) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(InfluxBusy, influx_busy)
     app.add_exception_handler(InfluxUnavailable, influx_unavailable)
     app.add_exception_handler(InfluxRejected, influx_rejected)

@@ -31,6 +31,10 @@ class ApiSettings(ServerSettings):
     #: Longest time range one request may span.
     max_range_days: int = Field(366, ge=1, le=366 * 5)
     #: Most stations one multi-station request may name or select by area.
+    #: InfluxDB queries one API process runs at once; more wait for a slot ...
+    influx_max_concurrent: int = Field(16, ge=1)
+    #: ... this long, then get 503 "busy" with Retry-After (docs/api.md, "Limits").
+    influx_queue_timeout_s: float = Field(5.0, gt=0)
     max_stations: int = Field(100, ge=1, le=100)
     #: Stations × intervals an aggregate request may return (``/measurements``, ``/aqi``).
     max_buckets: int = Field(200_000, ge=1)

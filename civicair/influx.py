@@ -12,6 +12,7 @@ and :class:`InfluxRejected` (4xx: the data or the query is wrong; do not retry).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,11 +118,24 @@ class Influx:
         self.query(f'CREATE DATABASE "{ident(self.settings.database)}"', method="POST")
 
 
-class AsyncInflux:
-    """Asynchronous client for the API (one pooled httpx.AsyncClient per app)."""
+class InfluxBusy(InfluxUnavailable):
+    """Every query slot stayed taken for the queue timeout: the database is busy."""
 
-    def __init__(self, settings: InfluxSettings) -> None:
+
+class AsyncInflux:
+    """Asynchronous client for the API (one pooled httpx.AsyncClient per app).
+
+    ``max_concurrent`` queries run at once; others wait for a slot up to
+    ``queue_timeout_s`` and then raise :class:`InfluxBusy`, so that a burst of heavy
+    requests queues in the API (or is told to come back) instead of piling onto InfluxDB,
+    which every reader and the ingest share. Create it inside the event loop that uses it.
+    """
+
+    def __init__(self, settings: InfluxSettings, max_concurrent: int | None = None,
+                 queue_timeout_s: float = 5.0) -> None:
         self.settings = settings
+        self._slots = asyncio.Semaphore(max_concurrent) if max_concurrent else None
+        self._queue_timeout_s = queue_timeout_s
         headers, auth = _auth_headers(settings)
         self._http = httpx.AsyncClient(
             base_url=settings.url, headers=headers, auth=auth, timeout=settings.timeout_s,
@@ -140,10 +154,18 @@ class AsyncInflux:
     async def query(self, q: str, *, epoch: str | None = "s") -> list[dict[str, Any]]:
         # epoch None: times come as RFC 3339 strings (httpx sends an empty ``epoch``).
         params = {"db": self.settings.database, "q": q, "epoch": epoch}
+        if self._slots is not None:
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self._queue_timeout_s)
+            except TimeoutError:
+                raise InfluxBusy(f"every query slot was taken for {self._queue_timeout_s:g} s") from None
         try:
             resp = await self._http.get("/query", params=params)
         except httpx.HTTPError as exc:
             raise InfluxUnavailable(f"InfluxDB unreachable at {self.settings.url}: {exc}") from exc
+        finally:
+            if self._slots is not None:
+                self._slots.release()
         _raise_for(resp)
         return _results(resp.content)
 
