@@ -121,15 +121,17 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     return JSONResponse(body(detail, code), status_code=exc.status_code, headers=exc.headers)
 
 
+def _try_later(detail: str, code: str, retry_after_s: int) -> JSONResponse:
+    return JSONResponse(body(detail, code), status_code=503,
+                        headers={"Retry-After": str(retry_after_s), "Cache-Control": "no-store"})
+
+
 async def influx_unavailable(request: Request, exc: InfluxUnavailable) -> JSONResponse:
-    return JSONResponse(body("the time-series database is unavailable; try again shortly", "unavailable"),
-                        status_code=503, headers={"Retry-After": "10", "Cache-Control": "no-store"})
+    return _try_later("the time-series database is unavailable; try again shortly", "unavailable", 10)
 
 
 async def influx_busy(request: Request, exc: InfluxBusy) -> JSONResponse:
-    return JSONResponse(body("the time-series database is busy with other requests; try again shortly",
-                             "busy"),
-                        status_code=503, headers={"Retry-After": "5", "Cache-Control": "no-store"})
+    return _try_later("the time-series database is busy with other requests; try again shortly", "busy", 5)
 
 
 async def influx_rejected(request: Request, exc: InfluxRejected) -> JSONResponse:

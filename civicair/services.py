@@ -105,6 +105,8 @@ class _Server:
         #: What the process prints (start-up errors); the same file unless a server
         #: writes its own log (see Mosquitto).
         self.output_path = self.log_path
+        #: Where each output file ended when the current start began (its new lines follow).
+        self._offsets: dict[Path, int] = {}
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -116,7 +118,6 @@ class _Server:
     #: start may choose others. A restart keeps its ports (its clients know them).
     auto_ports = False
     _started = False
-    _offsets: dict[Path, int] = {}
 
     def choose_ports(self) -> None:
         raise NotImplementedError

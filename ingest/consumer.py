@@ -582,7 +582,7 @@ class Consumer:
             with self._deadletter_file.open("ab") as f:
                 f.write(b"\n".join(lines) + b"\n")
         except OSError as exc:
-            self.metrics.deadletter_file_errors += len(dead)
+            self.metrics.deadletter_file_errors.inc(len(dead))
             log.error("could not append %d dead letter(s) to %s (%s); they went to %s only",
                       len(dead), self._deadletter_file, exc, contract.DEADLETTER_TOPIC)
         self._dead_since_log += len(dead)

@@ -94,15 +94,20 @@ def _float_column(name: str, col: np.ndarray) -> tuple[str, list[Any]] | None:
     return "%s", texts.tolist()
 
 
+def _series_slot(measurement: str) -> str:
+    """The template of a line's series key (measurement and tags) and the space after it."""
+    return f"{_slot(measurement)},station=%s,sensor=%s,channel=%s "
+
+
+def _series_columns(station: np.ndarray, sensor: np.ndarray, channel: np.ndarray) -> list[list[Any]]:
+    return [_escaped(tags, _escape_tag_text) for tags in (station, sensor, channel)]
+
+
 def encode(batch: Batch, measurement: str = MEASUREMENT) -> bytes:
     if len(batch) == 0:
         return b""
-    slots = [f"{_slot(measurement)},station=%s,sensor=%s,channel=%s "]
-    columns: list[list[Any]] = [
-        _escaped(batch.station, _escape_tag_text),
-        _escaped(batch.sensor, _escape_tag_text),
-        _escaped(batch.channel, _escape_tag_text),
-    ]
+    slots = [_series_slot(measurement)]
+    columns: list[list[Any]] = _series_columns(batch.station, batch.sensor, batch.channel)
     fields: list[tuple[str, np.ndarray]] = [*batch.values.items(), *batch.derived.items()]
     for name, col in fields:
         if col.dtype.kind == "f":
@@ -130,8 +135,7 @@ def encode_amendments(amended: Amendments, measurement: str = MEASUREMENT) -> by
     the stored point of the same series and timestamp, so only ``qc`` changes."""
     if len(amended) == 0:
         return b""
-    template = f"{_slot(measurement)},station=%s,sensor=%s,channel=%s qc=%di %d\n"
-    rows = zip(_escaped(amended.station, _escape_tag_text), _escaped(amended.sensor, _escape_tag_text),
-               _escaped(amended.channel, _escape_tag_text), amended.qc.tolist(), amended.ts.tolist(),
-               strict=True)
-    return "".join(map(template.__mod__, rows)).encode()
+    template = _series_slot(measurement) + "qc=%di %d\n"
+    columns = [*_series_columns(amended.station, amended.sensor, amended.channel), amended.qc.tolist(),
+               amended.ts.tolist()]
+    return "".join(map(template.__mod__, zip(*columns, strict=True))).encode()

@@ -305,7 +305,6 @@ class IngestMetrics:
         self.receive_maximum_waits = 0  # paho network thread
         self.settled_messages = 0  # writer thread: acknowledged, or left to the broker's redelivery
         self.newest_ts = 0  # writer thread
-        self.deadletter_file_errors = 0  # writer thread
         self.flag_bits = _flag_bits()
         r = self.registry = Registry()
         p = "civicair_ingest_"
@@ -327,9 +326,9 @@ class IngestMetrics:
             labelnames=("reason",)))
         for cls in REASON_CLASSES:
             self.deadlettered.preset(cls)
-        r.add(Counter(p + "deadletter_file_errors_total",
-                      "Dead letters that could not be appended to the dead-letter file (topic only).",
-                      value_fn=lambda: self.deadletter_file_errors))
+        self.deadletter_file_errors = r.add(Counter(
+            p + "deadletter_file_errors_total",
+            "Dead letters that could not be appended to the dead-letter file (topic only)."))
         self.flagged = r.add(Counter(
             p + "flagged_readings_total", "Written readings with a quality flag set, per qc bit.",
             labelnames=("flag",)))

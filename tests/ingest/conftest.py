@@ -254,3 +254,18 @@ def publisher(mosquitto) -> Iterator[Publisher]:
     p = Publisher(mosquitto.host, mosquitto.port)
     yield p
     p.close()
+
+
+@pytest.fixture
+def deadletter_topic(mosquitto) -> Iterator[list[dict]]:
+    """What arrives on the dead-letter topic, decoded, in order (a subscriber started first)."""
+    seen: list[dict] = []
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    watcher.on_message = lambda c, u, m: seen.append(orjson.loads(m.payload))
+    watcher.on_connect = lambda c, u, f, rc, p: c.subscribe(contract.DEADLETTER_TOPIC, qos=1)
+    watcher.connect(mosquitto.host, mosquitto.port)
+    watcher.loop_start()
+    wait_until(watcher.is_connected, timeout=10, message="dead-letter watcher connected")
+    yield seen
+    watcher.disconnect()
+    watcher.loop_stop()

@@ -6,10 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import orjson
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from firmware_bridge import contract
 from tests.conftest import wait_until
 from tests.ingest.conftest import assert_complete_once, messages_for, reading
 
@@ -40,13 +37,8 @@ GARBAGE = [
 
 
 def test_valid_readings_are_stored_and_garbage_goes_to_the_dead_letter_with_its_reason(
-        mosquitto, influx, spawn_ingest, publisher, tmp_path):
-    seen: list[dict] = []
-    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    watcher.on_message = lambda c, u, m: seen.append(orjson.loads(m.payload))
-    watcher.on_connect = lambda c, u, f, rc, p: c.subscribe(contract.DEADLETTER_TOPIC, qos=1)
-    watcher.connect(mosquitto.host, mosquitto.port)
-    watcher.loop_start()
+        influx, spawn_ingest, publisher, deadletter_topic, tmp_path):
+    seen = deadletter_topic
     ingest = spawn_ingest()
 
     valid = messages_for(STATIONS, PER_STATION)
@@ -86,5 +78,3 @@ def test_valid_readings_are_stored_and_garbage_goes_to_the_dead_letter_with_its_
     assert metrics["civicair_ingest_written_readings_total"] == len(valid)
     assert metrics["civicair_ingest_received_messages_total"] == len(stream)
     assert ingest.alive() and ingest.health()[0] == 200
-    watcher.disconnect()
-    watcher.loop_stop()

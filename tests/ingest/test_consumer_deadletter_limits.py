@@ -12,9 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from civicair.services import Mosquitto
 from firmware_bridge import contract
@@ -37,13 +35,8 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 def test_a_huge_bad_payload_is_dead_lettered_once_and_the_readings_go_on(
-        mosquitto, influx, spawn_ingest, publisher, tmp_path):
-    seen: list[dict] = []
-    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    watcher.on_message = lambda c, u, m: seen.append(orjson.loads(m.payload))
-    watcher.on_connect = lambda c, u, f, rc, p: c.subscribe(contract.DEADLETTER_TOPIC, qos=1)
-    watcher.connect(mosquitto.host, mosquitto.port)
-    watcher.loop_start()
+        influx, spawn_ingest, publisher, deadletter_topic, tmp_path):
+    seen = deadletter_topic
     ingest = spawn_ingest()
 
     huge = b"\x01" * 200_000  # each byte escapes to 6 ("\u0001"): 1.2 MB as a record
@@ -63,8 +56,6 @@ def test_a_huge_bad_payload_is_dead_lettered_once_and_the_readings_go_on(
     assert orjson.loads(line)["payload"] == huge.decode()  # the file keeps all of it
     assert "connection lost" not in ingest.log_text()
     assert ingest.metric('civicair_ingest_deadlettered_total{reason="json"}') == 1
-    watcher.disconnect()
-    watcher.loop_stop()
 
 
 def test_a_dead_letter_file_that_cannot_be_written_loses_no_reading(influx, spawn_ingest, publisher,
