@@ -1,6 +1,9 @@
 """One exception hierarchy for the bridge.
 
 The I/O shells count and skip :class:`RecoverableError`; anything else is fatal.
+Parsers raise nothing on bad input: they count it by reason in their
+:class:`~firmware_bridge.sensors.base.ParserStats` (so there is no checksum or frame
+error class), and warm-up is a state of :mod:`firmware_bridge.sensorloop`, not an error.
 """
 
 
@@ -10,18 +13,6 @@ class CivicairError(Exception):
 
 class RecoverableError(CivicairError):
     """Bad input that is skipped and counted: the next frame may be fine."""
-
-
-class ChecksumError(RecoverableError):
-    """A frame whose checksum does not match its bytes."""
-
-
-class FrameError(RecoverableError):
-    """A frame with an impossible length or layout."""
-
-
-class WarmingUp(RecoverableError):
-    """A frame read while the sensor is still warming up."""
 
 
 class ContractError(RecoverableError):
