@@ -94,8 +94,9 @@ class SensorMachine:
                  boot: int = 0, seq: int = 0, laser_s: float = 0.0) -> None:
         if model not in family.MODELS:
             raise ValueError(f"model {model!r} is not one of this family's: {', '.join(family.MODELS)}")
-        if duty_period_s and duty_period_s < window_s + warmup_s:
-            raise ValueError("duty period must be 0 (always on) or at least window + warmup")
+        if duty_period_s and (duty_period_s < window_s + warmup_s or duty_period_s % window_s):
+            raise ValueError("duty period must be 0 (always on), or a multiple of the window and at "
+                             "least window + warmup")
         self.family = family
         self.model, self.channel = model, channel
         self.window_s, self.warmup_s, self.duty_period_s = window_s, warmup_s, duty_period_s

@@ -4,6 +4,8 @@ events, and the simulated sensors' behaviours (bytes in, bytes out) as the other
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware_bridge import contract
 from firmware_bridge.sensorloop import (
@@ -222,9 +224,10 @@ def test_a_model_of_another_family_is_refused():
         SensorMachine(plantower, station="lab-1", model="sds011")
 
 
-def test_a_duty_period_shorter_than_warm_up_and_window_is_refused():
+@pytest.mark.parametrize("duty", [60, 90], ids=["shorter than warm-up and window", "not a multiple"])
+def test_a_duty_period_the_windows_cannot_fit_is_refused(duty):
     with pytest.raises(ValueError, match="duty period"):
-        machine(window_s=60, warmup_s=30, duty_period_s=60)
+        machine(window_s=60, warmup_s=30, duty_period_s=duty)
 
 
 # -- against the simulated sensors: bytes both ways, no port ------------------------------------------
@@ -274,3 +277,38 @@ def test_duty_cycled_plantower_really_sleeps_between_windows():
     # Awake from the open until the first step (no warm-up: nothing to wait for), then
     # 20..30 and 50..60: the laser is off outside the published windows.
     assert m.laser_s == pytest.approx(0.25 + 10 + 10)
+
+
+# -- any sequence of events ----------------------------------------------------------------------------------
+EVENTS = {
+    "nothing": [],
+    "frame": [frame()],
+    "zero frame": [frame(pm25_atm=0.0, n0_3=0.0, n0_5=0.0)],
+    "opened": [PortOpened()],
+    "lost": [PortLost()],
+    "reply": [CommandReply("pms5003", plantower.CMD_MODE, b"\x01")],
+    "lost and reopened": [PortLost(), PortOpened()],
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(window=st.sampled_from([1, 10, 60]), warmup=st.sampled_from([0, 5, 30]),
+       periods=st.sampled_from([0, 2, 5]),
+       script=st.lists(st.tuples(st.floats(0.0, 40.0), st.sampled_from(sorted(EVENTS))), max_size=80))
+def test_any_event_sequence_gives_contract_readings_in_order(window, warmup, periods, script):
+    duty = periods * window * -(-(window + warmup) // window)  # a multiple of the window that fits
+    m = machine(window_s=window, warmup_s=warmup, duty_period_s=duty, seq=5)
+    t, readings, laser = 0.0, [], 0.0
+    for dt, name in script:
+        t += dt
+        step = m.step(at(t), EVENTS[name])
+        readings += step.readings
+        assert m.laser_s >= laser  # laser time never runs backwards
+        laser = m.laser_s
+        assert all(isinstance(c, bytes) and c for c in step.commands)
+    for r in readings:
+        contract.validate_reading(r, "lab-1")
+        assert r["ts"] % window == 0 and r["window"] == window
+    assert [r["seq"] for r in readings] == list(range(5, 5 + len(readings)))
+    assert [r["ts"] for r in readings] == sorted({r["ts"] for r in readings})  # one per window, in order
+    assert m.laser_s <= t + 1e-6  # never more laser time than time passed
