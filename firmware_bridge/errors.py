@@ -1,4 +1,4 @@
-"""One exception hierarchy for the bridge.
+"""The bridge's errors: the shared hierarchy of :mod:`civicair.schema.errors`, re-exported.
 
 The I/O shells count and skip :class:`RecoverableError`; anything else is fatal.
 Parsers raise nothing on bad input: they count it by reason in their
@@ -6,22 +6,12 @@ Parsers raise nothing on bad input: they count it by reason in their
 error class), and warm-up is a state of :mod:`firmware_bridge.sensorloop`, not an error.
 """
 
+from civicair.schema.errors import (
+    CivicairError,
+    ConfigError,
+    ContractError,
+    FatalError,
+    RecoverableError,
+)
 
-class CivicairError(Exception):
-    """Base of every error civicair raises on purpose."""
-
-
-class RecoverableError(CivicairError):
-    """Bad input that is skipped and counted: the next frame may be fine."""
-
-
-class ContractError(RecoverableError):
-    """A payload that breaks the wire contract (see :mod:`firmware_bridge.contract`)."""
-
-
-class FatalError(CivicairError):
-    """Configuration or environment problem that retrying cannot fix."""
-
-
-class ConfigError(FatalError):
-    """The configuration is missing a value or holds a wrong one."""
+__all__ = ["CivicairError", "ConfigError", "ContractError", "FatalError", "RecoverableError"]
