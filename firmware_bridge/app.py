@@ -15,7 +15,8 @@ import signal
 import threading
 import time
 
-from firmware_bridge import __version__, contract, systemd
+from civicair.schema import contract
+from firmware_bridge import __version__, systemd
 from firmware_bridge.clock import clock_synced
 from firmware_bridge.config import BridgeConfig, SensorConfig
 from firmware_bridge.publisher import Publisher

@@ -17,7 +17,7 @@ class Measurement:
     """One data frame, decoded.
 
     ``values`` maps contract field names (units in
-    :data:`firmware_bridge.contract.MEASURED_FIELDS`) to numbers.
+    :data:`civicair.schema.contract.MEASURED_FIELDS`) to numbers.
     """
 
     sensor: str

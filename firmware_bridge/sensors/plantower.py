@@ -17,11 +17,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 
+from civicair.schema import sensors as schema_sensors
 from firmware_bridge.sensors.base import CommandReply, Event, Measurement, ParserStats
 from firmware_bridge.sensors.framing import FrameReader
 
 BAUD_RATE = 9600
-MODELS = ("pms5003", "pms7003", "pmsa003", "pms5003t", "pms5003st")
+#: The models of this family, as the schema lists them (``civicair.schema.sensors``).
+MODELS: tuple[str, ...] = schema_sensors.FAMILIES["plantower"]
 HEADER = b"\x42\x4d"
 
 #: Data-word layouts, by model. ``None`` marks a reserved word. Temperatures

@@ -27,11 +27,13 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from civicair.schema import sensors as schema_sensors
 from firmware_bridge.sensors.base import CommandReply, Event, Measurement, ParserStats
 from firmware_bridge.sensors.framing import FrameReader
 
 BAUD_RATE = 9600
-MODELS = ("sds011",)
+#: The models of this family, as the schema lists them (``civicair.schema.sensors``).
+MODELS: tuple[str, ...] = schema_sensors.FAMILIES["sds011"]
 
 HEAD = 0xAA
 TAIL = 0xAB

@@ -29,10 +29,12 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from civicair.schema import sensors as schema_sensors
 from firmware_bridge.sensors.base import CommandReply, Event, Measurement, ParserStats
 
 BAUD_RATE = 115200
-MODELS = ("sps30",)
+#: The models of this family, as the schema lists them (``civicair.schema.sensors``).
+MODELS: tuple[str, ...] = schema_sensors.FAMILIES["sps30"]
 
 FLAG = 0x7E
 ESCAPE = 0x7D

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_bridge import contract
+from civicair.schema import contract
 from firmware_bridge.sensorloop import (
     LASER_SAVE_S,
     Now,

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from civicair.schema import sensors as schema_sensors
 from firmware_bridge.sensors import FAMILIES, MODULES, family, plantower, sds011, sps30
 from firmware_bridge.sensors.base import CommandReply, Measurement, SensorFamily
 from firmware_bridge.sensors.framing import FrameReader
@@ -76,6 +77,12 @@ CASES = [
 # -- the family protocol ---------------------------------------------------------------------------
 def test_every_family_module_is_covered_here():
     assert {p.values[0].module for p in CASES} == set(MODULES)
+
+
+def test_the_bridge_speaks_every_model_of_the_schema_in_its_family():
+    assert sorted(FAMILIES) == sorted(schema_sensors.MODELS)
+    for model, module in FAMILIES.items():
+        assert module.__name__.rsplit(".", 1)[1] == schema_sensors.FAMILY_OF[model]
 
 
 @pytest.mark.parametrize("case", CASES)
