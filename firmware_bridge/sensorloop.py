@@ -20,6 +20,12 @@ One step, in this order (the order the thread has always done it in):
 6. the poll, for a family with ``POLL``;
 7. a lost port drops the open window: its frames do not make a reading.
 
+A step that (re)opens the port sends the set-up (``INIT_SEQUENCE``) and nothing else to
+the sensor: it is not yet live for the tick (a sensor just set up has sent nothing, and
+a window opened now could only be published with ``n`` = 0), and its first poll waits
+for the next step. The shell takes that step the moment the port opens, before its
+first read, so the sensor is set up at once and the next step comes with its answer.
+
 :class:`Step` has a third field beside ``commands`` and ``readings``: the laser-on
 seconds to persist now, or None. Persisting is the shell's I/O; when to do it is logic.
 """
@@ -123,20 +129,22 @@ class SensorMachine:
     def step(self, now: Now, events: Iterable[Input] = ()) -> Step:
         commands: list[bytes] = []
         data: list[Measurement | CommandReply] = []
+        opened = False
         if self._laser_saved is None:
             self._laser_saved = now.mono
         for event in events:
             if isinstance(event, Stopping):
                 return Step([], [], self._account_laser(now, force=True))
             if isinstance(event, PortOpened):
-                self.port_open = True
+                self.port_open = opened = True
                 commands += [self.family.COMMANDS[name] for name in self.family.INIT_SEQUENCE]
                 self._woke(now)
             elif isinstance(event, PortLost):
                 self.port_open = False
             else:
                 data.append(event)
-        readings = self.sampler.tick(now.wall, now.synced, live=self.awake and self.port_open)
+        live = self.awake and self.port_open and not opened
+        readings = self.sampler.tick(now.wall, now.synced, live=live)
         for event in data:
             if isinstance(event, Measurement):
                 if self.awake and self._keep(event):
@@ -149,7 +157,7 @@ class SensorMachine:
         if periodic is not None:
             laser = periodic
         poll = self.family.POLL
-        if poll and self.awake and now.wall >= self._next_poll:
+        if poll and self.awake and not opened and now.wall >= self._next_poll:
             commands.append(self.family.COMMANDS[poll[0]])
             self._next_poll = now.wall + poll[1]
         if not self.port_open:

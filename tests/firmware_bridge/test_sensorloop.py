@@ -46,11 +46,11 @@ def test_every_open_sends_the_init_sequence_and_wakes_the_sensor(module):
     assert not m.awake
     for opened_at in (0.0, 100.0):  # a reopen sets the sensor up again (it may have lost power)
         step = m.step(at(opened_at), [PortOpened()])
-        init = [module.COMMANDS[name] for name in module.INIT_SEQUENCE]
-        assert step.commands[: len(init)] == init
-        polls = step.commands[len(init):]
-        assert polls == ([module.COMMANDS[module.POLL[0]]] if module.POLL else [])
+        # The set-up and nothing else: the first poll waits for the sensor's first answer.
+        assert step.commands == [module.COMMANDS[name] for name in module.INIT_SEQUENCE]
         assert m.awake and m.port_open and step.readings == []
+        polls = m.step(at(opened_at + 0.1)).commands
+        assert polls == ([module.COMMANDS[module.POLL[0]]] if module.POLL else [])
 
 
 def test_sps30_is_polled_once_per_poll_period_while_awake_only():
@@ -58,7 +58,7 @@ def test_sps30_is_polled_once_per_poll_period_while_awake_only():
     read = sps30.COMMANDS["read_values"]
     m.step(at(0.0), [PortOpened()])
     polled = [t / 10 for t in range(1, 310) if read in m.step(at(t / 10)).commands]
-    assert polled == pytest.approx([0.5 * k for k in range(1, 61)])  # every 0.5 s to warm-up's end
+    assert polled == pytest.approx([0.1 + 0.5 * k for k in range(60)])  # every 0.5 s to warm-up's end
     # Asleep after warm-up (the next published window is T0 + 300): no polls until the wake.
     assert not m.awake
     assert not any(read in m.step(at(t)).commands for t in range(31, 210))
@@ -125,6 +125,13 @@ def test_one_reading_per_window_with_seq_counting_on_from_the_stored_one():
         (T0 + 10, 10, 41, 3, True), (T0 + 20, 10, 42, 3, False), (T0 + 30, 10, 43, 3, False)]
     assert m.seq == 44
     assert readings[0]["pm25_atm"] == 0.5 and readings[0]["channel"] == "a"
+
+
+def test_a_sensor_just_set_up_opens_no_window_before_its_first_step():
+    m = machine(window_s=1)
+    assert m.step(at(0.9), [PortOpened()]).readings == []
+    assert m.step(at(1.05)).readings == []  # no n=0 reading for the window the port opened in
+    assert [r["n"] for r in m.step(at(2.0)).readings] == [0]  # live from T0+1 on: gaps show
 
 
 def test_a_lost_port_drops_the_open_window_and_a_live_sensor_without_frames_reports_n0():
