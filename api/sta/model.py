@@ -274,7 +274,9 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
         cat.add(Entity("FeatureOfInterest", tid, {
             "name": name, "description": f"The air at station {station}",
             "encodingType": "application/geo+json",
-            "feature": _point(last[1], last[2]) if last else None, "properties": {"station": station}},
+            # No published position: an empty geometry, since `feature` is mandatory.
+            "feature": _point(last[1], last[2]) if last else {"type": "GeometryCollection", "geometries": []},
+            "properties": {"station": station}},
             station=station))
         for channel, (model, last_t, first_t) in sorted(rows.series.items()):
             for p in MODEL_PROPERTIES.get(model, DEFAULT_PROPERTIES):

@@ -24,7 +24,7 @@ class Segment:
 
 
 def parse_key(text: str) -> int:
-    if not re.fullmatch(r"\d{1,19}", text):
+    if not re.fullmatch(r"\d{1,40}", text):
         raise bad_request("entity ids are integers, as in Things(1)")
     value = int(text)
     if value > MAX_ID:
