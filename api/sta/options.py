@@ -79,6 +79,8 @@ def parse(pairs: list[tuple[str, str]], depth: int = 0) -> Options:
     seen: set[str] = set()
     for name, value in pairs:
         if not name.startswith("$"):
+            if depth > 0:
+                raise bad_request("options inside $expand start with $, as in $top=1")
             continue  # not ours (cache busters, …)
         if name in seen:
             raise bad_request(f"{name} given twice")
@@ -136,7 +138,7 @@ def parse_expand(text: str, depth: int = 0) -> list[Expand]:
                     raise bad_request("options inside $expand are written as $name=value")
                 pairs.append((name.strip(), value.strip()))
         path = m.group(1).split("/")
-        options = parse(pairs, depth + len(path))
+        options = parse(pairs, depth + len(path))  # depth >= 1 here
         # Datastreams/Observations: the options belong to the last hop.
         for hop in reversed(path[1:]):
             options = Options(expand=[Expand([hop], options)])
