@@ -11,6 +11,7 @@ on the catalogue. Anything else is 501, so a page and ``@iot.count`` are always 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -175,6 +176,32 @@ def _by_field(datastreams: list[Entity], cat: Catalogue) -> dict[int, tuple[list
     return {p: (group, len(group) == every.get(p)) for p, group in out.items()}
 
 
+#: Series one statement names; more are split over several statements.
+SERIES_PER_STATEMENT = 50
+#: Query text per InfluxDB request (a GET: its URL must stay short); more goes in parallel requests.
+MAX_REQUEST_CHARS = 6000
+
+
+def _chunks(group: list[Entity], every: bool) -> list[tuple[list[Entity], bool]]:
+    if every or len(group) <= SERIES_PER_STATEMENT:
+        return [(group, every)]
+    return [(group[i:i + SERIES_PER_STATEMENT], False) for i in range(0, len(group), SERIES_PER_STATEMENT)]
+
+
+async def _send(influx: AsyncInflux, stmts: list[str]) -> list[dict[str, Any]]:
+    """Results of ``stmts`` in order, in as few requests as keep each one short."""
+    batches: list[list[str]] = [[]]
+    size = 0
+    for stmt in stmts:
+        if batches[-1] and size + len(stmt) > MAX_REQUEST_CHARS:
+            batches.append([])
+            size = 0
+        batches[-1].append(stmt)
+        size += len(stmt) + 2
+    answers = await asyncio.gather(*(influx.query(influxql.statements(*b)) for b in batches))
+    return [r for answer in answers for r in answer]
+
+
 def _scope_part(group: list[Entity], every: bool) -> str | None:
     if every:
         return None
@@ -211,15 +238,16 @@ async def page(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], f
     fetch = want
     while True:
         stmts, indices = [], []
-        for p, (group, every) in sorted(groups.items()):
+        for p, (whole, all_of_it) in sorted(groups.items()):
             field_name = OBSERVED_PROPERTIES[p].field
-            parts = [_scope_part(group, every), *filt.time_parts, filt.value_condition(field_name)]
-            if cursor is not None:
-                parts.append(influxql.time_compare("<=" if descending else ">=",
-                                                   datetime.fromtimestamp(cursor[0], UTC)))
-            stmts.append(influxql.sta_observations(field_name, parts, descending, fetch))
-            indices.append({(ds.station, ds.channel): ds for ds in group})
-        results = await influx.query(influxql.statements(*stmts))
+            for group, every in _chunks(whole, all_of_it):
+                parts = [_scope_part(group, every), *filt.time_parts, filt.value_condition(field_name)]
+                if cursor is not None:
+                    parts.append(influxql.time_compare("<=" if descending else ">=",
+                                                       datetime.fromtimestamp(cursor[0], UTC)))
+                stmts.append(influxql.sta_observations(field_name, parts, descending, fetch))
+                indices.append({(ds.station, ds.channel): ds for ds in group})
+        results = await _send(influx, stmts)
         rows: list[Row] = []
         full = False
         for result, index in zip(results, indices, strict=True):
@@ -242,11 +270,12 @@ async def count(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], 
     if not groups:
         return 0
     stmts = []
-    for p, (group, every) in sorted(groups.items()):
+    for p, (whole, all_of_it) in sorted(groups.items()):
         field_name = OBSERVED_PROPERTIES[p].field
-        stmts.append(influxql.sta_count(field_name, [_scope_part(group, every), *filt.time_parts,
-                                                     filt.value_condition(field_name)]))
-    results = await influx.query(influxql.statements(*stmts))
+        for group, every in _chunks(whole, all_of_it):
+            stmts.append(influxql.sta_count(field_name, [_scope_part(group, every), *filt.time_parts,
+                                                         filt.value_condition(field_name)]))
+    results = await _send(influx, stmts)
     return sum(int(s["values"][0][1]) for r in results for s in series(r) if s.get("values"))
 
 
@@ -258,12 +287,15 @@ async def latest(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity],
     stmts, indices = [], []
     for p, (group, every) in sorted(groups.items()):
         field_name = OBSERVED_PROPERTIES[p].field
-        stmts.append(influxql.sta_latest(field_name, [_scope_part(group, every), *filt.time_parts,
-                                                      filt.value_condition(field_name)]))
+        # Many series: one pass over all of them (the rows of others are dropped below) costs
+        # InfluxDB less than a WHERE naming each one.
+        scope = _scope_part(group, every or len(group) > SERIES_PER_STATEMENT)
+        parts = [scope, *filt.time_parts, filt.value_condition(field_name)]
+        stmts.append(influxql.sta_latest(field_name, parts))
         indices.append({(ds.station, ds.channel): ds for ds in group})
     if not stmts:
         return {}
-    results = await influx.query(influxql.statements(*stmts))
+    results = await _send(influx, stmts)
     out = {}
     for result, index in zip(results, indices, strict=True):
         for row in _rows(result, index):

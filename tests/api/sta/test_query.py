@@ -160,3 +160,27 @@ def test_a_datastreams_observations_in_a_time_range(sta):
         "$filter": "phenomenonTime ge 2026-01-01T01:00:00Z and phenomenonTime lt 2026-01-01T01:05:00Z",
         "$orderby": "phenomenonTime asc"})
     assert [o["result"] for o in body["value"]] == [60.0, 61.0, 62.0, 63.0, 64.0]
+
+
+def test_many_series_are_split_over_statements_and_requests_with_the_same_answers(sta, monkeypatch):
+    from api.sta import observations
+
+    params = {"$filter": "Datastream/properties/channel eq 'a' and phenomenonTime lt 2026-01-01T00:30:00Z",
+              "$top": "37", "$count": "true"}
+    expand = {"$filter": "properties/station ne 'lab-3'", "$top": "3",
+              "$expand": "Observations($orderby=phenomenonTime desc;$top=1)"}
+
+    def walk():
+        body = get(sta, "/sta/v1.1/Observations", **params)
+        count, seen = body["@iot.count"], [o["@iot.id"] for o in body["value"]]
+        while "@iot.nextLink" in body:
+            body = get(sta, body["@iot.nextLink"])
+            seen += [o["@iot.id"] for o in body["value"]]
+        latest = [d["Observations"] for d in get(sta, "/sta/v1.1/Datastreams", **expand)["value"]]
+        return count, seen, latest
+
+    whole = walk()
+    monkeypatch.setattr(observations, "SERIES_PER_STATEMENT", 1)
+    monkeypatch.setattr(observations, "MAX_REQUEST_CHARS", 300)
+    assert walk() == whole
+    assert whole[0] == len(whole[1]) == 6 * 30 + 3 * 30 + 4 * 10  # lab-3 has 10 readings in all
