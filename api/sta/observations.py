@@ -12,9 +12,13 @@ on the catalogue. Anything else is 501, so a page and ``@iot.count`` are always 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from api import influxql
 from api.formats import format_time
@@ -147,22 +151,97 @@ def parse_skiptoken(token: str | None) -> tuple[int, int] | None:
 
 @dataclass(slots=True)
 class Row:
+    """One Observation: a row of :func:`api.influxql.sta_observations` (or ``sta_latest``)."""
+
     t: int
     id: int
     ds: Entity
-    values: dict[str, Any]
+    raw: list[Any]
+    cols: dict[str, int]  # column name -> position in ``raw``, shared by a result's rows
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return {name: self.raw[i] for name, i in self.cols.items()}
+
+
+@lru_cache(maxsize=4096)
+def _day(day: int) -> str:
+    return time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
+
+
+def iso(t: int) -> str:
+    """``format_time`` for whole seconds, several times faster (a page formats 20,000 of them)."""
+    day, rest = divmod(t, 86400)
+    hour, rest = divmod(rest, 3600)
+    minute, second = divmod(rest, 60)
+    return f"{_day(day)}{hour:02d}:{minute:02d}:{second:02d}Z"
 
 
 def to_json(row: Row) -> dict[str, Any]:
     v = row.values
     window = v.get("window")
-    end = format_time(row.t)
-    phenomenon = f"{format_time(row.t - window)}/{end}" if isinstance(window, int) and window > 0 else end
-    parameters: dict[str, Any] = {"frames": v.get("n"), "window_s": window, "qc": v.get("qc")}
+    t = row.t
+    end = iso(t) if isinstance(t, int) else format_time(t)
+    phenomenon = f"{iso(t - window)}/{end}" if isinstance(window, int) and window > 0 and isinstance(t, int) \
+        else end
+    qc = v.get("qc")
+    parameters: dict[str, Any] = {"frames": v.get("n"), "window_s": window, "qc": qc}
     if row.ds.prop == PM25:
         parameters["correction"] = v.get("pm25_method")
     return {"phenomenonTime": phenomenon, "resultTime": end, "result": v.get("result"),
-            "resultQuality": quality_names(v.get("qc")), "validTime": None, "parameters": parameters}
+            "resultQuality": quality_names(qc) if qc else [], "validTime": None, "parameters": parameters}
+
+
+def fragments(prefix: str, rows: list[Row]) -> list[orjson.Fragment]:
+    """Each row as the JSON text of a whole Observation (see api/sta/engine.py)."""
+    out = []
+    dumps = orjson.dumps
+    days: dict[int, str] = {}
+    texts: dict[Any, str] = {}
+
+    def number(x: Any) -> str:  # ints as Python writes them; anything else as orjson does
+        return str(x) if type(x) is int else dumps(x).decode()
+
+    for row in rows:
+        t, raw, cols = row.t, row.raw, row.cols
+        if not isinstance(t, int):
+            out.append(orjson.Fragment(dumps(_whole(prefix, row))))
+            continue
+        window = raw[cols["window"]] if "window" in cols else None
+        qc = raw[cols["qc"]] if "qc" in cols else None
+        day, rest = divmod(t, 86400)
+        date = days.get(day) or days.setdefault(day, _day(day))
+        end = f"{date}{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}Z"
+        if type(window) is int and 0 < window <= rest:  # the window starts the same day
+            rest -= window
+            phenomenon = f"{date}{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}Z/{end}"
+        elif type(window) is int and window > 0:
+            phenomenon = f"{iso(t - window)}/{end}"
+        else:
+            phenomenon = end
+        link = f"{prefix}{row.id})"
+        if row.ds.prop == PM25:
+            method = raw[cols["pm25_method"]] if "pm25_method" in cols else None
+            text = texts.get(method) or texts.setdefault(method, dumps(method).decode())
+            correction = f',"correction":{text}'
+        else:
+            correction = ""
+        n = raw[cols["n"]] if "n" in cols else None
+        out.append(orjson.Fragment(
+            f'{{"@iot.id":{row.id},"@iot.selfLink":"{link}","phenomenonTime":"{phenomenon}",'
+            f'"resultTime":"{end}","result":{number(raw[cols["result"]])},'
+            f'"resultQuality":{dumps(quality_names(qc)).decode() if qc else "[]"},"validTime":null,'
+            f'"parameters":{{"frames":{number(n)},"window_s":{number(window)},"qc":{number(qc)}{correction}}},'
+            f'"Datastream@iot.navigationLink":"{link}/Datastream",'
+            f'"FeatureOfInterest@iot.navigationLink":"{link}/FeatureOfInterest"}}'))
+    return out
+
+
+def _whole(prefix: str, row: Row) -> dict[str, Any]:
+    link = f"{prefix}{row.id})"
+    return {"@iot.id": row.id, "@iot.selfLink": link, **to_json(row),
+            "Datastream@iot.navigationLink": link + "/Datastream",
+            "FeatureOfInterest@iot.navigationLink": link + "/FeatureOfInterest"}
 
 
 def _by_field(datastreams: list[Entity], cat: Catalogue) -> dict[int, tuple[list[Entity], bool]]:
@@ -217,13 +296,22 @@ def _rows(result: dict[str, Any], index: dict[tuple[Any, Any], Entity]) -> list[
     for s in series(result):
         cols = s["columns"]
         tags = s.get("tags") or {}
-        for values in s.get("values") or []:
-            v = dict(zip(cols, values, strict=False)) | {k: tags[k] for k in tags}
-            ds = index.get((v.get("station"), v.get("channel") or "a"))
-            if ds is None or v.get("result") is None:
+        at_result = cols.index("result")
+        positions = {name: i for i, name in enumerate(cols)}
+        fixed = None
+        if "station" in tags:  # GROUP BY: one series per station and channel
+            fixed = index.get((tags["station"], tags.get("channel") or "a"))
+            if fixed is None:
                 continue
-            t = v["time"]
-            rows.append(Row(t, ids.observation_id(ds.id, t), ds, v))
+            at_station = at_channel = -1
+        else:
+            at_station, at_channel = cols.index("station"), cols.index("channel")
+        for values in s.get("values") or []:
+            ds = fixed or index.get((values[at_station], values[at_channel] or "a"))
+            if ds is None or values[at_result] is None:
+                continue
+            t = values[0]
+            rows.append(Row(t, ds.id << 32 | t, ds, values, positions))  # ids.observation_id, inlined
     return rows
 
 

@@ -184,3 +184,23 @@ def test_many_series_are_split_over_statements_and_requests_with_the_same_answer
     monkeypatch.setattr(observations, "MAX_REQUEST_CHARS", 300)
     assert walk() == whole
     assert whole[0] == len(whole[1]) == 6 * 30 + 3 * 30 + 4 * 10  # lab-3 has 10 readings in all
+
+
+def test_pre_rendered_observations_are_the_same_json_as_the_general_serialiser(sta):
+    import orjson
+
+    from api.sta import engine, observations
+    from api.sta.model import Entity
+
+    ds = Entity("Datastream", ids.datastream_id(5, "a", 0), {}, "s", "a", 0, "pms5003")
+    raw = Entity("Datastream", ids.datastream_id(5, "b", 1), {}, "s", "b", 1, "pms5003")
+    rows = [observations.Row(t, ids.observation_id(d.id, t), d, list(values.values()), {k: i for i, k in enumerate(values)}) for t, d, values in [
+        (T0, ds, {"result": 12.5, "qc": 0, "n": 20, "window": 60, "pm25_method": "epa_barkjohn_2021"}),
+        (T0 + 30, ds, {"result": 1e-05, "qc": 4 | 256, "n": None, "window": 120, "pm25_method": None}),
+        (T0 + 59, raw, {"result": 3, "qc": None, "n": 2, "window": None, "pm25_method": 'a"b'}),
+        (T0 + 86399, ds, {"result": -0.0, "qc": 2**62, "n": 1, "window": 0, "pm25_method": "x"}),
+    ]]
+    ctx = engine.Context("http://h/sta/v1.1", None, None, None)  # type: ignore[arg-type]
+    fast = orjson.dumps(engine.serialise_observations(ctx, rows))
+    assert orjson.loads(fast) == [engine.serialise(ctx, r, None) for r in rows]
+    assert fast == orjson.dumps([engine.serialise(ctx, r, None) for r in rows])
