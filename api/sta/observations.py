@@ -367,20 +367,36 @@ async def count(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], 
     return sum(int(s["values"][0][1]) for r in results for s in series(r) if s.get("values"))
 
 
+#: The latest Observations are looked for in this recent past first (as /v1/latest does), and
+#: before it only for the Datastreams that have none in it: exact, and one pass when every
+#: station reports.
+LATEST_LOOKBACK_S = 7 * 86400
+
+
 async def latest(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity],
-                 filt: ObsFilter) -> dict[int, Row]:
-    """The latest Observation of every Datastream given: one statement per property, one
-    InfluxDB request in all (``last()`` grouped by station and channel)."""
-    groups = _by_field(datastreams, cat)
+                 filt: ObsFilter, now: float | None = None) -> dict[int, Row]:
+    """The latest Observation of every Datastream given: one statement per property, in one
+    InfluxDB request (``last()`` grouped by station and channel)."""
+    since = datetime.fromtimestamp(int(time.time() if now is None else now) - LATEST_LOOKBACK_S, UTC)
+    out = await _latest(influx, cat, datastreams, filt, influxql.time_compare(">=", since), True)
+    missing = [ds for ds in datastreams if ds.id not in out]
+    if missing:
+        out |= await _latest(influx, cat, missing, filt, influxql.time_compare("<", since), False)
+    return out
+
+
+async def _latest(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], filt: ObsFilter,
+                  bound: str, broad: bool) -> dict[int, Row]:
     stmts, indices = [], []
-    for p, (group, every) in sorted(groups.items()):
+    for p, (whole, all_of_it) in sorted(_by_field(datastreams, cat).items()):
         field_name = OBSERVED_PROPERTIES[p].field
-        # Many series: one pass over all of them (the rows of others are dropped below) costs
-        # InfluxDB less than a WHERE naming each one.
-        scope = _scope_part(group, every or len(group) > SERIES_PER_STATEMENT)
-        parts = [scope, *filt.time_parts, filt.value_condition(field_name)]
-        stmts.append(influxql.sta_latest(field_name, parts))
-        indices.append({(ds.station, ds.channel): ds for ds in group})
+        # Many series (``broad``): one pass over all of them (the rows of others are dropped
+        # below) costs InfluxDB less than a WHERE naming each one.
+        chunks = [(whole, True)] if broad and len(whole) > SERIES_PER_STATEMENT else _chunks(whole, all_of_it)
+        for group, every in chunks:
+            parts = [_scope_part(group, every), bound, *filt.time_parts, filt.value_condition(field_name)]
+            stmts.append(influxql.sta_latest(field_name, parts))
+            indices.append({(ds.station, ds.channel): ds for ds in group})
     if not stmts:
         return {}
     results = await _send(influx, stmts)

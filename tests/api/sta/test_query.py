@@ -129,7 +129,10 @@ def test_all_observations_page_through_every_datastream_in_time_then_id_order(st
     assert len(keys) == 60 + 60 + 20 == body["@iot.count"] and keys == sorted(keys) and len(set(keys)) == len(keys)
 
 
-def test_the_map_request_is_one_influxdb_request_for_all_latest_values(sta):
+def test_the_map_request_is_one_influxdb_request_for_all_latest_values(sta, monkeypatch):
+    from api.sta import observations
+
+    monkeypatch.setattr(observations.time, "time", lambda: T0 + 86400)  # the readings are a day old
     calls = []
     influx = sta.app.state.influx
     original = influx.query
@@ -204,3 +207,30 @@ def test_pre_rendered_observations_are_the_same_json_as_the_general_serialiser(s
     fast = orjson.dumps(engine.serialise_observations(ctx, rows))
     assert orjson.loads(fast) == [engine.serialise(ctx, r, None) for r in rows]
     assert fast == orjson.dumps([engine.serialise(ctx, r, None) for r in rows])
+
+
+def test_latest_looks_before_the_lookback_only_for_datastreams_without_recent_data(sta, monkeypatch):
+    from api.sta import observations
+
+    expand = {"$filter": "name eq 'PM2.5'", "$expand": "Observations($orderby=phenomenonTime desc;$top=1)"}
+    calls = []
+    influx = sta.app.state.influx
+    original = influx.query
+
+    async def counting(q, **kw):
+        calls.append(q)
+        return await original(q, **kw)
+
+    sta.get("/sta/v1.1/Things")
+    influx.query = counting
+    try:
+        # The seeded readings are of 2026-01-01: "now" a day later finds them all in one pass ...
+        monkeypatch.setattr(observations.time, "time", lambda: T0 + 86400)
+        recent = {d["@iot.id"]: d["Observations"] for d in get(sta, "/sta/v1.1/Datastreams", **expand)["value"]}
+        assert len(calls) == 1
+        # ... a year later, the second pass finds the same.
+        monkeypatch.setattr(observations.time, "time", lambda: T0 + 366 * 86400)
+        old = {d["@iot.id"]: d["Observations"] for d in get(sta, "/sta/v1.1/Datastreams", **expand)["value"]}
+        assert len(calls) == 3 and old == recent and all(len(v) == 1 for v in old.values())
+    finally:
+        influx.query = original
