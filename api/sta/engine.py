@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +30,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data",
 ]
 TIME_ORDER = {("phenomenonTime",), ("resultTime",)}
+MAX_RENDERED = 100_000
 
 
 @dataclass(slots=True)
@@ -72,11 +74,10 @@ def navigate(cat: Catalogue, item: Entity | Row, name: str) -> Entity | list[Ent
     thing = cat.things.get(station)
     if t == "Thing":
         if name == "Locations":
-            locs = [e for e in cat.all("Location") if e.station == station]
-            return locs[-1:]
+            return cat.of_station(station, "Location")[-1:]  # ids grow with k: the current one
         if name == "HistoricalLocations":
-            return [e for e in cat.all("HistoricalLocation") if e.station == station]
-        return cat.datastreams_of(station)
+            return list(cat.of_station(station, "HistoricalLocation"))
+        return list(cat.datastreams_of(station))
     if t == "Location":
         if name == "Things":
             return [thing] if thing else []
@@ -98,7 +99,7 @@ def navigate(cat: Catalogue, item: Entity | Row, name: str) -> Entity | list[Ent
     if t == "ObservedProperty":
         return [d for d in cat.all("Datastream") if d.prop == item.prop]
     if t == "FeatureOfInterest":
-        return ObsSource(cat.datastreams_of(station))
+        return ObsSource(list(cat.datastreams_of(station)))
     if t == "Observation":  # a stand-in for Observations of one Datastream (filter scope)
         ds = cat.get("Datastream", ids.datastream_id(thing.id if thing else 0, item.channel or "a",
                                                      item.prop or 0))
@@ -166,6 +167,19 @@ def serialise_observations(ctx: Context, rows: list[Row]) -> list[Any]:
 
 
 def serialise(ctx: Context, item: Entity | Row, select: list[str] | None) -> dict[str, Any]:
+    if select is None and isinstance(item, Entity):
+        # Catalogue entities do not change until the catalogue is reloaded: render each once.
+        key = (ctx.root, item.type, item.id)
+        cached = ctx.cat.rendered.get(key)
+        if cached is None:
+            cached = _serialise(ctx, item, None)
+            if len(ctx.cat.rendered) < MAX_RENDERED:  # many Host names must not grow it without end
+                ctx.cat.rendered[key] = cached
+        return dict(cached)  # a copy: $expand adds to it
+    return _serialise(ctx, item, select)
+
+
+def _serialise(ctx: Context, item: Entity | Row, select: list[str] | None) -> dict[str, Any]:
     t = type_of(item)
     link = self_link(ctx, t, item.id)
     body = observations.to_json(item) if isinstance(item, Row) else item.props
@@ -202,14 +216,31 @@ def _sort_key(value: Any) -> tuple:
     return (4, json.dumps(value, sort_keys=True, default=str))
 
 
+def _predicate(ctx: Context, type_: str, node: Any) -> Callable[[Entity], bool]:
+    """``node`` as a function of an entity: the common shapes (a property compared with a
+    literal, and/or of those) directly, the rest through :func:`api.sta.filter.evaluate`."""
+    kind = node[0]
+    if kind == "op" and node[1] in ("and", "or"):
+        left, right = _predicate(ctx, type_, node[2]), _predicate(ctx, type_, node[3])
+        if node[1] == "and":
+            return lambda e: left(e) and right(e)
+        return lambda e: left(e) or right(e)
+    if kind == "op" and node[1] in sta_filter.COMPARISONS and node[2][0] == "path" and node[3][0] == "lit" \
+            and len(node[2][1]) == 1 and node[2][1][0] in PROPERTIES[type_]:
+        op, name, value = node[1], node[2][1][0], node[3][1]
+        compare = sta_filter.compare
+        return lambda e: compare(op, e.props.get(name), value)
+    return lambda e: sta_filter.truthy(sta_filter.evaluate(node, resolver(ctx.cat, e)))
+
+
 def _apply_in_memory(ctx: Context, items: list[Entity],
                      opts: options.Options) -> tuple[list[Entity], int, bool]:
     """(page, total after $filter, more pages follow)."""
     if opts.skiptoken is not None:
         raise bad_request("$skiptoken applies to Observations only")
-    if opts.filter is not None:
-        node = opts.filter
-        items = [e for e in items if sta_filter.truthy(sta_filter.evaluate(node, resolver(ctx.cat, e)))]
+    if opts.filter is not None and items:
+        keep = _predicate(ctx, items[0].type, opts.filter)
+        items = [e for e in items if keep(e)]
     items = sorted(items, key=lambda e: e.id)
     for node, direction in reversed(opts.orderby):
         items.sort(key=lambda e: _sort_key(sta_filter.evaluate(node, resolver(ctx.cat, e))),

@@ -386,6 +386,7 @@ _CMP = {
     "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a > b,
     "ge": lambda a, b: a >= b, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
 }
+COMPARISONS = frozenset(_CMP)
 _ARITH = {
     "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
     "div": lambda a, b: a / b if b else None, "mod": lambda a, b: a % b if b else None,

@@ -144,10 +144,20 @@ class Catalogue:
     by_id: dict[str, dict[int, Entity]] = field(default_factory=dict)
     things: dict[str, Entity] = field(default_factory=dict)  # by station
     loaded_at: float = 0.0
+    #: Rendered JSON objects by (service root, type, id): see api/sta/engine.py ``serialise``.
+    rendered: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
+
+    #: Entities of each station by type (navigation from a Thing without scanning every set).
+    by_station: dict[tuple[str, str], list[Entity]] = field(default_factory=dict)
 
     def add(self, entity: Entity) -> None:
         self.sets.setdefault(entity.type, []).append(entity)
         self.by_id.setdefault(entity.type, {})[entity.id] = entity
+        if entity.station is not None:
+            self.by_station.setdefault((entity.station, entity.type), []).append(entity)
+
+    def of_station(self, station: str, type_: str) -> list[Entity]:
+        return self.by_station.get((station, type_), [])
 
     def get(self, type_: str, id_: int) -> Entity | None:
         return self.by_id.get(type_, {}).get(id_)
@@ -156,8 +166,7 @@ class Catalogue:
         return self.sets.get(type_, [])
 
     def datastreams_of(self, station: str) -> list[Entity]:
-        thing = self.things.get(station)
-        return [] if thing is None else [d for d in self.all("Datastream") if d.station == station]
+        return self.of_station(station, "Datastream")
 
 
 @dataclass(slots=True)
@@ -293,6 +302,8 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
                     station=station, channel=channel, prop=p, model=model))
     for type_ in cat.sets:
         cat.sets[type_].sort(key=lambda e: e.id)
+    for entities in cat.by_station.values():
+        entities.sort(key=lambda e: e.id)
     return cat
 
 
