@@ -1,0 +1,1 @@
+"""The vocabulary every civicair part shares (standard library only)."""
