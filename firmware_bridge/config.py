@@ -153,7 +153,10 @@ def _build(raw: dict[str, Any]) -> BridgeConfig:
         spool = raw.get("spool", {})
         sampling = raw.get("sampling", {})
         sensors = tuple(SensorConfig(**s) for s in raw.get("sensor", []))
-        climate = tuple(_climate(i, c) for i, c in enumerate(raw.get("climate", []), 1))
+        climate_raw = raw.get("climate", [])
+        if not isinstance(climate_raw, list):
+            raise ConfigError("climate: write each companion as a [[climate]] table (two brackets)")
+        climate = tuple(_climate(i, c) for i, c in enumerate(climate_raw, 1))
         cfg = BridgeConfig(
             station=raw.get("station", ""),
             sensors=sensors,
