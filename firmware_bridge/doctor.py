@@ -274,9 +274,9 @@ def run(cfg: BridgeConfig, out: TextIO, sensor_timeout: float = 6.0) -> int:
         if port.ok:
             checks.append(check_sensor(sensor, sensor_timeout))
             print(checks[-1].line(), file=out, flush=True)
-    for check in check_climate(cfg):
-        checks.append(check)
-        print(check.line(), file=out, flush=True)
+    for companion in check_climate(cfg):
+        checks.append(companion)
+        print(companion.line(), file=out, flush=True)
     for check in (check_broker, check_clock, check_spool):
         checks.append(check(cfg))
         print(checks[-1].line(), file=out, flush=True)
