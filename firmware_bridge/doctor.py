@@ -247,10 +247,10 @@ def check_climate(cfg: BridgeConfig, env: ClimateEnv | None = None) -> list[Chec
     buses, found = discover.scan_i2c(env.dev_root, env.opener, env.sleep)
     found += discover.scan_iio(env.iio_root, env.read_text, env.sleep)
     if not found:
-        where = (f"I²C bus(es) {', '.join(f'/dev/i2c-{b}' for b in buses)}" if buses
-                 else f"no I²C bus (to enable: {I2C_ENABLE})")
-        return [Check(True, "climate", f"no temperature/humidity companion configured or found ({where}, "
-                      f"no IIO humidity device); optional, but without one a PMS5003 or SDS011 "
+        where = (f"nothing answers on {', '.join(f'/dev/i2c-{b}' for b in buses)}" if buses
+                 else f"no I²C bus; to enable it: {I2C_ENABLE}")
+        return [Check(True, "climate", f"no temperature/humidity companion configured or found: {where}; "
+                      "no IIO humidity device. Optional, but without one a PMS5003 or SDS011 "
                       "publishes humidity-uncorrected PM2.5 (docs/climate.md)")]
     checks = []
     for hit in found:

@@ -70,8 +70,14 @@ def test_scan_finds_every_part_and_prints_tables_that_load(tmp_path):
 def test_scan_without_i2c_says_how_to_enable_it(tmp_path):
     env = fake_env(tmp_path, {})
     (check,) = doctor.check_climate(config.load_text(BASE, env={}), env)
-    assert check.ok and "no I²C bus (to enable: sudo raspi-config nonint do_i2c 0" in check.detail
+    assert check.ok and "no I²C bus; to enable it: sudo raspi-config nonint do_i2c 0" in check.detail
     assert "humidity-uncorrected" in check.detail
+
+
+def test_scan_of_an_empty_bus_names_it(tmp_path):
+    env = fake_env(tmp_path, {1: SimulatedBus()})
+    (check,) = doctor.check_climate(config.load_text(BASE, env={}), env)
+    assert check.ok and "nothing answers on /dev/i2c-1" in check.detail
 
 
 def test_configured_companions_are_read_once(tmp_path):
