@@ -19,7 +19,7 @@ Sans-IO: plans and byte decoding only (see :mod:`firmware_bridge.climate.base`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass
 
 from firmware_bridge.climate.base import (
     ClimateError,
@@ -138,10 +138,6 @@ def calibration_bytes(cal: Calibration) -> tuple[bytes, bytes]:
     return tp, h
 
 
-def calibration_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(Calibration))
-
-
 # -- the data sheet's integer compensation (section 4.2.3) -------------------------------
 # Python integers do not overflow; ``>>`` is an arithmetic shift as in the data sheet's
 # C on every platform Bosch targets. The one division truncates toward zero as C does.
@@ -245,8 +241,6 @@ class Codec:
         Wait(MEASURE_S),
         Transfer(bytes((REG_STATUS,)), BURST_LEN),
     )
-    #: Not used in the measurement cycle; for a device that stopped answering sensibly.
-    SOFT_RESET_PLAN: Plan = (Transfer(bytes((REG_RESET, RESET_WORD))), Wait(0.002))
 
     def __init__(self, model: str = "bme280") -> None:
         if model not in MODELS:

@@ -128,9 +128,10 @@ def scan_iio(root: Path = iio.IIO_ROOT, read_text: Callable[[Path], str] = iio._
              sleep: Callable[[float], None] = time.sleep) -> list[Found]:
     """Every IIO device with a humidity or temperature channel, with one reading each."""
     found = []
-    for dirname, name in iio.find_devices(root, read_text):
+    devices = iio.find_devices(root, read_text)
+    names = [n for _, n in devices]
+    for dirname, name in devices:
         # Prefer the name (stable across reboots) unless two devices share it.
-        names = [n for _, n in iio.find_devices(root, read_text)]
         device = name if name != "?" and names.count(name) == 1 else dirname
         model = "dht22" if name == "dht11" else None
         reader = iio.IioReader(device, model=model or name, root=root, read_text=read_text, sleep=sleep)
