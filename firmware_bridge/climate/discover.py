@@ -126,10 +126,10 @@ def scan_i2c(dev_root: Path = Path("/dev"), opener: Callable[[int], Any] = open_
 
 def scan_iio(root: Path = iio.IIO_ROOT, read_text: Callable[[Path], str] = iio._read_text,
              sleep: Callable[[float], None] = time.sleep) -> list[Found]:
-    """Every IIO device with a humidity or temperature channel, with one reading each."""
+    """Every IIO device with a humidity channel, with one reading each."""
     found = []
-    devices = iio.find_devices(root, read_text)
-    names = [n for _, n in devices]
+    devices = iio.find_devices(root, read_text, require_humidity=True)
+    names = [n for _, n in iio.find_devices(root, read_text)]
     for dirname, name in devices:
         # Prefer the name (stable across reboots) unless two devices share it.
         device = name if name != "?" and names.count(name) == 1 else dirname

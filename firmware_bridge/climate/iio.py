@@ -42,9 +42,10 @@ def _read_text(path: Path) -> str:
     return path.read_text()
 
 
-def find_devices(root: Path = IIO_ROOT,
-                 read_text: Callable[[Path], str] = _read_text) -> list[tuple[str, str]]:
-    """``(iio:deviceN, name)`` of every IIO device with a humidity or temperature channel."""
+def find_devices(root: Path = IIO_ROOT, read_text: Callable[[Path], str] = _read_text,
+                 require_humidity: bool = False) -> list[tuple[str, str]]:
+    """``(iio:deviceN, name)`` of every IIO device with a humidity or temperature channel
+    (with ``require_humidity``: a humidity channel, what the PM corrections need)."""
     found: list[tuple[str, str]] = []
     if not root.is_dir():
         return found
@@ -52,7 +53,8 @@ def find_devices(root: Path = IIO_ROOT,
         if not DEVICE_RE.fullmatch(device.name):
             continue
         files = {p.name for p in device.iterdir()}
-        if not any(f"in_{ch}_input" in files or f"in_{ch}_raw" in files for ch in CHANNELS.values()):
+        wanted = [CHANNELS["rh"]] if require_humidity else list(CHANNELS.values())
+        if not any(f"in_{ch}_input" in files or f"in_{ch}_raw" in files for ch in wanted):
             continue
         try:
             name = read_text(device / "name").strip()

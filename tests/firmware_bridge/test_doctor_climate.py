@@ -50,6 +50,7 @@ def test_scan_finds_every_part_and_prints_tables_that_load(tmp_path):
                         0x40: SimHtu21d(model="si7021")})
     env = fake_env(tmp_path, {1: bus})
     write_iio_device(env.iio_root, 0, "dht11", in_temp_input=17300, in_humidityrelative_input=82100)
+    write_iio_device(env.iio_root, 1, "tmp117", in_temp_raw=2000, in_temp_scale=7.8125)  # no humidity
     checks = doctor.check_climate(config.load_text(BASE, env={}), env)
     text = report(checks)
     assert all(c.ok for c in checks), text
@@ -59,6 +60,7 @@ def test_scan_finds_every_part_and_prints_tables_that_load(tmp_path):
     assert "found sht3x at 0x45 on /dev/i2c-1: 18.0 °C, 70.0 %RH" in text
     assert "found si7021 at 0x40" in text
     assert 'IIO iio:device0 "dht11": 17.3 °C, 82.1 %RH' in text and "set model to yours" in text
+    assert "tmp117" not in text
     # The printed tables are valid config, and name what was found.
     tables = re.findall(r"^ {7}(\[\[climate\]\](?:\n {7}\w+ = .+)+)", text, flags=re.M)
     pasted = "\n".join(re.sub(r"^ {7}", "", t, flags=re.M) for t in tables)

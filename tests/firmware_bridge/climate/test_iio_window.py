@@ -27,7 +27,11 @@ def test_raw_channels_use_offset_and_scale(tmp_path):
 def test_a_device_is_found_by_name_or_number(tmp_path):
     write_iio_device(tmp_path, 0, "ads1015", in_voltage0_raw=1)
     write_iio_device(tmp_path, 1, "dht11", in_temp_input=20000, in_humidityrelative_input=50000)
-    assert iio.find_devices(tmp_path) == [("iio:device1", "dht11")]
+    write_iio_device(tmp_path, 12, "tmp117", in_temp_raw=2000, in_temp_scale=7.8125)
+    assert iio.find_devices(tmp_path) == [("iio:device1", "dht11"), ("iio:device12", "tmp117")]
+    assert iio.find_devices(tmp_path, require_humidity=True) == [("iio:device1", "dht11")]
+    temp_only = iio.IioReader("tmp117", root=tmp_path).read()
+    assert temp_only is not None and temp_only.rh is None and temp_only.temp == pytest.approx(15.625)
     assert iio.resolve("dht11", tmp_path) == tmp_path / "iio:device1"
     assert iio.resolve("iio:device1", tmp_path) == tmp_path / "iio:device1"
     with pytest.raises(FileNotFoundError, match=r"iio:device1 \(dht11\)"):
