@@ -226,7 +226,8 @@ def _climate(index: int, raw: Any) -> ClimateConfig:
         except ValueError:
             raise ConfigError(f"{where}: address {address!r} is not a number (write it as 0x76)") from None
     if isinstance(address, bool) or not isinstance(address, int) or address not in allowed:
-        raise ConfigError(f"{where}: address {address!r} is not one a {kind} can have; "
+        shown = f"{address:#04x}" if isinstance(address, int) else repr(address)
+        raise ConfigError(f"{where}: address {shown} is not one a {kind} can have; "
                           f"use {' or '.join(hex(a) for a in allowed)} (`i2cdetect -y {bus}` shows it)")
     return ClimateConfig(kind=kind, bus=bus, address=address, model=model, interval=float(interval))
 

@@ -54,7 +54,7 @@ def test_iio_source_defaults_to_the_device_name():
 
 @pytest.mark.parametrize("table, message", [
     ('kind = "dht22"', r"kind 'dht22' unsupported; one of bme280, sht3x, sht4x, htu21d, si7021, iio"),
-    ('kind = "bme280"\naddress = 0x44', r"address 68 is not one a bme280 can have; use 0x76 or 0x77"),
+    ('kind = "bme280"\naddress = 0x44', r"address 0x44 is not one a bme280 can have; use 0x76 or 0x77"),
     ('kind = "sht3x"\naddress = "forty"', r"address 'forty' is not a number \(write it as 0x76\)"),
     ('kind = "sht4x"\nbus = -1', r"bus must be the number N of /dev/i2c-N"),
     ('kind = "sht4x"\nbus = "i2c-1"', r"bus must be the number N"),
