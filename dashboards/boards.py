@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dashboards import aqi, qc
+from dashboards import legend as aqi
 from dashboards.grafana import (
     UNIT_UG_M3,
     dashboard,
@@ -153,7 +153,7 @@ are defined for **24-hour averages**; a single reading only gives an idea.
 {aqi.legend_markdown()}
 
 The World Health Organization recommends that the 24-hour average stay below
-**{aqi.WHO_24H_PM25_UG_M3:g} µg/m³** (WHO air quality guidelines, 2021).
+**{aqi.WHO_24H_UG_M3:g} µg/m³** (WHO air quality guidelines, 2021).
 """, width=8, height=11)
     stations = panel(
         "table", "Stations",
@@ -235,7 +235,7 @@ def station() -> dict:
     day = panel(
         "stat", "Last 24 hours, average",
         f"""The mean PM2.5 of the last 24 hours, the period the US AQI and the WHO 24-hour guideline
-        ({aqi.WHO_24H_PM25_UG_M3:g} µg/m³) are defined for. Coloured by AQI category.""",
+        ({aqi.WHO_24H_UG_M3:g} µg/m³) are defined for. Coloured by AQI category.""",
         [influxql(f'SELECT mean("pm25") FROM "pm" WHERE {_STATION} AND time > now() - 24h')],
         width=6, height=5,
         field_config={"unit": UNIT_UG_M3, "decimals": 1, "color": {"mode": "thresholds"},
@@ -279,10 +279,10 @@ def station() -> dict:
         "timeseries", "Daily mean PM2.5 and the WHO guideline",
         f"""Each bar is one day's average PM2.5 (days run midnight to midnight UTC), over the last
         30 days. The background bands are the US AQI categories; the dashed line is the WHO
-        24-hour guideline of {aqi.WHO_24H_PM25_UG_M3:g} µg/m³, which the WHO recommends be exceeded
+        24-hour guideline of {aqi.WHO_24H_UG_M3:g} µg/m³, which the WHO recommends be exceeded
         on no more than 3–4 days a year.""",
         [influxql(q('mean("pm25") AS "daily mean"', "GROUP BY time(1d) fill(none)")),
-         influxql(q(f'{aqi.WHO_24H_PM25_UG_M3:g} + 0 * mean("pm25") AS "WHO 24-hour guideline"',
+         influxql(q(f'{aqi.WHO_24H_UG_M3:g} + 0 * mean("pm25") AS "WHO 24-hour guideline"',
                     "GROUP BY time(1d) fill(none)"))],
         width=24, height=9, timeFrom="30d",
         field_config=_pm_defaults(
@@ -422,11 +422,11 @@ def network() -> dict:
                                  "showPoints": "never"}},
     )
     flag_targets = [
-        influxql(f'SELECT mean("flag") * 100 / {f.bit} FROM (SELECT "qc" & {f.bit} AS "flag" FROM "pm" '
-                 f"WHERE $timeFilter) WHERE $timeFilter GROUP BY time($__interval) fill(none)", alias=f.label)
-        for f in qc.FLAGS
+        influxql(f'SELECT mean("flag") * 100 / {int(bit)} FROM (SELECT "qc" & {int(bit)} AS "flag" FROM "pm" '
+                 f"WHERE $timeFilter) WHERE $timeFilter GROUP BY time($__interval) fill(none)", alias=label)
+        for bit, label, _ in aqi.qc_flags()
     ]
-    flags_md = "; ".join(f"{f.label}: {f.explanation}" for f in qc.FLAGS)
+    flags_md = "; ".join(f"{label}: {explanation}" for _, label, explanation in aqi.qc_flags())
     flags = panel(
         "timeseries", "Share of readings flagged, by quality check",
         f"""The percentage of readings in each interval that a quality check flagged. Flagged

@@ -8,15 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api import aqi, catalog, influxql
+from api import catalog
 from api.deps import InfluxDep, SettingsDep
 from api.envelope import envelope
 from api.errors import ApiError
 from api.filters import AqiQuery
-from api.formats import csv_response, format_time, json_response, negotiate
+from api.formats import csv_response, json_response, negotiate
 from api.schemas import AqiResponse, example, responses
 from api.stationmeta import StationMeta
+from civicair import influxql
 from civicair.influx import series
+from civicair.schema import aqi
+from civicair.schema.timefmt import format_time
 
 router = APIRouter(prefix="/v1", tags=["aqi"])
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api import aqi, catalog, influxql
+from api import catalog
 from api.deps import InfluxDep, SettingsDep
 from api.envelope import envelope, units_for
 from api.filters import LatestQuery
@@ -18,14 +18,16 @@ from api.formats import (
     csv_response,
     feature,
     feature_collection,
-    format_time,
     json_response,
     negotiate,
 )
 from api.schemas import LatestResponse, example, responses
 from api.settings import ApiSettings
 from api.stationmeta import StationMeta, online_status
+from civicair import influxql
 from civicair.influx import series
+from civicair.schema import aqi
+from civicair.schema.timefmt import format_time
 
 router = APIRouter(prefix="/v1", tags=["latest"])
 

@@ -11,15 +11,16 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from api import catalog, influxql
+from api import catalog
 from api.deps import InfluxDep, SettingsDep
 from api.envelope import envelope
 from api.errors import ApiError
 from api.filters import StationQuery, StationsQuery
 from api.formats import GEOJSON_MEDIA, feature, feature_collection, json_response, negotiate
 from api.schemas import StationDetailResponse, StationsResponse, example, responses
+from civicair import influxql
 from civicair.influx import series
-from firmware_bridge import contract
+from civicair.schema import contract
 
 router = APIRouter(prefix="/v1", tags=["stations"])
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from api import influxql
-from api.stationmeta import MetaError, StationMeta, meta_from_row, meta_to_line, online_status
+from api.stationmeta import StationMeta, meta_from_row, online_status
+from civicair import influxql
 from civicair.influx import series
+from civicair.schema.storage import MetaError, meta_to_line
 from tests.api.conftest import T0
 
 BRIDGE_META = {"name": "Lab 1", "lat": 52.09071, "lon": 5.12142, "sensors": {"a": "pms5003"},

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from civicair.cli import main
-from dashboards import DATASOURCE_UID, JSON_DIR, PROVISIONING_DIR, aqi, qc
+from dashboards import DATASOURCE_UID, JSON_DIR, PROVISIONING_DIR
+from dashboards import legend as aqi
 from dashboards.boards import BOARDS
 from dashboards.build import build, outputs
 from dashboards.check import FAIL, check, iter_panels, provisioned_datasources, validate
@@ -119,17 +120,20 @@ def _grafana_category(value: float) -> str:
 
 @pytest.mark.parametrize("value, category", [
     (0.0, "Good"), (9.0, "Good"), (9.05, "Good"), (9.1, "Moderate"), (35.4, "Moderate"),
-    (35.45, "Moderate"), (35.5, "Unhealthy for sensitive groups"), (55.5, "Unhealthy"),
-    (125.5, "Very unhealthy"), (225.4, "Very unhealthy"), (225.5, "Hazardous"), (900, "Hazardous"),
+    (35.45, "Moderate"), (35.5, "Unhealthy for Sensitive Groups"), (55.5, "Unhealthy"),
+    (125.5, "Very Unhealthy"), (225.4, "Very Unhealthy"), (225.5, "Hazardous"), (900, "Hazardous"),
 ])
 def test_aqi_categories_truncate_to_one_decimal_as_the_epa_does(value, category):
     assert _grafana_category(value) == category
 
 
-def test_quality_flag_table_matches_the_ingest():
-    from ingest import quality
+def test_every_quality_flag_has_a_legend_on_the_health_board():
+    from civicair.schema.qc import Flag
 
-    assert {f.name: f.bit for f in qc.FLAGS} == {f.name: int(f.value) for f in quality.Flag}
+    legend = [(bit, label) for bit, label, _ in aqi.qc_flags()]
+    assert [bit for bit, _ in legend] == list(Flag)
+    text = json.dumps(BOARDS["network-health"]())
+    assert all(label in text for _, label in legend)
 
 
 def test_geomap_reads_the_fields_its_queries_return():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.stationmeta import meta_to_line
+from civicair.schema.storage import meta_to_line
 from tests.api.conftest import DAY, HOUR, T0, pm_line, write
 
 END = "2026-01-11"  # the 24 hours before it are 10 January

@@ -6,7 +6,7 @@ import csv
 import io
 import time
 
-from api.stationmeta import meta_to_line
+from civicair.schema.storage import meta_to_line
 from tests.api.conftest import DAY, pm_line, write
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from api.stationmeta import meta_to_line
+from civicair.schema.storage import meta_to_line
 from tests.api.conftest import DAY, HOUR, T0, make_client, pm_line, write
 
 
