@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from firmware_bridge.errors import ChecksumError, FatalError, RecoverableError
+from civicair.schema.errors import FatalError, RecoverableError
+from firmware_bridge.errors import ChecksumError
 
 
 class ClimateError(RecoverableError):

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from civicair.schema.errors import CivicairError
 from firmware_bridge.climate import bme280
 from firmware_bridge.climate.base import ClimateError, WrongDevice
 from firmware_bridge.climate.i2c import I2cCompanion
 from firmware_bridge.climate.simulated import EXAMPLE_CALIBRATION, FakeClock, SimBme280, SimulatedBus
-from firmware_bridge.errors import CivicairError
 
 CAL = EXAMPLE_CALIBRATION
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from civicair.schema.errors import CivicairError
 from firmware_bridge.climate import htu21d, sht3x, sht4x
 from firmware_bridge.climate.base import ClimateChecksumError, ClimateError, crc8, sensirion_words
 from firmware_bridge.climate.i2c import I2cCompanion
@@ -17,7 +18,6 @@ from firmware_bridge.climate.simulated import (
     SimulatedBus,
     sensirion_triplets,
 )
-from firmware_bridge.errors import CivicairError
 
 
 def test_sensirion_crc_example_from_the_datasheet():
