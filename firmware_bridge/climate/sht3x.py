@@ -1,11 +1,12 @@
 """Sensirion SHT3x (SHT30/31/35) over I²C: a sans-IO codec.
 
-Reference: Sensirion, *Datasheet SHT3x-DIS*, version 7 (2022-02) (and earlier): single
+Reference: Sensirion, *Datasheet SHT3x-DIS* (version 7, 2022, and earlier): single
 shot measurement without clock stretching, high repeatability, command 0x2400
-(section 4.3, table 9), at most 15.5 ms (table 4; 15 ms in earlier versions); soft
-reset 0x30A2 (4.9), at most 1.5 ms; status register 0xF32D (4.11). Every 16-bit word
-comes with a CRC-8 (4.12, table 20): polynomial 0x31, init 0xFF, example
-CRC(0xBEEF) = 0x92. Conversion (4.13)::
+("Measurement Commands for Single Shot Data Acquisition Mode"), at most 15.5 ms (15 ms
+in earlier versions; "Timing Specifications"); soft reset 0x30A2, at most 1.5 ms;
+status register 0xF32D. Every 16-bit word comes with a CRC-8 ("Checksum
+Calculation"): polynomial 0x31, init 0xFF, no final XOR, example CRC(0xBEEF) = 0x92.
+"Conversion of Signal Output"::
 
     T  = -45 + 175 * S_T  / (2^16 - 1)   [°C]
     RH =       100 * S_RH / (2^16 - 1)   [%]
@@ -46,12 +47,12 @@ STATUS_WRITE_CRC_FAILED = 1 << 0
 
 
 def temperature(word: int) -> float:
-    """Section 4.13: °C from the raw temperature word."""
+    """°C from the raw temperature word."""
     return -45.0 + 175.0 * word / 65535.0
 
 
 def humidity(word: int) -> float:
-    """Section 4.13: %RH from the raw humidity word."""
+    """%RH from the raw humidity word."""
     return 100.0 * word / 65535.0
 
 

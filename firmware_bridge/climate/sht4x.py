@@ -1,10 +1,9 @@
 """Sensirion SHT4x (SHT40/41/43/45) over I²C: a sans-IO codec.
 
 Reference: Sensirion, *Datasheet SHT4x*, version 6.x (2021-2023): measure T & RH with
-high precision (high repeatability), command 0xFD, at most 8.3 ms (section 3.2,
-table 5); soft reset 0x94, at most 1 ms; serial number 0x89 (two words). Words and
-CRC-8 as the SHT3x (polynomial 0x31, init 0xFF; CRC(0xBEEF) = 0x92). Conversion
-(section 4.5)::
+high precision (high repeatability), command 0xFD, at most 8.3 ms; soft reset 0x94,
+at most 1 ms; serial number 0x89 (two words). Words and CRC-8 as the SHT3x
+(polynomial 0x31, init 0xFF; CRC(0xBEEF) = 0x92). "Conversion of Signal Output"::
 
     T  = -45 + 175 * S_T  / (2^16 - 1)   [°C]
     RH =  -6 + 125 * S_RH / (2^16 - 1)   [%], cropped to 0..100 as the data sheet advises
@@ -30,12 +29,12 @@ SERIAL_S = 0.002
 
 
 def temperature(word: int) -> float:
-    """Section 4.5: °C from the raw temperature word."""
+    """°C from the raw temperature word."""
     return -45.0 + 175.0 * word / 65535.0
 
 
 def humidity(word: int) -> float:
-    """Section 4.5: %RH from the raw humidity word, cropped to 0..100."""
+    """%RH from the raw humidity word, cropped to 0..100."""
     return min(100.0, max(0.0, -6.0 + 125.0 * word / 65535.0))
 
 

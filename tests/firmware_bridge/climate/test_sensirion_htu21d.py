@@ -21,7 +21,7 @@ from firmware_bridge.climate.simulated import (
 
 
 def test_sensirion_crc_example_from_the_datasheet():
-    # SHT3x-DIS data sheet, table 20: CRC-8 (0x31, init 0xFF) of 0xBEEF is 0x92.
+    # SHT3x-DIS data sheet, "Checksum Calculation": CRC-8 (0x31, init 0xFF) of 0xBEEF is 0x92.
     assert crc8(bytes.fromhex("beef")) == 0x92
 
 
