@@ -81,6 +81,8 @@ class CoverageDay(BaseModel):
 
 class Coverage(BaseModel):
     window_s: int
+    duty_period_s: int | None = Field(None, description="A duty-cycled station measures one window per "
+                                                        "duty period: it expects 86400 / duty period a day")
     percent: float | None
     days: list[CoverageDay]
 
