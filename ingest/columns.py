@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from firmware_bridge import contract
-from firmware_bridge.errors import ContractError
+from civicair.schema import contract
+from civicair.schema.errors import ContractError
 
 #: Measured fields, in the order they are written.
 MEASURED = tuple(contract.MEASURED_FIELDS)

@@ -39,8 +39,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from civicair.influx import Influx, InfluxRejected, InfluxUnavailable
-from firmware_bridge import contract
-from firmware_bridge.errors import ContractError
+from civicair.schema import contract
+from civicair.schema.errors import ContractError
+from civicair.schema.qc import FUTURE_TOLERANCE_S
 from ingest import history, meta
 from ingest.clean import Cleaner
 from ingest.columns import DeadLetter, decode
@@ -54,17 +55,11 @@ log = logging.getLogger("civicair.ingest")
 #: estimated readings (for batch sizing; exact count is known after decoding).
 _Held = tuple[str, bytes, int, int, int, int]
 
-_READINGS_SUFFIX = "/readings"
 _READINGS_LINE = MEASUREMENT.encode() + b","
-_META_SUFFIX = "/meta"
-_STATUS_SUFFIX = "/status"
 #: At most one dead-letter summary line per this many seconds (no per-message logs).
 _DEADLETTER_LOG_EVERY_S = 60.0
 #: Bytes of a dead letter's payload copied to the dead-letter topic (the file keeps all of it).
 DEADLETTER_TOPIC_PAYLOAD = 4096
-#: Readings further ahead than this do not count for the consumer-lag gauge (as the
-#: future-timestamp quality flag's default tolerance).
-_FUTURE_TOLERANCE_S = 300
 
 
 @dataclass(slots=True)
@@ -373,7 +368,7 @@ class Consumer:
         dead: list[DeadLetter] = []
         now = int(time.time())
         for topic, payload, *_ in messages:
-            if topic.endswith(_READINGS_SUFFIX):
+            if contract.topic_kind(topic) == contract.READINGS:
                 readings_msgs.append((topic, payload))
             else:
                 line = self._station_line(topic, payload, now, dead)
@@ -392,7 +387,7 @@ class Consumer:
             # Lag is measured against live readings: one from a clock years ahead must not
             # pin the gauge below zero for ever.
             ts = columns.ints["ts"]
-            live = ts[ts <= now + _FUTURE_TOLERANCE_S]
+            live = ts[ts <= now + FUTURE_TOLERANCE_S]
             newest = int(live.max()) if len(live) else None
             flagged = self.metrics.count_flags(columns.derived.get("qc"))
             if columns.amended is not None:  # written unflagged before, flagged now
@@ -432,9 +427,10 @@ class Consumer:
             return None  # an empty retained message clears the topic: nothing to record
         try:
             station = contract.station_from_topic(topic)
-            if topic.endswith(_META_SUFFIX):
+            kind = contract.topic_kind(topic)
+            if kind == contract.META:
                 return meta.meta_line(station, payload, now)
-            if topic.endswith(_STATUS_SUFFIX):
+            if kind == contract.STATUS:
                 return meta.status_line(station, payload, now)
             raise ContractError(f"topic {topic!r} is not a civicair/v1 readings, meta or status topic")
         except (ContractError, meta.MetaError) as exc:

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from civicair.schema.sensors import PLANTOWER_MODELS
 from ingest.columns import Batch
-from ingest.quality import PLANTOWER_MODELS, Groups, lookup
+from ingest.quality import Groups, lookup
 
 # -- method codes -------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from civicair.influx import Influx, ident, series
+from civicair.influx import Influx, quote_ident, series
 from ingest.clean import Cleaner
 from ingest.lineprotocol import MEASUREMENT
 
@@ -40,7 +40,7 @@ def query(depth: int, lookback_s: int, measurement: str = MEASUREMENT) -> str:
         raise ValueError("depth and lookback_s must be positive")
     fields = ", ".join(f'"{f}"' for f in FIELDS)
     tags = ", ".join(f'"{t}"' for t in TAGS)
-    return (f'SELECT {fields} FROM "{ident(measurement)}" WHERE time > now() - {int(lookback_s)}s '
+    return (f'SELECT {fields} FROM {quote_ident(measurement)} WHERE time > now() - {int(lookback_s)}s '
             f"GROUP BY {tags} ORDER BY time DESC LIMIT {int(depth)}")
 
 

@@ -15,60 +15,17 @@ value never raises a flag by itself.
 
 from __future__ import annotations
 
-import enum
 import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from firmware_bridge.sensors import plantower
-
-# -- the bits ------------------------------------------------------------------------
-
-
-class Flag(enum.IntFlag):
-    """Bits of the ``qc`` field. Values are part of the stored data: never renumber."""
-
-    OUT_OF_RANGE = 1 << 0  #: a mass concentration is negative or above the sensor's range
-    FLAT_LINE = 1 << 1  #: PM2.5 unchanged for N consecutive windows of the series
-    SPIKE = 1 << 2  #: PM2.5 is a Hampel outlier against the series' preceding windows
-    HIGH_HUMIDITY = 1 << 3  #: RH above the threshold: hygroscopic growth inflates PM
-    CLOCK_UNSYNCED = 1 << 4  #: the station's clock was not known good (``synced`` false)
-    FUTURE_TIMESTAMP = 1 << 5  #: ``ts`` more than the tolerance ahead of the ingest clock
-    AB_DISAGREEMENT = 1 << 6  #: channels a and b of the station disagree (US EPA criterion)
-    LOW_COVERAGE = 1 << 7  #: fewer frames averaged than 75 % of what the window should hold
-    UNCORRECTED = 1 << 8  #: ``pm25`` is the sensor's atmospheric value, not corrected
-
-
-# -- per-sensor tables -----------------------------------------------------------------
-
-PLANTOWER_MODELS: tuple[str, ...] = tuple(plantower.MODELS)
-
-#: Upper end of each sensor's output range [µg/m³]. Plantower "PMS5003 series data
-#: manual" V2.3 (2016), technical index: effective range 0–500, maximum range ≥ 1000
-#: ("the highest output value of the PM2.5 standard data is not less than 1000"); the
-#: maximum, not the effective range, is the limit here, because 500–1000 is exactly the
-#: smoke range the Barkjohn et al. (2022) correction was fitted for. Nova Fitness
-#: "SDS011 specification" V1.3: range 0.0–999.9. Sensirion "Datasheet SPS30": mass
-#: concentration range 0–1000.
-RANGE_MAX_UG_M3: Mapping[str, float] = MappingProxyType(
-    {**{m: 1000.0 for m in PLANTOWER_MODELS}, "sds011": 999.9, "sps30": 1000.0}
-)
-
-#: Longest normal interval between two frames [s]: a window of ``w`` seconds should hold
-#: at least ``w / period`` frames. Plantower data manual, "output result": in active mode
-#: the sensor sends a frame every 2.3 s while the concentration is stable and every
-#: 200–800 ms while it changes fast; the slow, stable interval is the honest minimum.
-#: SDS011 specification: "serial data output frequency 1 time/s" (continuous working
-#: period). SPS30 datasheet: a new measurement every second (the bridge polls at 1 Hz).
-FRAME_PERIOD_S: Mapping[str, float] = MappingProxyType(
-    {**{m: 2.3 for m in PLANTOWER_MODELS}, "sds011": 1.0, "sps30": 1.0}
-)
+from civicair.schema.qc import FUTURE_TOLERANCE_S, Flag
+from civicair.schema.sensors import FRAME_PERIOD_S, RANGE_MAX_UG_M3
 
 #: Rows of windows the Hampel kernel works on at a time.
 _BLOCK_ROWS = 1 << 16
@@ -94,7 +51,7 @@ class QualitySettings:
     #: HIGH_HUMIDITY: RH above this [%].
     high_humidity_rh: float = 85.0
     #: FUTURE_TIMESTAMP: ``ts`` more than this ahead of ``now`` [s].
-    future_tolerance_s: float = 300.0
+    future_tolerance_s: float = float(FUTURE_TOLERANCE_S)
     #: AB_DISAGREEMENT: |A − B| above this [µg/m³] …
     ab_abs_limit: float = 5.0
     #: … and 2·|A − B| / (A + B) above this [fraction].

@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from civicair.schema import contract
 from civicair.services import Mosquitto
-from firmware_bridge import contract
 from ingest.consumer import DEADLETTER_TOPIC_PAYLOAD
 from tests.conftest import wait_until
 from tests.ingest.conftest import assert_complete_once, messages_for

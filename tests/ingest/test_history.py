@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from civicair.influx import Influx, series
-from firmware_bridge import contract
+from civicair.schema import contract
 from ingest import history
 from ingest.clean import Cleaner
 from ingest.columns import to_columns

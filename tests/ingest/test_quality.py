@@ -87,7 +87,7 @@ def test_out_of_range_takes_a_per_reading_upper_limit():
 
 
 def test_sensor_tables_cover_every_contract_sensor():
-    from firmware_bridge.contract import SENSORS
+    from civicair.schema.contract import SENSORS
 
     assert set(RANGE_MAX_UG_M3) == set(SENSORS) == set(FRAME_PERIOD_S)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api import influxql
+from civicair import influxql
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = datetime(2026, 1, 2, tzinfo=UTC)
