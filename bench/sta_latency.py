@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import api_latency as base  # noqa: E402
 
-from api import influxql  # noqa: E402
 from api.sta import ids  # noqa: E402
+from civicair import influxql  # noqa: E402
 from civicair.influx import Influx, InfluxSettings  # noqa: E402
 from civicair.services import InfluxDB  # noqa: E402
 

@@ -1,6 +1,6 @@
 """``$filter`` and ``$orderby``: a lark grammar, an AST of tuples, an evaluator on catalogue
 entities and a compiler of Observation filters into InfluxQL fragments (built only by
-api/influxql.py).
+civicair/influxql.py).
 
 AST nodes::
 

@@ -5,7 +5,7 @@ and Datastreams are few (a handful per station): they are built from one InfluxD
 trip (:func:`load`) and filtered, sorted and paged in memory. Observations are the stored
 readings and stay in InfluxDB (:mod:`api.sta.observations`).
 
-Pure except :func:`load`; touches no InfluxQL text (builders live in api/influxql.py).
+Pure except :func:`load`; touches no InfluxQL text (builders live in civicair/influxql.py).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from api import influxql
-from api.formats import format_time
 from api.settings import ApiSettings
 from api.sta import ids
-from api.stationmeta import COORD_DECIMALS, StationMeta
+from api.stationmeta import StationMeta
+from civicair import influxql
 from civicair.influx import AsyncInflux, series
-from firmware_bridge import contract
+from civicair.schema import contract
+from civicair.schema.storage import published_position
+from civicair.schema.timefmt import format_time
 
 #: Entity set -> entity type.
 SETS = {
@@ -63,7 +64,7 @@ UCUM = "http://unitsofmeasure.org/ucum.html"
 
 @dataclass(frozen=True, slots=True)
 class Property:
-    key: str  # our public parameter name (api/influxql.py PARAMS)
+    key: str  # our public parameter name (civicair/influxql.py PARAMS)
     field: str  # stored field of measurement pm
     name: str  # ObservedProperty name and Datastream name (as Civil IoT Taiwan names them)
     definition: str
@@ -205,10 +206,9 @@ def parse(results: list[dict[str, Any]]) -> dict[str, StationRows]:
         for t, lat, lon, exact in s.get("values") or []:
             if type(lat) not in (int, float) or type(lon) not in (int, float):
                 continue
-            if exact is not True:
-                lat, lon = round(lat, COORD_DECIMALS), round(lon, COORD_DECIMALS)
-            if not r.positions or r.positions[-1][1:] != (lat, lon):
-                r.positions.append((t, float(lat), float(lon)))
+            lat, lon = published_position(lat, lon, exact is True)
+            if lat is not None and lon is not None and (not r.positions or r.positions[-1][1:] != (lat, lon)):
+                r.positions.append((t, lat, lon))
     firsts = {(s["tags"]["station"], s["tags"].get("channel") or "a"): s["values"][0][0]
               for s in series(results[3]) if s.get("values")}
     for s in series(results[2]):

@@ -4,7 +4,7 @@ A Datastream is one field (:data:`api.sta.model.OBSERVED_PROPERTIES`) of one sta
 channel, so a page of Observations is one statement per property involved, sent in one
 request, merged by (time, id). Paging is by key (the last (time, id) of a page, carried in
 ``$skiptoken``), so page 500 costs what page 1 costs. ``$filter`` is compiled: conditions on
-``phenomenonTime``/``resultTime`` and ``result`` become InfluxQL (api/influxql.py builds
+``phenomenonTime``/``resultTime`` and ``result`` become InfluxQL (civicair/influxql.py builds
 the text), conditions on ``Datastream/…`` or ``FeatureOfInterest/…`` pick the Datastreams
 on the catalogue. Anything else is 501, so a page and ``@iot.count`` are always exact.
 """
@@ -20,17 +20,17 @@ from typing import Any
 
 import orjson
 
-from api import influxql
-from api.formats import format_time
 from api.sta import filter as sta_filter
 from api.sta import ids
 from api.sta.errors import bad_request, not_implemented
 from api.sta.model import OBSERVED_PROPERTIES, PM25, Catalogue, Entity
+from civicair import influxql
 from civicair.influx import AsyncInflux, series
+from civicair.schema import qc as qc_bits
+from civicair.schema.timefmt import format_time
 
-#: Names of the ``qc`` bits (ingest/quality.py ``Flag``; civicair/schema/qc.py once it lands).
-QC_NAMES = ("OUT_OF_RANGE", "FLAT_LINE", "SPIKE", "HIGH_HUMIDITY", "CLOCK_UNSYNCED", "FUTURE_TIMESTAMP",
-            "AB_DISAGREEMENT", "LOW_COVERAGE", "UNCORRECTED")
+#: Names of the ``qc`` bits, by bit position (civicair.schema.qc ``Flag``).
+QC_NAMES = {int(flag).bit_length() - 1: str(flag.name) for flag in qc_bits.Flag}
 TIME_PATHS = {("phenomenonTime",), ("resultTime",)}
 NAV_ROOTS = {"Datastream", "FeatureOfInterest"}
 _FLIP = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
@@ -41,9 +41,7 @@ _TIME_OPS = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 def quality_names(qc: Any) -> list[str]:
     if not isinstance(qc, int) or isinstance(qc, bool):
         return []
-    names = [name for bit, name in enumerate(QC_NAMES) if qc >> bit & 1]
-    names += [f"BIT_{bit}" for bit in range(len(QC_NAMES), 63) if qc >> bit & 1]
-    return names
+    return [QC_NAMES.get(bit, f"BIT_{bit}") for bit in range(qc.bit_length()) if qc >> bit & 1]
 
 
 @dataclass(slots=True)
@@ -151,7 +149,7 @@ def parse_skiptoken(token: str | None) -> tuple[int, int] | None:
 
 @dataclass(slots=True)
 class Row:
-    """One Observation: a row of :func:`api.influxql.sta_observations` (or ``sta_latest``)."""
+    """One Observation: a row of :func:`civicair.influxql.sta_observations` (or ``sta_latest``)."""
 
     t: int
     id: int

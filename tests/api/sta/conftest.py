@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api.stationmeta import meta_to_line
+from civicair.schema.storage import meta_to_line
 from tests.api.conftest import T0, make_client, pm_line, write
 
 BASE = "http://testserver/sta/v1.1"

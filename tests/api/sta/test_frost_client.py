@@ -20,8 +20,8 @@ import orjson
 import pytest
 import requests
 
+from civicair.schema import contract
 from civicair.services import free_port, new_session_dying_with_parent
-from firmware_bridge import contract
 from tests import procs
 from tests.conftest import DATABASE, wait_until
 from tests.ingest.conftest import IngestProcess, Publisher

@@ -1,4 +1,4 @@
-"""The InfluxQL builders SensorThings adds to api/influxql.py: their exact text."""
+"""The InfluxQL builders SensorThings adds to civicair/influxql.py: their exact text."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api import influxql
-from api.influxql import QueryError
+from civicair import influxql
+from civicair.influxql import QueryError
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
