@@ -247,7 +247,7 @@ def _apply_in_memory(ctx: Context, items: list[Entity],
                    reverse=direction == "desc")
     total = len(items)
     page = items[opts.skip:opts.skip + opts.limit]
-    return page, total, opts.skip + opts.limit < total
+    return page, total, 0 < opts.limit and opts.skip + opts.limit < total  # $top=0: no endless nextLinks
 
 
 async def collection(ctx: Context, type_: str, source: list[Entity] | ObsSource, opts: options.Options,

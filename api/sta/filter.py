@@ -219,6 +219,8 @@ def _check_tree(node: Any, depth: int = 0, count: list[int] | None = None) -> No
             raise bad_request(f"a geography literal has more than {MAX_LITERAL} points")
         if isinstance(value, int) and abs(value) > 2**63:
             raise bad_request("an integer literal is out of range")
+        if isinstance(value, float) and abs(value) > 1e300:
+            raise bad_request("a number literal is out of range")
     elif kind == "call":
         for a in node[2]:
             _check_tree(a, depth + 1, count)

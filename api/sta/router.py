@@ -18,7 +18,9 @@ from api.deps import InfluxDep, SettingsDep
 from api.envelope import JSONResponse
 from api.settings import ApiSettings
 from api.sta import engine, model
+from api.sta.errors import bad_request
 from civicair.influx import AsyncInflux
+from civicair.influxql import QueryError
 
 PREFIX = "/sta/v1.1"
 #: Seconds a loaded catalogue (stations, positions, series) serves before it is reloaded.
@@ -81,7 +83,10 @@ async def resource(
         return JSONResponse(engine.service_root(_root(request), settings))
     cat = await catalogue(request, influx, settings)
     ctx = engine.Context(_root(request), cat, influx, settings, path)
-    result = await engine.resolve(ctx, path, list(request.query_params.multi_items()))
+    try:
+        result = await engine.resolve(ctx, path, list(request.query_params.multi_items()))
+    except QueryError as exc:  # a value no InfluxQL builder accepts (their messages name no input)
+        raise bad_request(f"the query cannot be answered: {exc}") from None
     if result.text:
         return PlainTextResponse(result.body, status_code=result.status) if result.status != 204 \
             else Response(status_code=204)
