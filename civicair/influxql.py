@@ -400,3 +400,9 @@ def sta_bool(op: str, parts: Sequence[str]) -> str:
     if op not in ("and", "or") or not parts:
         raise QueryError(f"boolean {op!r}")
     return "(" + f" {op.upper()} ".join(parts) + ")"
+
+
+def field_seen(field: str, parts: Iterable[str | None] = ()) -> str:
+    """Per station and channel, the last value of ``field``: which series carry it at all."""
+    name = ident(field, frozenset(PARAMS.values()))
+    return f'SELECT last({name}) AS "value" FROM "{MEASUREMENT}"{where(parts)} GROUP BY "station", "channel"'

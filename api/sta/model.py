@@ -19,7 +19,7 @@ from api.sta import ids
 from api.stationmeta import StationMeta
 from civicair import influxql
 from civicair.influx import AsyncInflux, series
-from civicair.schema import contract
+from civicair.schema import contract, sensors
 from civicair.schema.storage import published_position
 from civicair.schema.timefmt import format_time
 
@@ -179,12 +179,16 @@ class StationRows:
     positions: list[tuple[int, float, float]] = field(default_factory=list)  # (t, lat, lon), published
     #: channel -> (sensor model, last reading, first reading)
     series: dict[str, tuple[str, int, int | None]] = field(default_factory=dict)
+    #: channels whose readings carry humidity / temperature (the sensor's own, or a climate
+    #: companion's beside a plain PM sensor)
+    with_rh: set[str] = field(default_factory=set)
+    with_temp: set[str] = field(default_factory=set)
 
 
 def statements() -> str:
     return influxql.statements(
         influxql.station_meta(), influxql.station_positions(), influxql.last_seen(),
-        influxql.first_seen_series())
+        influxql.first_seen_series(), influxql.field_seen("rh"), influxql.field_seen("temp"))
 
 
 def parse(results: list[dict[str, Any]]) -> dict[str, StationRows]:
@@ -221,6 +225,10 @@ def parse(results: list[dict[str, Any]]) -> dict[str, StationRows]:
         if known is None or t >= known[1]:  # a channel whose sensor was swapped: the latest model
             r.series[channel] = (tags.get("sensor") or "unknown", t,
                                  firsts.get((tags["station"], channel)))
+    for result, attr in ((results[4], "with_rh"), (results[5], "with_temp")):
+        for s in series(result):
+            if s.get("values") and s["tags"]["station"] in out:
+                getattr(out[s["tags"]["station"]], attr).add(s["tags"].get("channel") or "a")
     return out
 
 
@@ -247,7 +255,11 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
         cat.add(Entity("Sensor", sensor_id(model), {
             "name": model.upper(), "description": description,
             "encodingType": "application/pdf" if datasheet else "text/plain",
-            "metadata": datasheet or f"{model}: no datasheet on file", "properties": {"model": model}},
+            "metadata": datasheet or f"{model}: no datasheet on file", "properties": {
+                "model": model, "family": sensors.FAMILY_OF.get(model),
+                "rangeMax_ug_m3": sensors.RANGE_MAX_UG_M3.get(model),
+                "framePeriod_s": sensors.FRAME_PERIOD_S.get(model),
+                "ratedLife_h": sensors.RATED_LIFE_HOURS.get(model)}},
             model=model))
     thing_ids = ids.assign_things(list(stations))
     for station, rows in sorted(stations.items()):
@@ -288,7 +300,10 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
             "properties": {"station": station}},
             station=station))
         for channel, (model, last_t, first_t) in sorted(rows.series.items()):
-            for p in MODEL_PROPERTIES.get(model, DEFAULT_PROPERTIES):
+            measured = set(MODEL_PROPERTIES.get(model, DEFAULT_PROPERTIES))
+            measured |= {RH} if channel in rows.with_rh else set()
+            measured |= {TEMP} if channel in rows.with_temp else set()
+            for p in sorted(measured):
                 prop = OBSERVED_PROPERTIES[p]
                 window = _interval(first_t, last_t)
                 cat.add(Entity("Datastream", ids.datastream_id(tid, channel, p), {

@@ -48,3 +48,9 @@ def test_value_conditions_and_series():
 def test_builders_refuse_anything_off_their_lists(call):
     with pytest.raises(QueryError):
         call()
+
+
+def test_field_seen_statement():
+    assert influxql.field_seen("rh") == 'SELECT last("rh") AS "value" FROM "pm" GROUP BY "station", "channel"'
+    with pytest.raises(QueryError):
+        influxql.field_seen("rh; DROP")
