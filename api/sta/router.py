@@ -58,7 +58,30 @@ def _root(request: Request) -> str:
     return str(request.base_url).rstrip("/") + PREFIX
 
 
-@router.get("", summary="SensorThings service root", responses=_ERRORS)
+_ROOT_EXAMPLE = {
+    "value": [{"name": "Things", "url": "https://air.example.org/sta/v1.1/Things"}],
+    "serverSettings": {"conformance": engine.CONFORMANCE},
+    "licence": {"name": "CC-BY-4.0", "url": "https://creativecommons.org/licenses/by/4.0/"},
+    "attribution": "civicair contributors and volunteer station hosts",
+}
+_COLLECTION_EXAMPLE = {
+    "@iot.count": 1,
+    "value": [{
+        "@iot.id": 199016960, "@iot.selfLink": "https://air.example.org/sta/v1.1/Datastreams(199016960)",
+        "name": "PM2.5", "description": "PM2.5 at Lab 1, channel a",
+        "unitOfMeasurement": {"name": "microgram per cubic meter", "symbol": "ug/m3",
+                              "definition": "http://unitsofmeasure.org/ucum.html#para-30"},
+        "observationType": model.OM_MEASUREMENT,
+        "Thing@iot.navigationLink": "https://air.example.org/sta/v1.1/Datastreams(199016960)/Thing",
+        "Observations": [{"@iot.id": 854771336316565760,
+                          "phenomenonTime": "2026-01-01T11:59:00Z/2026-01-01T12:00:00Z",
+                          "resultTime": "2026-01-01T12:00:00Z", "result": 12.3, "resultQuality": []}],
+    }],
+}
+
+
+@router.get("", summary="SensorThings service root",
+            responses={200: {"content": {"application/json": {"example": _ROOT_EXAMPLE}}}, **_ERRORS})
 async def service_root(request: Request, settings: SettingsDep) -> JSONResponse:
     """The eight entity sets and the conformance classes (OGC 18-088, read-only)."""
     return JSONResponse(engine.service_root(_root(request), settings))
@@ -66,7 +89,8 @@ async def service_root(request: Request, settings: SettingsDep) -> JSONResponse:
 
 @router.get("/{path:path}", summary="SensorThings resources", response_model=None,
             responses={200: {"description": "An entity, a collection, a property or its $value",
-                             "content": {"application/json": {}, "text/plain": {}}}, **_ERRORS})
+                             "content": {"application/json": {"example": _COLLECTION_EXAMPLE},
+                                         "text/plain": {}}}, **_ERRORS})
 async def resource(
     path: str, request: Request, influx: InfluxDep, settings: SettingsDep,
     top: Annotated[str | None, Query(alias="$top")] = None,
