@@ -42,7 +42,7 @@ from civicair.influx import Influx, InfluxRejected, InfluxUnavailable
 from civicair.schema import contract
 from civicair.schema.errors import ContractError
 from civicair.schema.qc import FUTURE_TOLERANCE_S
-from ingest import history, meta
+from ingest import meta, restore
 from ingest.clean import Cleaner
 from ingest.columns import DeadLetter, decode
 from ingest.lineprotocol import MEASUREMENT, encode, encode_amendments
@@ -177,7 +177,7 @@ class Consumer:
         if not lookback:
             return
         try:
-            got = history.restore(self.influx, self.cleaner, lookback)
+            got = restore.restore(self.influx, self.cleaner, lookback)
         except (InfluxUnavailable, InfluxRejected) as exc:
             log.warning("quality history starts empty: could not read it back from InfluxDB (%s)",
                         str(exc)[:200])

@@ -29,6 +29,8 @@ from typing import TypeVar
 import numpy as np
 import orjson
 
+from civicair.schema.qc import Flag
+
 log = logging.getLogger("civicair.ingest")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -283,11 +285,7 @@ def reason_class(reason: str) -> str:
 
 
 def _flag_bits() -> dict[str, int]:
-    # The qc bits are owned by ingest.quality; without it there is nothing to count yet.
-    try:
-        from ingest.quality import Flag
-    except ImportError:
-        return {}
+    # The qc bits are the schema's (civicair.schema.qc).
     return {f.name.lower(): int(f.value) for f in Flag if f.name}
 
 
