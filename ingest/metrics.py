@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
 
-import numpy as np
 import orjson
 
 from civicair.schema.qc import Flag
@@ -373,11 +372,3 @@ class IngestMetrics:
 
     def deadlettered_count(self) -> int:
         return int(sum(self.deadlettered.value(c) for c in REASON_CLASSES))
-
-    def count_flags(self, qc) -> dict[str, int]:
-        """Readings with each bit set in a batch's ``qc`` column (numpy int array), one
-        vectorised count per bit; added to ``flagged`` once the batch is written."""
-        if qc is None or not len(qc):
-            return {}
-        counts = {name: int(np.count_nonzero(qc & bit)) for name, bit in self.flag_bits.items()}
-        return {name: n for name, n in counts.items() if n}

@@ -16,7 +16,7 @@ import pytest
 
 from civicair.schema import contract
 from civicair.services import Mosquitto
-from ingest.consumer import DEADLETTER_TOPIC_PAYLOAD
+from ingest.deadletter import DEADLETTER_TOPIC_PAYLOAD
 from tests.conftest import wait_until
 from tests.ingest.conftest import assert_complete_once, messages_for
 
