@@ -159,6 +159,7 @@ def stored_qc(influx: Influx, station: str) -> dict[int, int]:
     return {int(t): int(q) for s in series(result) for t, q in s["values"]}
 
 
+@pytest.mark.slow  # an end-to-end scenario of seconds to a minute: not in the inner loop
 def test_a_restarted_ingest_flags_a_flat_line_that_began_before_the_restart(influx, spawn_ingest, publisher):
     """As an operator sees it: the ingest is restarted (an upgrade) while a sensor is stuck;
     the tenth equal window, the first after the restart, is flagged FLAT_LINE."""
