@@ -26,6 +26,7 @@ _BLOCK_ROWS = 1 << 16
 #: Hampel's scale factor: 1.4826 · MAD estimates the standard deviation of normal data.
 MAD_TO_SIGMA = 1.4826
 
+
 def out_of_range(values: np.ndarray, upper: np.ndarray | float) -> np.ndarray:
     """Mass concentrations below 0 or above the sensor's maximum.
 
