@@ -67,8 +67,9 @@ async def list_stations(q: Annotated[StationsQuery, Query()], request: Request, 
 async def station_detail(station: StationId, q: Annotated[StationQuery, Query()], influx: InfluxDep,
                          settings: SettingsDep) -> Response:
     """The station's metadata and, per day and channel over [`from`, `to`) (default: the
-    last 30 days), the readings present against those expected from its window
-    (86400 / window per full day), and how many of them carry no quality flag."""
+    last 30 days), the readings present against those expected (one per window, or one
+    per duty period for a station that sleeps between windows by design: 86400 / window
+    or 86400 / duty period per full day), and how many of them carry no quality flag."""
     q.check(settings)
     infos = await catalog.load(influx, [station])
     if station not in infos:
@@ -83,24 +84,27 @@ async def station_detail(station: StationId, q: Annotated[StationQuery, Query()]
     channels = sorted({ch for ch, _ in info.series}) or ["a"]
     until = min(q.end, datetime.fromtimestamp(now, UTC))
     result["coverage"] = coverage_days(_day_counts(count, q.zone), _day_counts(clean, q.zone), q.start, until,
-                                       q.zone, info.window_s or 60, channels)
+                                       q.zone, info.window_s or 60, channels, info.meta.duty_period_s)
     return json_response(envelope(settings, [result], {"station": station, **q.echo()}, units={}), settings)
 
 
 def coverage_days(present: dict[tuple[str, str], int], clean: dict[tuple[str, str], int], start: datetime,
-                  end: datetime, tz: ZoneInfo | None, window_s: int, channels: list[str]) -> dict[str, Any]:
+                  end: datetime, tz: ZoneInfo | None, window_s: int, channels: list[str],
+                  duty_period_s: int | None = None) -> dict[str, Any]:
     """Per local day and channel: windows present, clean and expected (pure).
 
-    A day expects one window per ``window_s`` of its part inside [start, end), so the
+    A day expects one window per ``window_s`` of its part inside [start, end) — one per
+    ``duty_period_s`` for a station that sleeps between windows by design — so the
     first and the current day count only their covered hours, and a 23- or 25-hour
     day (daylight saving) its own length.
     """
+    step = duty_period_s or window_s
     days: list[dict[str, Any]] = []
     total_present = total_expected = 0
     day = _local_midnight(start, tz)
     while day < end:
         following = _local_midnight(day + timedelta(hours=26), tz)
-        expected = max(0, int((min(following, end) - max(day, start)).total_seconds()) // window_s)
+        expected = max(0, int((min(following, end) - max(day, start)).total_seconds()) // step)
         date = day.astimezone(tz or UTC).date().isoformat()
         for ch in channels:
             have = present.get((date, ch), 0)
@@ -111,7 +115,10 @@ def coverage_days(present: dict[tuple[str, str], int], clean: dict[tuple[str, st
             total_expected += expected
         day = following
     percent = round(100.0 * total_present / total_expected, 1) if total_expected else None
-    return {"window_s": window_s, "percent": percent, "days": days}
+    out: dict[str, Any] = {"window_s": window_s, "percent": percent, "days": days}
+    if duty_period_s:
+        out["duty_period_s"] = duty_period_s
+    return out
 
 
 def _local_midnight(t: datetime, tz: ZoneInfo | None) -> datetime:

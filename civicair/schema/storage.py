@@ -73,7 +73,9 @@ PM25_METHODS: tuple[str, ...] = (
 #: Fields of measurement :data:`STATION` written from a meta message (docs/api.md):
 #: name, position (rounded unless opted in), sensor models per channel, free texts.
 META_FIELDS: tuple[str, ...] = ("name", "lat", "lon", "exact_location", "sensors_a", "sensors_b", "firmware",
-                                "software", "licence")
+                                "software", "licence", "duty_period")
+#: Longest duty period a station may declare [s]: one window a day.
+MAX_DUTY_PERIOD_S = 86400
 #: The one field of a status point (``online``/``offline``); a status point carries no
 #: ``name``, which is how a reader tells the two kinds apart.
 STATUS_FIELD = "status"
@@ -142,6 +144,17 @@ def _sensors(value: Any) -> dict[str, str]:
     return out
 
 
+def _duty_period(value: Any) -> int | None:
+    """A station's duty period [s]: it measures one window every this many seconds
+    (0: always on). Coverage counts the windows it is meant to produce from it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DUTY_PERIOD_S:
+        raise MetaError(f"meta 'duty_period' must be whole seconds from 0 to {MAX_DUTY_PERIOD_S}, "
+                        f"got {value!r}")
+    return value
+
+
 def string_field(value: str) -> str:
     """A line-protocol string field value, quoted and escaped."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -164,7 +177,7 @@ def meta_to_line(station: str, meta: Mapping[str, Any], ts: int) -> bytes:
 
             {"name": "Lab 1", "lat": 52.0907, "lon": 5.1214, "sensors": {"a": "pms5003"},
              "software": "civicair 0.1.0", "firmware": "…", "licence": "CC-BY-4.0",
-             "exact_location": false}
+             "exact_location": false, "window": 60, "duty_period": 0}
 
         Keys outside :data:`META_FIELDS` (and ``sensors``) are ignored.
     ts : int
@@ -199,6 +212,8 @@ def meta_to_line(station: str, meta: Mapping[str, Any], ts: int) -> bytes:
     for key in ("firmware", "software", "licence"):
         if (text := _text(key, meta.get(key))) is not None:
             fields.append(f"{key}={string_field(text)}")
+    if (duty := _duty_period(meta.get("duty_period"))) is not None:
+        fields.append(f"duty_period={duty}i")
     return f"{STATION},station={station} {','.join(fields)} {ts}\n".encode()
 
 

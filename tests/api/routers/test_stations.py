@@ -109,6 +109,16 @@ def test_coverage_counts_partial_and_local_days(client, influx):
     assert local["results"][0]["coverage"]["days"][0]["windows"] == 120
 
 
+def test_a_duty_cycled_station_that_produced_every_window_it_was_meant_to_is_fully_covered(client, influx):
+    # One 60 s window every 5 minutes (duty_period 300, as the bridge's meta says): 288 a day.
+    influx.write(meta_to_line("duty-1", {"name": "Sleeper", "window": 60, "duty_period": 300}, T0 - DAY))
+    write(influx, [pm_line("duty-1", T0 + 300 * i + 60, pm25=1) for i in range(2 * 288)])
+    coverage = client.get("/v1/stations/duty-1", params={"from": "2026-01-01", "to": "2026-01-03"}).json()[
+        "results"][0]["coverage"]
+    assert (coverage["percent"], coverage["window_s"], coverage["duty_period_s"]) == (100.0, 60, 300)
+    assert [(d["windows"], d["expected"]) for d in coverage["days"]] == [(288, 288), (288, 288)]
+
+
 def test_unknown_station_is_404_and_a_malformed_id_is_422(client):
     r = client.get("/v1/stations/nobody")
     assert r.status_code == 404 and r.json() == {"detail": "no station 'nobody'", "code": "not_found"}
