@@ -9,8 +9,9 @@ Sets, on a decoded :class:`~ingest.columns.Batch`:
 Readings are flagged, never dropped or reordered. :class:`Cleaner` holds the
 per-series history (:mod:`ingest.series`) that the flat-line, spike and A/B flags need
 across batches; there is no shared module-level Cleaner: whoever cleans owns one (the
-ingest's batch step, :mod:`ingest.batch`). This module only wires the pure kernels of
-:mod:`ingest.kernels` and :mod:`ingest.corrections` to a batch: no I/O.
+consumer owns the ingest's and hands it to the batch step, :mod:`ingest.batch`). This
+module only wires the pure kernels of :mod:`ingest.kernels` and :mod:`ingest.corrections`
+to a batch: no I/O.
 """
 
 from __future__ import annotations
