@@ -87,7 +87,23 @@ class Coverage(BaseModel):
     days: list[CoverageDay]
 
 
+class SensorHealth(BaseModel):
+    channel: str
+    model: str
+    laser_hours: float | None = Field(description="hours the sensor's laser and fan have run, as the "
+                                                  "bridge last reported (it re-publishes hourly)")
+    rated_life_hours: float | None = Field(
+        description="the model's rated life [h] (civicair/schema/sensors.py)")
+    life_used_percent: float | None
+
+
+class StationHealth(BaseModel):
+    duty_period_s: int | None = Field(description="one window every this many seconds; null: always on")
+    sensors: list[SensorHealth]
+
+
 class StationDetail(Station):
+    health: StationHealth
     coverage: Coverage
 
 

@@ -35,6 +35,8 @@ class StationMeta:
     licence: str | None = None
     #: One window every this many seconds (a duty-cycled station); None or 0: always on.
     duty_period_s: int | None = None
+    #: (channel, hours its sensor's laser has run), as the bridge last reported.
+    laser_hours: tuple[tuple[str, float], ...] = ()
 
     def windows_per_day(self, window_s: int) -> float:
         """How many windows a full day should hold: 86400 / duty period, or / window."""
@@ -60,6 +62,8 @@ def meta_from_row(station: str, columns: list[str], row: list[Any]) -> StationMe
         software=_str_or_none(v.get("software")),
         licence=_str_or_none(v.get("licence")),
         duty_period_s=v["duty_period"] if type(v.get("duty_period")) is int else None,
+        laser_hours=tuple((ch, float(v[f"laser_hours_{ch}"])) for ch in contract.CHANNELS
+                          if type(v.get(f"laser_hours_{ch}")) in (int, float)),
     )
 
 

@@ -21,6 +21,7 @@ from api.schemas import StationDetailResponse, StationsResponse, example, respon
 from civicair import influxql
 from civicair.influx import series
 from civicair.schema import contract
+from civicair.schema.sensors import RATED_LIFE_HOURS
 
 router = APIRouter(prefix="/v1", tags=["stations"])
 
@@ -83,9 +84,22 @@ async def station_detail(station: StationId, q: Annotated[StationQuery, Query()]
     result = catalog.station_json(info, settings, now, q.zone)
     channels = sorted({ch for ch, _ in info.series}) or ["a"]
     until = min(q.end, datetime.fromtimestamp(now, UTC))
+    result["health"] = sensor_health(info)
     result["coverage"] = coverage_days(_day_counts(count, q.zone), _day_counts(clean, q.zone), q.start, until,
                                        q.zone, info.window_s or 60, channels, info.meta.duty_period_s)
     return json_response(envelope(settings, [result], {"station": station, **q.echo()}, units={}), settings)
+
+
+def sensor_health(info: catalog.StationInfo) -> dict[str, Any]:
+    """Duty cycle and, per sensor, laser hours against the model's rated life (pure)."""
+    hours = dict(info.meta.laser_hours)
+    sensors = []
+    for s in info.sensors():
+        rated = RATED_LIFE_HOURS.get(s["model"])
+        used = hours.get(s["channel"])
+        percent = round(100 * used / rated, 1) if used is not None and rated else None
+        sensors.append({**s, "laser_hours": used, "rated_life_hours": rated, "life_used_percent": percent})
+    return {"duty_period_s": info.meta.duty_period_s or None, "sensors": sensors}
 
 
 def coverage_days(present: dict[tuple[str, str], int], clean: dict[tuple[str, str], int], start: datetime,
