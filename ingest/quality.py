@@ -5,9 +5,6 @@ datasheet ranges and frame periods in :mod:`civicair.schema.sensors`; the checks
 the pure kernels of :mod:`ingest.kernels`, the per-series history is
 :mod:`ingest.series`, and :mod:`ingest.clean` wires them to a batch. Each default is
 explained in ``docs/quality.md``.
-
-``Flag`` is re-exported because code outside the ingest (tests/civicair/test_influxql.py)
-still reads it here; new code imports it from :mod:`civicair.schema.qc`.
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from civicair.schema.qc import FUTURE_TOLERANCE_S
-from civicair.schema.qc import Flag as Flag
 from civicair.schema.sensors import FRAME_PERIOD_S, RANGE_MAX_UG_M3
 
 
