@@ -55,8 +55,16 @@ def test_unknown_keys_are_ignored():
     ("lab-1", {"sensors": {"a": "PMS 5003"}}),
     ("lab-1", {"exact_location": "yes"}),
     ("lab-1", ["not", "an", "object"]),
+    ("lab-1", {"duty_period": -60}),
+    ("lab-1", {"duty_period": 1.5}),
+    ("lab-1", {"duty_period": 10**9}),
+    ("lab-1", {"laser_hours": {"c": 1.0}}),
+    ("lab-1", {"laser_hours": {"a": -1.0}}),
+    ("lab-1", {"laser_hours": 5}),
 ], ids=["bad id", "lat out of range", "lat without lon", "bool lat", "nan lat", "name not text",
-        "name too long", "unknown channel", "model with space", "exact not bool", "not an object"])
+        "name too long", "unknown channel", "model with space", "exact not bool", "not an object",
+        "negative duty period", "fractional duty period", "duty period beyond a day",
+        "laser hours of an unknown channel", "negative laser hours", "laser hours not a mapping"])
 def test_invalid_meta_is_refused_with_a_reason(station, meta):
     with pytest.raises(MetaError):
         meta_to_line(station, meta, T0)
@@ -91,3 +99,9 @@ def test_published_position_rounds_unless_exact():
 ])
 def test_online_status(last_seen, window, status, status_time, expected):
     assert online_status(last_seen, window, status, status_time, 1000, windows=3, min_s=600) == expected
+
+
+def test_laser_hours_are_stored_with_the_share_of_the_models_rated_life():
+    line = meta_to_line("lab-1", {"sensors": {"a": "sds011", "b": "unknown-model"},
+                                  "laser_hours": {"a": 2000, "b": 10.0}}, T0).decode()
+    assert "laser_hours_a=2000.0,life_used_a=25.0,laser_hours_b=10.0 " in line  # no rating known for b
