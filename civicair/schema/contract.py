@@ -3,6 +3,22 @@
 The contract between the bridge (producer) and the ingest (consumer). Standard library
 only: it runs on a Pi with the ``bridge`` extra alone, and in the ingest without the
 bridge's serial stack. ``firmware_bridge.contract`` re-exports it for the bridge's code.
+
+Version rule. ``v`` stays 1 for as long as every change is one an older ingest can be
+upgraded past without touching a bridge:
+
+- an *optional* field (:data:`OPTIONAL_FIELDS`) may be added to v1; nothing is ever
+  removed, renamed, retyped or made required (that would be v2, on a new topic root);
+- a bridge sends an optional field only when it has something to say, so a bridge
+  that has nothing to say with it (no companion, no SPS30 fault) sends exactly what
+  every older ingest accepts; an ingest keeps accepting readings without it forever;
+- an ingest refuses keys it does not know (a dead letter, never a silent drop), so the
+  server is upgraded before the bridges that send a new field.
+
+Optional fields so far: ``climate`` (added with issue 12: the model of the temperature/
+humidity companion whose window mean ``rh`` and ``temp`` carry; absent, they are the PM
+sensor's own or there are none) and ``status`` (issue 12: the SPS30's Device Status
+Register, sent only while a documented bit is set; absent, no fault is known).
 """
 
 from __future__ import annotations
@@ -69,6 +85,18 @@ HEADER_FIELDS: dict[str, type] = {
     "boot": int,
     "synced": bool,
 }
+
+#: Optional fields added to v1 after it first shipped (see the version rule above), with
+#: their JSON types. Absent means "nothing to say"; null is not accepted.
+OPTIONAL_FIELDS: dict[str, type] = {
+    "climate": str,
+    "status": int,
+}
+#: ``climate``: a companion's model as the bridge's config names it ("bme280", "dht22").
+CLIMATE_SOURCE_PATTERN = r"[a-z0-9][a-z0-9_-]{0,31}"
+_CLIMATE_SOURCE_RE = re.compile(CLIMATE_SOURCE_PATTERN + r"\Z")
+#: ``status``: a 32-bit device status register (the SPS30's, datasheet 4.4).
+STATUS_MAX = 2**32 - 1
 
 #: Optional window statistics: ``"min": {field: value}``, ``"max": {field: value}``.
 STAT_KEYS = ("min", "max")
@@ -193,6 +221,9 @@ def validate_reading(obj: Any, topic_station: str | None = None,
         if name in STAT_KEYS:
             _check_stats(name, value)
             continue
+        if name in OPTIONAL_FIELDS:
+            _check_optional(name, value)
+            continue
         if name not in MEASURED_FIELDS:
             raise ContractError(f"unknown field {name!r}")
         if value is None:
@@ -261,6 +292,14 @@ def readings_keep_contract(readings: list[Any], topic_stations: Sequence[str] | 
             return False
     if not names and any(n):
         return False
+    if "climate" in keys:
+        climate = _present(readings, "climate")
+        if set(map(type, climate)) != {str} or not all(map(_CLIMATE_SOURCE_RE.match, set(climate))):
+            return False
+    if "status" in keys:
+        status = _present(readings, "status")
+        if set(map(type, status)) != {int} or min(status) < 0 or max(status) > STATUS_MAX:
+            return False
     for stat in STAT_KEYS:
         if stat in keys:
             stats = list(map(methodcaller("get", stat, _NO_STATS), readings))  # absent = no extremes
@@ -275,7 +314,7 @@ def readings_keep_contract(readings: list[Any], topic_stations: Sequence[str] | 
 _BOUNDED_INTS = ("window", "n", "seq", "boot")
 _HEADER_KEYS = frozenset(HEADER_FIELDS)
 _MEASURED_KEYS = frozenset(MEASURED_FIELDS)
-_KNOWN_KEYS = _HEADER_KEYS | _MEASURED_KEYS | frozenset(STAT_KEYS)
+_KNOWN_KEYS = _HEADER_KEYS | _MEASURED_KEYS | frozenset(STAT_KEYS) | frozenset(OPTIONAL_FIELDS)
 _header_values = itemgetter(*HEADER_FIELDS)
 _getter = attrgetter("get")
 _VALUE_TYPES = frozenset({float, int, type(None)})
@@ -296,6 +335,15 @@ def _row_after_row(dicts: list[dict[str, Any]], names: tuple[str, ...]) -> list[
     return list(chain.from_iterable(map(map, map(_getter, dicts), repeat(names))))
 
 
+_ABSENT = object()
+_is_present = partial(is_not, _ABSENT)
+
+
+def _present(dicts: list[dict[str, Any]], name: str) -> list[Any]:
+    """The values of ``name`` in the dicts that carry it (null included: it is refused)."""
+    return list(filter(_is_present, map(methodcaller("get", name, _ABSENT), dicts)))
+
+
 def _finite_sum(numbers: Iterable[Any]) -> bool:
     # A finite sum means every term is finite: inf and NaN survive addition. The
     # converse fails only for huge finite values, which validate_reading then accepts.
@@ -313,3 +361,14 @@ def _check_stats(key: str, stats: Any) -> None:
             raise ContractError(f"unknown field {name!r} in {key!r}")
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ContractError(f"{key}.{name} must be a finite number, got {value!r}")
+
+
+def _check_optional(name: str, value: Any) -> None:
+    if name == "climate":
+        if not isinstance(value, str) or not _CLIMATE_SOURCE_RE.match(value):
+            raise ContractError(f"field 'climate' must be a companion model matching {CLIMATE_SOURCE_PATTERN} "
+                                f"(leave it out when rh/temp are the PM sensor's own), got {value!r}")
+    elif name == "status":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= STATUS_MAX:
+            raise ContractError(f"field 'status' must be an integer 0..2**32-1 (a device status register; "
+                                f"leave it out when there is none), got {value!r}")

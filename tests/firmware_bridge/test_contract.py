@@ -20,6 +20,19 @@ def test_good_reading_passes():
     assert contract.validate_reading(dict(GOOD), "lab-1")["pm25_atm"] == 11.0
 
 
+@pytest.mark.parametrize("optional", [
+    pytest.param({}, id="old-style reading, no optional field"),
+    pytest.param({"climate": "bme280", "rh": 71.2, "temp": 14.5}, id="rh/temp from a companion"),
+    pytest.param({"climate": "dht22"}, id="IIO companion"),
+    pytest.param({"status": 0}, id="status register all clear"),
+    pytest.param({"status": (1 << 21) | (1 << 5)}, id="SPS30 fault bits"),
+])
+def test_optional_fields_are_accepted_and_readings_without_them_too(optional):
+    reading = {**GOOD, **optional}
+    assert contract.validate_reading(dict(reading), "lab-1") == reading
+    assert contract.readings_keep_contract([dict(GOOD), reading], ["lab-1", "lab-1"])
+
+
 @pytest.mark.parametrize(
     "change, reason",
     [
@@ -49,6 +62,14 @@ def test_good_reading_passes():
         ({"min": {"pm25_atm": "1"}}, "min.pm25_atm must be a finite number"),
         ({"max": {"pm99": 1.0}}, "unknown field 'pm99' in 'max'"),
         ({"max": [1.0]}, "must be an object"),
+        ({"climate": None}, "field 'climate' must be a companion model"),
+        ({"climate": "BME 280"}, "field 'climate' must be a companion model"),
+        ({"climate": 280}, "field 'climate' must be a companion model"),
+        ({"status": -1}, "field 'status' must be an integer 0..2\\*\\*32-1"),
+        ({"status": 2**32}, "field 'status' must be an integer"),
+        ({"status": True}, "field 'status' must be an integer"),
+        ({"status": 16.0}, "field 'status' must be an integer"),
+        ({"status": None}, "field 'status' must be an integer"),
     ],
 )
 def test_contract_breaks_are_refused_with_a_reason(change, reason):
@@ -107,15 +128,17 @@ def test_a_receiver_may_bound_ts_tighter_and_both_checks_agree():
 
 FULL = {**GOOD, "pm25_cf1": 12.0, "rh": 40.5, "temp": -3.25,
         "min": {"pm25_atm": 9.0, "rh": 38}, "max": {"pm25_atm": 14.5, "rh": 44}}
-FIELDS = [*contract.HEADER_FIELDS, *contract.MEASURED_FIELDS, "min", "max", "extra"]
-edges = st.sampled_from([0, -1, 1, 60, 2**63 - 1, 2**63, 2**64 - 1, contract.EARLIEST_TS - 1,
-                         contract.EARLIEST_TS, contract.LATEST_TS, contract.LATEST_TS + 1])
+WITH_COMPANION = {**GOOD, "sensor": "sds011", "rh": 71.2, "temp": 14.5, "climate": "bme280"}
+FIELDS = [*contract.HEADER_FIELDS, *contract.MEASURED_FIELDS, *contract.OPTIONAL_FIELDS, "min", "max", "extra"]
+edges = st.sampled_from([0, -1, 1, 60, 16, 2**21, contract.STATUS_MAX, contract.STATUS_MAX + 1, 2**63 - 1,
+                         2**63, 2**64 - 1, contract.EARLIEST_TS - 1, contract.EARLIEST_TS, contract.LATEST_TS, contract.LATEST_TS + 1])
 # JSON values, as orjson gives them. Floats stay below 1e300 so that no sum of one
 # reading's values overflows (the one kind of valid reading the batch check leaves to
 # validate_reading): the two checks must then agree exactly.
 scalars = (st.none() | st.booleans() | edges | st.integers(-(2**63), 2**64 - 1)
            | st.floats(min_value=-1e300, max_value=1e300) | st.text(max_size=6)
-           | st.sampled_from([*contract.SENSORS, *contract.CHANNELS, "lab-1", "lab-2", "Bad Id"]))
+           | st.sampled_from([*contract.SENSORS, *contract.CHANNELS, "lab-1", "lab-2", "Bad Id", "bme280",
+                             "dht22", "sht3x", "Sht3x", "-x"]))
 stats = st.dictionaries(st.sampled_from(["pm25_atm", "rh", "pm99"]), scalars, max_size=3)
 values = scalars | stats | st.lists(scalars, max_size=2)
 
@@ -125,11 +148,13 @@ def mutated(draw) -> Any:
     """Mostly a valid reading; else one with a rule or two broken (or not), or not an object."""
     if not draw(st.integers(0, 20)):
         return draw(values)
-    r = dict(draw(st.sampled_from([GOOD, FULL, {**GOOD, "n": 0, "pm25_atm": None, "rh": None}])))
+    r = dict(draw(st.sampled_from([GOOD, FULL, {**GOOD, "n": 0, "pm25_atm": None, "rh": None}, WITH_COMPANION,
+                                   {**GOOD, "sensor": "sps30", "status": 1 << 21}])))
     if draw(st.integers(0, 3)):  # most readings of a batch are left valid
         return r
     for _ in range(draw(st.integers(1, 2))):
-        change = draw(st.sampled_from(["set", "header", "value", "edge", "drop", "unknown", "no values", "stats"]))
+        change = draw(st.sampled_from(["set", "header", "value", "edge", "drop", "unknown", "no values", "stats",
+                                       "optional"]))
         if change == "set":
             r[draw(st.sampled_from(FIELDS))] = draw(values)
         elif change == "header":
@@ -142,6 +167,8 @@ def mutated(draw) -> Any:
             r.pop(draw(st.sampled_from(FIELDS)), None)
         elif change == "unknown":
             r[draw(st.sampled_from(["extra", "pm99", "Min"]))] = draw(values)
+        elif change == "optional":
+            r[draw(st.sampled_from(list(contract.OPTIONAL_FIELDS)))] = draw(scalars)
         elif change == "no values":
             r = {k: v for k, v in r.items() if k not in contract.MEASURED_FIELDS}
         else:
