@@ -20,10 +20,19 @@ import time
 
 import numpy as np
 
+from civicair.schema.sensors import STATUS_FAULT_BITS
 from ingest import corrections
 from ingest.columns import Amendments, Batch
 from ingest.grouping import factorize, lookup
-from ingest.kernels import clock_unsynced, flags, future_timestamp, high_humidity, low_coverage, out_of_range
+from ingest.kernels import (
+    clock_unsynced,
+    flags,
+    future_timestamp,
+    high_humidity,
+    low_coverage,
+    out_of_range,
+    sensor_fault,
+)
 from ingest.quality import QualitySettings
 from ingest.series import SeriesHistory
 
@@ -105,6 +114,11 @@ class Cleaner:
         # Stored to 0.01 µg/m³: the published coefficients carry three or four
         # significant figures and the sensors resolve 0.1 to 1 µg/m³; more digits would
         # be float noise (6.740220000000001) served to analysts as if it were data.
+        if batch.status is not None:
+            fault_bits = lookup(series_sensor, STATUS_FAULT_BITS, 0, sensors)[series.codes].astype(np.int64)
+            fault = sensor_fault(batch.status, fault_bits)
+        else:
+            fault = np.zeros(size, dtype=bool)
         batch.derived["pm25"] = np.round(pm25, PM25_DECIMALS)
         batch.derived["pm25_method"] = corrections.METHOD_NAMES[method]
         batch.derived["qc"] = flags(
@@ -118,6 +132,7 @@ class Cleaner:
             low_coverage=low_coverage(batch.ints["n"], batch.ints["window"], period,
                                       s.coverage_fraction),
             uncorrected=method == corrections.UNCORRECTED,
+            sensor_fault=fault,
         )
         self.history.record_qc(history, batch.derived["qc"])
         if history.amend_slot.size:

@@ -63,6 +63,12 @@ class Batch:
     derived: dict[str, np.ndarray] = field(default_factory=dict)
     #: Set by the cleaning stage when the batch changes the flags of earlier points.
     amended: Amendments | None = None
+    #: The contract's optional ``climate`` (the companion's model, str; None where a
+    #: reading has none), or None when no reading of the batch carries it.
+    climate: np.ndarray | None = None
+    #: The contract's optional ``status`` (int64, 0 where a reading has none), or None
+    #: when no reading of the batch carries it.
+    status: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.station)
@@ -189,6 +195,7 @@ def _table(dicts: list[dict[str, Any]], names: list[str]) -> np.ndarray:
 def to_columns(readings: list[dict[str, Any]]) -> Batch:
     """Readings (already checked against the contract) as a :class:`Batch`."""
     values: dict[str, np.ndarray] = {}
+    climate = status = None
     if not readings:
         header: list[tuple[Any, ...]] = [()] * (4 + len(INTEGERS))
     else:
@@ -207,6 +214,11 @@ def to_columns(readings: list[dict[str, Any]]) -> Batch:
             if names:
                 for name, col in zip(names, _table(stats, names), strict=True):
                     values[f"{name}_{stat}"] = col
+        # Optional fields (contract version rule): columns only when some reading has them.
+        if "climate" in present:
+            climate = np.array(list(map(methodcaller("get", "climate"), readings)), dtype=object)
+        if "status" in present:
+            status = np.array(list(map(methodcaller("get", "status", 0), readings)), dtype=np.int64)
     station, sensor, channel, synced, *ints = header
     return Batch(
         station=np.array(station, dtype=object),
@@ -215,6 +227,8 @@ def to_columns(readings: list[dict[str, Any]]) -> Batch:
         ints={k: np.array(col, dtype=np.int64) for k, col in zip(INTEGERS, ints, strict=True)},
         synced=np.array(synced, dtype=bool),
         values=values,
+        climate=climate,
+        status=status,
     )
 
 

@@ -2,7 +2,7 @@
 
 Owns one function per check of a reading (out of range, flat line, the Hampel spike
 identifier, high humidity, unsynced clock, future timestamp, A/B disagreement, low
-coverage) and :func:`flags`, which packs their masks into the ``qc`` bitmask whose bits
+coverage, sensor fault) and :func:`flags`, which packs their masks into the ``qc`` bitmask whose bits
 :class:`civicair.schema.qc.Flag` defines. ``docs/quality.md`` gives each kernel its source.
 
 No per-reading Python loop, no I/O, no clock (``now`` is an argument), no state: the
@@ -327,6 +327,24 @@ def low_coverage(
     """
     expected = np.asarray(window_s, dtype=np.float64) / np.asarray(frame_period_s, dtype=np.float64)
     return np.asarray(n, dtype=np.float64) < fraction * expected
+
+
+def sensor_fault(status: np.ndarray, fault_bits: np.ndarray | int) -> np.ndarray:
+    """True where a device status register has a fault bit set.
+
+    Parameters
+    ----------
+    status : ndarray of int
+        The register of each reading (0 where the reading carries none).
+    fault_bits : ndarray of int or int
+        Per reading (or for all), the bits that mean a fault for its sensor model
+        (:data:`civicair.schema.sensors.STATUS_FAULT_BITS`; SPS30 datasheet 4.4: fan
+        speed warning bit 21, laser failure bit 5, fan failure bit 4).
+
+    >>> sensor_fault(np.array([0, 1 << 21, 1 << 3, 1 << 5]), (1 << 21) | (1 << 5) | (1 << 4)).tolist()
+    [False, True, False, True]
+    """
+    return (np.asarray(status, dtype=np.int64) & np.asarray(fault_bits, dtype=np.int64)) != 0
 
 
 def flags(**masks: np.ndarray) -> np.ndarray:

@@ -95,6 +95,14 @@ def _float_column(name: str, col: np.ndarray) -> tuple[str, list[Any]] | None:
     return "%s", texts.tolist()
 
 
+def _optional_string_cells(name: str, col: np.ndarray) -> list[str]:
+    """``name="value",`` per reading, ``""`` where the value is None (no empty field)."""
+    items = col.tolist()
+    escaped = {v: f'{name}="{_escape_string_text(v)}",' for v in set(items) if v is not None}
+    escaped[None] = ""
+    return list(map(escaped.__getitem__, items))
+
+
 def _series_slot(measurement: str) -> str:
     """The template of a line's series key (measurement and tags) and the space after it."""
     return f"{_slot(measurement)},station=%s,sensor=%s,channel=%s "
@@ -121,6 +129,9 @@ def encode(batch: Batch, measurement: str = MEASUREMENT) -> bytes:
         else:  # string field
             slots.append(f'{_slot(name)}="%s",')
             columns.append(_escaped(col, _escape_string_text))
+    if batch.climate is not None:
+        slots.append("%s")
+        columns.append(_optional_string_cells("climate", batch.climate))
     for name in ("n", "seq", "boot", "window"):
         slots.append(f"{name}=%di,")
         columns.append(batch.ints[name].tolist())

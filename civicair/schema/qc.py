@@ -24,6 +24,7 @@ class Flag(enum.IntFlag):
     AB_DISAGREEMENT = 1 << 6  #: channels a and b of the station disagree (US EPA criterion)
     LOW_COVERAGE = 1 << 7  #: fewer frames averaged than 75 % of what the window should hold
     UNCORRECTED = 1 << 8  #: ``pm25`` is the sensor's atmospheric value, not corrected
+    SENSOR_FAULT = 1 << 9  #: the sensor reported a fault (SPS30 status: fan, laser or fan speed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,9 @@ TEXT: dict[Flag, FlagText] = {
     Flag.LOW_COVERAGE: FlagText("few samples", "the sensor sent fewer samples than a full window holds"),
     Flag.UNCORRECTED: FlagText("uncorrected",
                                "PM2.5 is the sensor's own value: no published correction applied"),
+    Flag.SENSOR_FAULT: FlagText("sensor fault",
+                                "the sensor itself reported a fault (its fan or laser): its values are "
+                                "likely wrong"),
 }
 
 #: Bits that do NOT make a reading "flagged": UNCORRECTED only says pm25 is the sensor's

@@ -51,3 +51,10 @@ FRAME_PERIOD_S: Mapping[str, float] = MappingProxyType(
 RATED_LIFE_HOURS: Mapping[str, float] = MappingProxyType(
     {**{m: 3 * 8760.0 for m in PLANTOWER_MODELS}, "sds011": 8000.0, "sps30": 10 * 8760.0}
 )
+
+#: Bits of a sensor's device status register (the contract's optional ``status``) that
+#: make its readings suspect: the ingest raises ``SENSOR_FAULT`` when one is set. Sensirion
+#: "Datasheet SPS30" 4.4, Device Status Register: bit 21 fan speed warning (too high or
+#: too low), bit 5 laser failure (laser current out of range), bit 4 fan failure (fan on
+#: but 0 RPM). Models without a status register have no entry (no bit can be set).
+STATUS_FAULT_BITS: Mapping[str, int] = MappingProxyType({"sps30": (1 << 21) | (1 << 5) | (1 << 4)})

@@ -57,6 +57,9 @@ PM_FIELDS: dict[str, Field] = {
     "pm25": Field("pm25", "float", "µg/m³",
                   "PM2.5 corrected for humidity where a published correction applies (see pm25_method)"),
     "pm25_method": Field("pm25_method", "string", None, "which correction produced pm25"),
+    "climate": Field("climate", "string", None,
+                     "model of the temperature/humidity companion that measured rh and temp "
+                     "(bme280, sht3x, dht22…); absent: the PM sensor's own, or none"),
     "qc": Field("qc", "integer", None, "quality flags, a bitmask (civicair.schema.qc)"),
     "n": Field("n", "integer", "frames", "sensor frames averaged in the window"),
     "seq": Field("seq", "integer", None, "the bridge's reading counter within a boot"),

@@ -33,7 +33,7 @@ def test_flag_values_are_the_documented_bits():
     assert {f.name: f.value for f in Flag} == {
         "OUT_OF_RANGE": 1, "FLAT_LINE": 2, "SPIKE": 4, "HIGH_HUMIDITY": 8,
         "CLOCK_UNSYNCED": 16, "FUTURE_TIMESTAMP": 32, "AB_DISAGREEMENT": 64,
-        "LOW_COVERAGE": 128, "UNCORRECTED": 256,
+        "LOW_COVERAGE": 128, "UNCORRECTED": 256, "SENSOR_FAULT": 512,
     }
 
 
