@@ -1,7 +1,8 @@
-"""The bridge process: one thread per sensor, a spool, one MQTT publisher.
+"""The bridge process: one thread per sensor, one per climate companion, a spool, one
+MQTT publisher.
 
-serial bytes -> sans-IO parser -> sensor state machine (sampler inside) -> spool (durable)
--> publisher (QoS 1)
+serial bytes -> sans-IO parser -> sensor state machine (sampler inside) -> [companion's
+window mean of rh/temp attached] -> spool (durable) -> publisher (QoS 1)
 
 Owns the threads and the wiring; the sensor logic (warm-up, zero guard, duty cycle,
 polling, laser accounting) is :mod:`firmware_bridge.sensorloop`'s and must stay there.
@@ -17,6 +18,8 @@ import time
 
 from civicair.schema import contract
 from firmware_bridge import __version__, systemd
+from firmware_bridge.climate import window as climate_window
+from firmware_bridge.climate.reader import CompanionReader
 from firmware_bridge.clock import clock_synced
 from firmware_bridge.config import BridgeConfig, SensorConfig
 from firmware_bridge.publisher import Publisher
@@ -86,6 +89,7 @@ class SensorLoop(threading.Thread):
         for command in step.commands:
             self.port.write(command)
         for reading in step.readings:
+            reading = self.bridge.with_climate(reading)
             payload = json.dumps(reading, separators=(",", ":")).encode()
             self.bridge.spool.put(self.topic, payload, state={self.seq_key: self.machine.seq})
         if step.readings:
@@ -130,6 +134,7 @@ class Bridge:
             max_age_s=config.spool_max_age_days * 86400,
         )
         self.boot = self.spool.next_boot()
+        self.companions = [CompanionReader(c, self.stop_event) for c in config.climate]
         self.publisher = Publisher(self.spool, config.station, config.mqtt, meta=self.meta())
         self.loops = [SensorLoop(self, s) for s in config.sensors]
         self._synced_at = -1e9
@@ -140,7 +145,19 @@ class Bridge:
         loops = getattr(self, "loops", [])
         meta["laser_hours"] = {loop.sensor.channel: round(loop.laser_s / 3600, 2) for loop in loops}
         meta["spool"] = {"evicted": self.spool.evicted, "boot": self.boot}
+        companions = getattr(self, "companions", [])
+        if companions:  # read counts and failures by reason, per companion
+            meta["climate"] = {c.config.source: c.stats() for c in companions}
         return meta
+
+    def with_climate(self, reading: dict) -> dict:
+        """The reading with its window's companion ``rh``/``temp`` and ``climate``, when a
+        companion has them (:func:`firmware_bridge.climate.window.attach`)."""
+        if not self.companions:
+            return reading
+        end = reading["ts"]
+        start = end - reading["window"]
+        return climate_window.attach(reading, (c.window(start, end) for c in self.companions))
 
     def synced(self) -> bool:
         if self.config.clock == "trusted":
@@ -156,6 +173,8 @@ class Bridge:
                  self.config.station, self.boot, self.config.spool_path, len(self.spool))
         self.publisher.meta = self.meta()
         self.publisher.start()
+        for companion in self.companions:  # first, so the first window has their reads
+            companion.start()
         for loop in self.loops:
             loop.start()
         systemd.notify("READY=1")
@@ -164,6 +183,8 @@ class Bridge:
         self.stop_event.set()
         for loop in self.loops:
             loop.join(5)
+        for companion in self.companions:
+            companion.join(5)
         self.publisher.meta = self.meta()
         self.publisher.stop()
         log.info("bridge stopped; %d readings wait in the spool", len(self.spool))

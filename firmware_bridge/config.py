@@ -38,6 +38,8 @@ class ClimateConfig:
     #: behind the driver ("dht22" behind the dht11 driver), default the device name.
     model: str | None = None
     interval: float = 2.0  # seconds between reads (the DHT22 answers at most every 2 s)
+    #: A simulated part on a simulated bus (the local stack's stations); never on a Pi.
+    simulate: bool = False
 
     @property
     def source(self) -> str:
@@ -62,7 +64,8 @@ class BridgeConfig:
     name: str | None = None
     lat: float | None = None
     lon: float | None = None
-    #: Temperature/humidity companions, in the order given (not yet read by the loop).
+    #: Temperature/humidity companions, in the order given: a reading takes ``rh`` and
+    #: ``temp`` from the first one with a value for its window (docs/climate.md).
     climate: tuple[ClimateConfig, ...] = ()
 
     def meta(self, software: str) -> dict[str, Any]:
@@ -178,7 +181,7 @@ def _build(raw: dict[str, Any]) -> BridgeConfig:
     return validate(cfg)
 
 
-_CLIMATE_KEYS = {"kind", "bus", "address", "device", "model", "interval"}
+_CLIMATE_KEYS = {"kind", "bus", "address", "device", "model", "interval", "simulate"}
 _MODEL_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
@@ -203,7 +206,13 @@ def _climate(index: int, raw: Any) -> ClimateConfig:
     model = raw.get("model")
     if model is not None and (not isinstance(model, str) or not _MODEL_RE.fullmatch(model)):
         raise ConfigError(f"{where}: model must be a short lower-case name such as \"dht22\"; got {model!r}")
+    simulate = raw.get("simulate", False)
+    if not isinstance(simulate, bool):
+        raise ConfigError(f"{where}: simulate must be true or false; got {simulate!r}")
     if kind == "iio":
+        if simulate:
+            raise ConfigError(f"{where}: simulate is for I²C kinds (bme280, sht3x, …); "
+                              "an IIO device cannot be simulated")
         device = raw.get("device")
         if not isinstance(device, str) or not device.strip():
             raise ConfigError(f"{where}: give device = \"iio:deviceN\" or the IIO device's name "
@@ -229,7 +238,8 @@ def _climate(index: int, raw: Any) -> ClimateConfig:
         shown = f"{address:#04x}" if isinstance(address, int) else repr(address)
         raise ConfigError(f"{where}: address {shown} is not one a {kind} can have; "
                           f"use {' or '.join(hex(a) for a in allowed)} (`i2cdetect -y {bus}` shows it)")
-    return ClimateConfig(kind=kind, bus=bus, address=address, model=model, interval=float(interval))
+    return ClimateConfig(kind=kind, bus=bus, address=address, model=model, interval=float(interval),
+                         simulate=simulate)
 
 
 def validate(cfg: BridgeConfig) -> BridgeConfig:

@@ -366,8 +366,9 @@ def _check_stats(key: str, stats: Any) -> None:
 def _check_optional(name: str, value: Any) -> None:
     if name == "climate":
         if not isinstance(value, str) or not _CLIMATE_SOURCE_RE.match(value):
-            raise ContractError(f"field 'climate' must be a companion model matching {CLIMATE_SOURCE_PATTERN} "
-                                f"(leave it out when rh/temp are the PM sensor's own), got {value!r}")
+            raise ContractError(f"field 'climate' must be a companion model matching "
+                                f"{CLIMATE_SOURCE_PATTERN} (leave it out when rh/temp are the PM sensor's "
+                                f"own), got {value!r}")
     elif name == "status":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= STATUS_MAX:
             raise ContractError(f"field 'status' must be an integer 0..2**32-1 (a device status register; "

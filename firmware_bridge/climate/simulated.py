@@ -9,7 +9,9 @@ drive them with a fake clock whose ``sleep`` advances it.
 
 :func:`write_iio_device` lays out a fake ``/sys/bus/iio/devices`` tree;
 :class:`FlakyReader` reads it failing with EIO on a pattern, as the kernel's DHT11/DHT22
-driver does. For tests and (later) the local stack's simulated stations; never on a Pi.
+driver does. For tests and the local stack's simulated stations
+(:func:`simulated_device`, :class:`SimulatedWeather`, ``simulate = true`` in a
+``[[climate]]`` table); never on a Pi.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 import ctypes
 import errno
 import itertools
+import math
 import os
+import random
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -348,3 +352,37 @@ class FlakyReader:
             self.failures += 1
             raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
         return path.read_text()
+
+
+# -- the local stack's companions ------------------------------------------------------
+def simulated_device(kind: str) -> Device:
+    """A simulated part of a config ``kind`` (``bme280``, ``sht3x``, ``sht4x``, ``htu21d``, ``si7021``)."""
+    if kind == "bme280":
+        return SimBme280()
+    if kind == "sht3x":
+        return SimSht3x()
+    if kind == "sht4x":
+        return SimSht4x()
+    if kind in htu21d.MODELS:
+        return SimHtu21d(model=kind)
+    raise ValueError(f"no simulated part for climate kind {kind!r}")
+
+
+class SimulatedWeather:
+    """Humid, slowly varying air for a simulated companion: RH 60-85 %, 8-16 °C.
+
+    Humid on purpose: the local stack's stations then show the humidity corrections
+    (US EPA, κ-Köhler) moving their values visibly. ``apply(device, t)`` sets the
+    part's temperature and humidity for wall time ``t`` before each read.
+    """
+
+    def __init__(self, seed: int | str | None = None) -> None:
+        self.phase = random.Random(seed).uniform(0, 2 * math.pi)
+
+    def at(self, t: float) -> tuple[float, float]:
+        angle = 2 * math.pi * t / 1800 + self.phase
+        return round(12 + 4 * math.sin(angle), 2), round(72.5 + 12.5 * math.cos(angle), 2)
+
+    def apply(self, device: Device, t: float) -> None:
+        temp, rh = self.at(t)
+        device.temp, device.rh = temp, rh  # type: ignore[attr-defined]  # every Sim part has them

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from firmware_bridge.climate.base import ClimateSample
 
@@ -71,3 +73,41 @@ class CompanionAccumulator:
             if sample.temp is not None and math.isfinite(sample.temp):
                 temp.append(sample.temp)
         return CompanionWindow(source=self.source, rh=_mean(rh), temp=_mean(temp), n=n, errors=errors)
+
+
+#: The reading fields a companion's window mean replaces.
+CLIMATE_FIELDS = ("rh", "temp")
+
+
+def attach(reading: dict[str, Any], windows: Iterable[CompanionWindow]) -> dict[str, Any]:
+    """``reading`` with the first companion window that has a value (the order of the
+    ``[[climate]]`` tables) put in: its ``rh`` and ``temp``, and ``climate`` = its model.
+
+    The companion wins over the PM sensor's own ``rh``/``temp`` (a PMS5003T's): it sits
+    outside the sensor's warm air stream, and the US EPA correction was fitted on a
+    BME280-class humidity (docs/climate.md). A value the companion lacks (an IIO device
+    without humidity) stays the PM sensor's. The PM sensor's window extremes of a
+    replaced value are dropped: they describe another instrument. A reading that no
+    companion has a value for is returned unchanged (the contract's version rule: no
+    ``climate`` field when there is nothing to say). Pure: the shell passes the windows.
+    """
+    for window in windows:
+        values = {"rh": window.rh, "temp": window.temp}
+        if all(v is None for v in values.values()):
+            continue
+        out = dict(reading)
+        for name, value in values.items():
+            if value is None:
+                continue
+            out[name] = value
+            for stat in ("min", "max"):
+                extremes = out.get(stat)
+                if isinstance(extremes, dict) and name in extremes:
+                    trimmed = {k: v for k, v in extremes.items() if k != name}
+                    if trimmed:
+                        out[stat] = trimmed
+                    else:
+                        del out[stat]
+        out["climate"] = window.source
+        return out
+    return reading
