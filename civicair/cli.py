@@ -22,12 +22,17 @@ def _logging(verbose: bool = False) -> None:
 
 # -- simulate -------------------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from firmware_bridge.simulator import PtySimulator
+    from firmware_bridge.simulator import PtySimulator, Sps30Behaviour
 
     values = json.loads(args.values) if args.values else None
     sim = PtySimulator(args.sensor, rate_hz=args.rate, values=values, seed=args.seed,
                        link=args.link, garbage=args.garbage, drop=args.drop, stall=args.stall,
                        stall_seconds=args.stall_seconds)
+    if args.faults:
+        if not isinstance(sim.behaviour, Sps30Behaviour):
+            print("--faults: only the SPS30 has a device status register", file=sys.stderr)
+            return 2
+        sim.behaviour.faults = args.faults
     where = f"{sim.path} (linked from {args.link})" if args.link else sim.path
     print(f"simulated {args.sensor} on {where} at {args.rate:g} Hz", flush=True)
     print(sim.path, flush=True)
@@ -347,6 +352,9 @@ def parser() -> argparse.ArgumentParser:
                    help="chance, per frame, of the output pausing for --stall-seconds")
     s.add_argument("--stall-seconds", type=float, default=3.0, help="length of a stall (default 3)")
     s.add_argument("--duration", type=float, help="stop after S seconds")
+    s.add_argument("--faults", type=lambda v: int(v, 0), default=0, metavar="BITS",
+                   help="SPS30 only: device status register bits to report while measuring, e.g. "
+                        "0x20 (laser failure), 0x10 (fan failure), 0x200000 (fan speed warning)")
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("bridge", help="read a serial sensor and publish readings to MQTT",

@@ -41,6 +41,8 @@ def trimmed_mean(values: Iterable[float], fraction: float = TRIM_FRACTION) -> fl
 class _Window:
     end: int
     frames: int = 0
+    #: Documented fault bits of the device status register seen in the window, OR-ed.
+    status: int = 0
     columns: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -82,7 +84,10 @@ class Sampler:
     def _window_end(self, t: float) -> int:
         return (math.floor(t / self.window_s) + 1) * self.window_s
 
-    def add(self, values: Mapping[str, float], t: float, synced: bool = True) -> list[dict[str, Any]]:
+    def add(self, values: Mapping[str, float], t: float, synced: bool = True,
+            status: int = 0) -> list[dict[str, Any]]:
+        """Add one frame at ``t``; ``status``: the sensor's fault bits at that frame (0:
+        none), OR-ed over the window into the reading's optional ``status`` field."""
         out = self.tick(t, synced)
         if t < self.warmup_until:
             self.discarded_warmup += 1
@@ -91,6 +96,7 @@ class Sampler:
             self._window = _Window(end=self._window_end(t))
         w = self._window
         w.frames += 1
+        w.status |= status
         for name, value in values.items():
             if value is not None and math.isfinite(value):
                 w.columns.setdefault(name, []).append(float(value))
@@ -141,4 +147,6 @@ class Sampler:
                 lows[name], highs[name] = min(column), max(column)
         if lows:
             reading["min"], reading["max"] = lows, highs
+        if w.status:  # the contract's version rule: only when there is something to say
+            reading["status"] = w.status
         return reading

@@ -17,7 +17,9 @@ One step, in this order (the order the thread has always done it in):
    past the zero guard), replies to the family's ``reconcile``;
 4. the duty cycle: wake before each published window, sleep after it;
 5. laser-on accounting (persisted at most once a minute, and at each sleep);
-6. the poll, for a family with ``POLL``;
+6. the poll, for a family with ``POLL``; the status poll, once per window, for a family
+   with ``STATUS_POLL`` (a measurement then carries the documented fault bits of the last
+   register read into the window's reading: the contract's optional ``status``);
 7. a lost port drops the open window: its frames do not make a reading.
 
 A step that (re)opens the port sends the set-up (``INIT_SEQUENCE``) and nothing else to
@@ -37,6 +39,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from civicair.schema.sensors import STATUS_FAULT_BITS
 from firmware_bridge.sampler import Sampler
 from firmware_bridge.sensors.base import CommandReply, Measurement, SensorFamily
 
@@ -119,6 +122,8 @@ class SensorMachine:
         self._awake_since: float | None = None  # monotonic
         self._laser_saved: float | None = None  # monotonic; None until the first step
         self._next_poll = 0.0  # wall
+        self._next_status_poll = 0.0  # wall
+        self._fault_bits = STATUS_FAULT_BITS.get(model, 0)
 
     @property
     def seq(self) -> int:
@@ -149,7 +154,8 @@ class SensorMachine:
             if isinstance(event, Measurement):
                 if self.awake and self._keep(event):
                     self.frames += 1
-                    readings += self.sampler.add(event.values, now.wall, now.synced)
+                    readings += self.sampler.add(event.values, now.wall, now.synced,
+                                                 event.status & self._fault_bits)
             else:
                 commands += self._on_reply(event)
         laser = self._duty(now, commands)
@@ -160,6 +166,13 @@ class SensorMachine:
         if poll and self.awake and not opened and now.wall >= self._next_poll:
             commands.append(self.family.COMMANDS[poll[0]])
             self._next_poll = now.wall + poll[1]
+        status_poll = self.family.STATUS_POLL
+        # Alone in its step: SHDLC is one request, one answer; the next step (the
+        # answer to a value poll comes within a few ms) has room for it.
+        if (status_poll and self.awake and not opened and not commands
+                and now.wall >= self._next_status_poll):
+            commands.append(self.family.COMMANDS[status_poll])
+            self._next_status_poll = (now.wall // self.window_s + 1) * self.window_s
         if not self.port_open:
             self.sampler.discard()
         return Step(commands, readings, laser)

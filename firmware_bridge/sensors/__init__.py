@@ -12,6 +12,8 @@ protocol (checked by mypy where :data:`FAMILIES` is built):
 ``POLL``           ``(command name, period s)`` for a sensor that does not stream after
                    its ``INIT_SEQUENCE`` and must be asked for each reading (the SPS30);
                    None when the sensor streams
+``STATUS_POLL``    the command name that reads a device status register, sent once per
+                   window (the SPS30); None when the family has none
 ``reconcile``      ``reconcile(reply) -> bytes | None``, the command that brings a
                    flash-kept setting to what the bridge needs (SDS011; None elsewhere)
 ``encode_frame``   ``encode_frame(model, values) -> bytes``, the sensor's own data frame

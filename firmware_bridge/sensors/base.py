@@ -93,6 +93,11 @@ class SensorFamily(Protocol):
         (the SPS30); None when the sensor streams."""
 
     @property
+    def STATUS_POLL(self) -> str | None:  # noqa: N802
+        """The command name that reads a device status register, sent once per window
+        (the SPS30's "read device status register"); None for a family without one."""
+
+    @property
     def Parser(self) -> Callable[[str], FrameParser]:  # noqa: N802
         """``Parser(model)``: the family's stream parser for one model."""
 

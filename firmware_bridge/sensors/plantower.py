@@ -74,6 +74,8 @@ COMMANDS: dict[str, bytes] = {
 INIT_SEQUENCE: tuple[str, ...] = ("wake", "active_mode")
 #: In active mode the sensor streams by itself: nothing to poll.
 POLL: tuple[str, float] | None = None
+#: No device status register to read.
+STATUS_POLL: str | None = None
 
 
 def reconcile(event: Event) -> bytes | None:

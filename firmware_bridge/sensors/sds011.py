@@ -116,6 +116,8 @@ COMMANDS: dict[str, bytes] = {
 INIT_SEQUENCE: tuple[str, ...] = ("wake", "get_report_mode", "get_working_period")
 #: In active mode the sensor streams by itself: nothing to poll.
 POLL: tuple[str, float] | None = None
+#: No device status register to read.
+STATUS_POLL: str | None = None
 
 
 def _word(value: float) -> int:

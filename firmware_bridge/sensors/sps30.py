@@ -224,6 +224,10 @@ INIT_SEQUENCE: tuple[str, ...] = ("wake",)
 #: reading is ready every second; polling twice as often fetches each one, at most
 #: half a second late, and a poll with nothing new costs only an empty answer.
 POLL: tuple[str, float] | None = ("read_values", 0.5)
+#: Read the Device Status Register (0xD2, datasheet 6.1.13; not cleared, so a fault
+#: stays visible until the sensor is reset) once per window: the parser keeps the last
+#: one read (:attr:`Parser.device_status`) and puts it in each :class:`Measurement`.
+STATUS_POLL: str | None = "read_status"
 
 
 def reconcile(event: Event) -> bytes | None:

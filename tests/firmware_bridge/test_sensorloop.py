@@ -319,3 +319,40 @@ def test_any_event_sequence_gives_contract_readings_in_order(window, warmup, per
     assert [r["seq"] for r in readings] == list(range(5, 5 + len(readings)))
     assert [r["ts"] for r in readings] == sorted({r["ts"] for r in readings})  # one per window, in order
     assert m.laser_s <= t + 1e-6  # never more laser time than time passed
+
+
+# -- the SPS30 device status register ------------------------------------------------------------------
+def test_sps30_status_register_is_read_once_per_window_alone_in_its_step():
+    _, _, _, _, written = converse("sps30", 31.0, window_s=10)
+    status = sps30.COMMANDS["read_status"]
+    assert 3 <= written.count(status) <= 4  # one per window (T0 .. T0 + 30)
+    assert status not in [c for c in written if c != status]  # never glued to another command
+    for module in (plantower, sds011):
+        assert module.STATUS_POLL is None
+
+
+def test_schema_fault_bits_are_the_datasheets_status_flags():
+    from civicair.schema.sensors import STATUS_FAULT_BITS
+
+    assert STATUS_FAULT_BITS["sps30"] == int(sps30.StatusFlag.FAN_FAILURE | sps30.StatusFlag.LASER_FAILURE
+                                             | sps30.StatusFlag.FAN_SPEED_WARNING)
+
+
+@pytest.mark.parametrize("faults, expected", [
+    (0, None),
+    (int(sps30.StatusFlag.LASER_FAILURE), 1 << 5),
+    (int(sps30.StatusFlag.FAN_SPEED_WARNING | sps30.StatusFlag.FAN_FAILURE), (1 << 21) | (1 << 4)),
+    (1 << 9, None),  # a reserved bit is not carried
+], ids=["healthy", "laser failure", "fan failure and speed warning", "reserved bit"])
+def test_sps30_faults_reach_the_readings_status_field(faults, expected):
+    from firmware_bridge.sensors.sps30_sim import Sps30Behaviour
+
+    sensor = Sps30Behaviour(values=lambda: AIR, faults=faults)
+    _, _, parser, readings, _ = converse("sps30", 31.0, behaviour=sensor, window_s=10)
+    measured = [r for r in readings if r["n"]]
+    assert len(measured) == 3
+    # The register is read at the start of each window: from the second on, every one says it.
+    assert [r.get("status") for r in measured[1:]] == [expected, expected]
+    for r in measured:
+        contract.validate_reading(r, "lab-1")
+    assert parser.device_status.raw == faults
