@@ -27,6 +27,20 @@ DEMO_CENTRE = (52.5200, 13.4050)
 #: Sensor models the simulated stations cycle through: with and without humidity, so
 #: each correction (and the "uncorrected" flag) shows up in the demo.
 DEMO_MODELS = ("pms5003t", "sds011", "pms5003", "sps30", "pms5003st")
+#: Simulated temperature/humidity companions (``[[climate]]`` with ``simulate = true``, a
+#: simulated part on a simulated I²C bus inside the bridge process), as volunteers pair
+#: them: the SDS011 with a BME280 (κ-Köhler), the plain PMS5003 with an SHT31 (US EPA).
+#: The PMS5003T/ST measure humidity themselves; the SPS30 has no correction. Model ->
+#: (kind, what the readings' ``climate`` field says).
+DEMO_COMPANIONS: dict[str, tuple[str, str]] = {"sds011": ("bme280", "bme280"), "pms5003": ("sht3x", "sht31")}
+
+
+def companion_toml(model: str) -> str:
+    """The ``[[climate]]`` table of a demo station's simulated companion ("" for none)."""
+    if model not in DEMO_COMPANIONS:
+        return ""
+    kind, source = DEMO_COMPANIONS[model]
+    return f'\n[[climate]]\nkind = "{kind}"\nmodel = "{source}"\nsimulate = true\ninterval = 1\n'
 
 
 def _port_or_free(port: int) -> int:
@@ -114,12 +128,13 @@ class Stack:
             # of stations about 2 km around a city centre (a made-up demo, not a real site).
             angle = 2 * math.pi * i / max(1, len(self.stations))
             config = self.state / f"{station}.toml"
+            model = DEMO_MODELS[i % len(DEMO_MODELS)]
             config.write_text(
                 f'name = "Simulated station {i + 1}"\n'
                 f"lat = {DEMO_CENTRE[0] + 0.018 * math.sin(angle):.5f}\n"
                 f"lon = {DEMO_CENTRE[1] + 0.028 * math.cos(angle):.5f}\n"
+                + companion_toml(model)
             )
-            model = DEMO_MODELS[i % len(DEMO_MODELS)]
             self._spawn(f"simulate-{station}", ["civicair", "simulate", "--sensor", model,
                                                 "--rate", "1", "--link", str(link), "--seed", station])
             self._wait_path(link)
@@ -130,7 +145,9 @@ class Stack:
                 "--window", str(self.window_s), "--warmup", "0", "--clock", "trusted",
                 "--spool", str(self.state / "spool" / f"{station}.sqlite3"),
             ])
-            self.say(f"station {station}: simulated {model} on {link}, bridge started")
+            companion = DEMO_COMPANIONS.get(model)
+            beside = f" with a simulated {companion[1].upper()}" if companion else ""
+            self.say(f"station {station}: simulated {model}{beside} on {link}, bridge started")
 
     def _wait_http(self, url: str, timeout: float = 30.0) -> None:
         import urllib.request
