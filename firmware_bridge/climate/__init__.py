@@ -13,8 +13,8 @@ same names (the PM families' habit):
 :mod:`.i2c` runs a codec's plans over ``smbus2`` (or the simulated bus of
 :mod:`.simulated`); :mod:`.iio` reads any kernel IIO humidity/temperature device (the
 DHT22 through ``dtoverlay=dht11``, the kernel's own BME280 driver); :mod:`.window`
-turns a companion's readings into the mean of one PM window. Not yet wired into the
-bridge's sensor loop (docs/climate.md).
+turns a companion's readings into the mean of one PM window and attaches it to a
+reading; :mod:`.reader` is the bridge's thread per ``[[climate]]`` table (docs/climate.md).
 """
 
 from __future__ import annotations
