@@ -54,6 +54,10 @@ def test_stack_runs_three_stations_for_a_minute_and_leaves_nothing_behind(tmp_pa
     assert sorted(seen) == ["sim-1", "sim-2", "sim-3"], output
     for reading in seen.values():
         assert reading["pm25_atm"] >= 0 and reading["n"] > 0
+    # The SDS011 and the plain PMS5003 get their humidity from simulated companions.
+    assert (seen["sim-2"].get("climate"), seen["sim-2"]["pm25_method"]) == ("bme280", "nilson_2022_kohler")
+    assert (seen["sim-3"].get("climate"), seen["sim-3"]["pm25_method"]) == ("sht31", "epa_barkjohn_2021")
+    assert "simulated sds011 with a simulated BME280" in output
     assert re.search(r"stored: \d+ readings from 3 of 3 stations", output)
     assert "nothing left running" in output
     time.sleep(0.5)
