@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -42,7 +43,7 @@ from civicair.influx import Influx, InfluxRejected, InfluxUnavailable
 from civicair.schema import contract
 from civicair.schema.errors import ContractError
 from civicair.schema.qc import FUTURE_TOLERANCE_S
-from ingest import history, meta
+from ingest import confirm, history, meta
 from ingest.clean import Cleaner
 from ingest.columns import DeadLetter, decode
 from ingest.lineprotocol import MEASUREMENT, encode, encode_amendments
@@ -71,6 +72,9 @@ class _Prepared:
     newest_ts: int | None
     dead: list[DeadLetter]
     flagged: dict[str, int] = field(default_factory=dict)
+    #: (station, channel, boot, seq) columns of the readings, for the stored confirmations
+    #: (None when they are off or the batch holds no reading).
+    keys: tuple[np.ndarray, ...] | None = None
 
 
 class Consumer:
@@ -111,6 +115,7 @@ class Consumer:
         self._dead_logged_at = 0.0
         self._dead_since_log = 0
         self._rejected_readings = 0  # lines of the batch being committed that InfluxDB refused
+        self._rejected_lines: list[bytes] = []  # those of them that are readings (not confirmed)
 
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id,
                         protocol=mqtt.MQTTv5)
@@ -233,6 +238,14 @@ class Consumer:
         with self._buf_cond:
             self._generation += 1
             self._session_resumed = flags.session_present
+            if self._generation > 1 and not flags.session_present:
+                # We connected before with clean_start=False: the broker lost our session
+                # (restarted without persistence, or crashed before it saved it). Whatever it
+                # queued for us is gone; bridges that get stored confirmations resend it.
+                self.metrics.sessions_lost += 1
+                log.warning("broker answered with a new session where ours should have been resumed: "
+                            "messages queued for this ingest are lost; stations with stored "
+                            "confirmations resend them, older bridges cannot")
             released = 0
             if flags.session_present:
                 # The broker redelivers every unacknowledged message of a resumed session
@@ -379,7 +392,10 @@ class Consumer:
         lines = b""
         newest = None
         flagged: dict[str, int] = {}
+        keys = None
         if len(columns):
+            if self.settings.confirm_stored:
+                keys = (columns.station, columns.channel, columns.ints["boot"], columns.ints["seq"])
             self.cleaner.clean(columns)
             lines = encode(columns)
             if columns.amended is not None:  # an A/B pair completed across batches
@@ -394,7 +410,7 @@ class Consumer:
                 flagged["ab_disagreement"] = flagged.get("ab_disagreement", 0) + len(columns.amended)
         self.metrics.prepare_seconds.observe(time.perf_counter() - started)
         return _Prepared(messages, lines + b"".join(station_lines), len(columns), len(station_lines),
-                         newest, dead, flagged)
+                         newest, dead, flagged, keys)
 
     def _prepare_one_by_one(self, messages: list[_Held]) -> _Prepared:
         """A bug in a pure core must neither stop the ingest nor stall the session:
@@ -403,6 +419,7 @@ class Consumer:
         self.metrics.prepare_failures.inc()
         whole = _Prepared(messages, b"", 0, 0, None, [])
         lines = []
+        keys = []
         for m in messages:
             try:
                 p = self._prepare([m])
@@ -411,6 +428,8 @@ class Consumer:
                 whole.dead.append(DeadLetter(m[0], m[1], reason))
                 continue
             lines.append(p.lines)
+            if p.keys is not None:
+                keys.append(p.keys)
             whole.readings += p.readings
             whole.station_points += p.station_points
             whole.dead.extend(p.dead)
@@ -419,6 +438,8 @@ class Consumer:
             if p.newest_ts is not None:
                 whole.newest_ts = max(whole.newest_ts or 0, p.newest_ts)
         whole.lines = b"".join(lines)
+        if keys:
+            whole.keys = tuple(np.concatenate(column) for column in zip(*keys, strict=True))
         return whole
 
     @staticmethod
@@ -440,6 +461,7 @@ class Consumer:
     def _commit(self, p: _Prepared) -> bool:
         m = self.metrics
         self._rejected_readings = 0
+        self._rejected_lines = []
         if p.lines:
             outcome = self._write_with_retry(p.lines, lambda: self._redelivered(p.messages))
             if outcome is None:
@@ -458,6 +480,8 @@ class Consumer:
         for name, n in p.flagged.items():
             m.flagged.inc(n, name)
         m.batch_readings.observe(p.readings)
+        if p.keys is not None and p.lines:
+            self._confirm(p.keys)
         with self._buf_cond:
             generation = self._generation
         ack = self.client.ack
@@ -471,6 +495,21 @@ class Consumer:
         m.acked_messages.inc(acked)
         self._settle(len(p.messages))
         return True
+
+    def _confirm(self, keys: tuple[np.ndarray, ...]) -> None:
+        """Tell each station which of its readings InfluxDB now holds (after the write,
+        before the acknowledgement: a crash in between makes the broker redeliver, and the
+        rewrite and its confirmation are idempotent)."""
+        try:
+            msgs = confirm.for_batch(*keys, self._rejected_lines)
+        except Exception:  # a bug here must not stop the readings: the bridges resend
+            log.exception("could not build the stored confirmations of a batch; none sent for it")
+            self.metrics.confirmation_failures += 1
+            return
+        publish = self.client.publish
+        for topic, payload in msgs:
+            publish(topic, payload, qos=1)
+        self.metrics.confirmations_sent += len(msgs)
 
     def _settle(self, count: int) -> None:
         with self._buf_cond:
@@ -520,6 +559,7 @@ class Consumer:
         if len(rows) == 1:
             if rows[0].startswith(_READINGS_LINE):
                 self._rejected_readings += 1
+                self._rejected_lines.append(rows[0])
             self._deadletter([DeadLetter("influxdb", rows[0], f"rejected by InfluxDB: {exc.message}")])
             return True
         half = len(rows) // 2

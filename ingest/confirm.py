@@ -1,0 +1,120 @@
+"""Stored confirmations: which readings of a written batch each station may now forget.
+
+Pure: the columns of a batch (station, channel, boot, seq) in, per station the
+coalesced ``seq`` ranges per channel and boot out, then the MQTT messages (topic,
+payload) of wire contract v1 (:func:`civicair.schema.contract.encode_stored`). The
+consumer publishes them, QoS 1, after InfluxDB accepted the batch; it owns the MQTT
+client, this module owns no I/O.
+
+Cost: one ``np.unique`` over the batch's stations and one ``lexsort`` over four integer
+columns: about a millisecond for a batch of 5,000 readings, and one message per station
+per batch however many readings it held.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import numpy as np
+
+from civicair.schema import contract
+
+#: A reading line of measurement ``pm`` as :mod:`ingest.lineprotocol` writes it: the
+#: station and channel tags, and the integer fields ``seq`` and ``boot``.
+_LINE_STATION = re.compile(rb"^pm,station=([a-z0-9-]+),")
+_LINE_CHANNEL = re.compile(rb",channel=([ab])[ ,]")
+_LINE_SEQ = re.compile(rb"[ ,]seq=(\d+)i[ ,]")
+_LINE_BOOT = re.compile(rb"[ ,]boot=(\d+)i[ ,]")
+
+#: One reading's identity: station, channel, boot, seq.
+ReadingKey = tuple[str, str, int, int]
+
+
+def stored_ranges(station: np.ndarray, channel: np.ndarray, boot: np.ndarray, seq: np.ndarray,
+                  exclude: Iterable[ReadingKey] = ()) -> dict[str, contract.StoredRanges]:
+    """Per station, the coalesced inclusive ``seq`` ranges per (channel, boot) of a batch.
+
+    The four arrays are columns of one batch (one row per reading, any order, repeats
+    allowed). ``exclude``: readings that were not stored after all (lines InfluxDB
+    refused); a station with an excluded reading keeps its other ranges.
+    """
+    if not len(station):
+        return {}
+    names, station_idx = np.unique(station, return_inverse=True)
+    channel_idx = (channel == "b").astype(np.int64)
+    keep = np.ones(len(station), dtype=bool)
+    for st, ch, bt, sq in exclude:  # rare (a line InfluxDB refused): a loop is fine
+        keep &= ~((station == st) & (channel == ch) & (boot == bt) & (seq == sq))
+    keys = (seq[keep], boot[keep], channel_idx[keep], station_idx[keep])
+    order = np.lexsort(keys)  # last key first: station, channel, boot, seq
+    sq, bt, ch, st = (k[order] for k in keys)
+    if not len(sq):
+        return {}
+    same_series = (st[1:] == st[:-1]) & (ch[1:] == ch[:-1]) & (bt[1:] == bt[:-1])
+    step = sq[1:] - sq[:-1]
+    # A range starts where the series changes or seq jumps by more than one (a repeat,
+    # step 0, stays in its range).
+    starts = np.flatnonzero(np.concatenate(([True], ~same_series | (step > 1))))
+    ends = np.concatenate((starts[1:], [len(sq)])) - 1
+    out: dict[str, contract.StoredRanges] = {}
+    for s, e, station_i, ch_i, boot_v in zip(starts.tolist(), ends.tolist(), st[starts].tolist(),
+                                              ch[starts].tolist(), bt[starts].tolist(), strict=True):
+        per_station = out.setdefault(str(names[station_i]), {})
+        per_station.setdefault((contract.CHANNELS[ch_i], boot_v), []).append((int(sq[s]), int(sq[e])))
+    return out
+
+
+def messages(ranges: dict[str, contract.StoredRanges],
+             max_ranges: int = contract.MAX_STORED_RANGES) -> list[tuple[str, bytes]]:
+    """The (topic, payload) of each confirmation: one per station, or more where a
+    station's ranges exceed what one message may hold (a batch with many gaps)."""
+    out = []
+    for station, per_series in ranges.items():
+        topic = contract.stored_topic(station)
+        chunk: contract.StoredRanges = {}
+        count = 0
+        for key, spans in per_series.items():
+            for i in range(0, len(spans), max_ranges):
+                part = spans[i:i + max_ranges]
+                if count + len(part) > max_ranges:
+                    out.append((topic, contract.encode_stored(station, chunk)))
+                    chunk, count = {}, 0
+                chunk.setdefault(key, []).extend(part)
+                count += len(part)
+        if chunk:
+            out.append((topic, contract.encode_stored(station, chunk)))
+    return out
+
+
+def rejected_reading(line: bytes) -> ReadingKey | str | None:
+    """What a line InfluxDB refused means for the confirmations: the reading's key;
+    only its station (a reading line whose seq or boot cannot be read: confirm nothing
+    of that station in this batch); or None (not a reading line: an amendment or a
+    station point, whose reading, if any, was stored before)."""
+    m_station = _LINE_STATION.match(line)
+    if not m_station or b"seq=" not in line:
+        return None
+    station = m_station.group(1).decode()
+    channel, seq, boot = _LINE_CHANNEL.search(line), _LINE_SEQ.search(line), _LINE_BOOT.search(line)
+    if not (channel and seq and boot):
+        return station
+    return station, channel.group(1).decode(), int(boot.group(1)), int(seq.group(1))
+
+
+def for_batch(station: np.ndarray, channel: np.ndarray, boot: np.ndarray, seq: np.ndarray,
+              rejected_lines: Iterable[bytes] = ()) -> list[tuple[str, bytes]]:
+    """The confirmations of a written batch: :func:`stored_ranges` without the readings
+    of ``rejected_lines`` (lines InfluxDB refused), as :func:`messages`."""
+    exclude: list[ReadingKey] = []
+    unknown: set[str] = set()
+    for line in rejected_lines:
+        got = rejected_reading(line)
+        if isinstance(got, tuple):
+            exclude.append(got)
+        elif got is not None:
+            unknown.add(got)
+    ranges = stored_ranges(station, channel, boot, seq, exclude)
+    for name in unknown:
+        ranges.pop(name, None)
+    return messages(ranges)
