@@ -29,6 +29,8 @@ _LINE_BOOT = re.compile(rb"[ ,]boot=(\d+)i[ ,]")
 
 #: One reading's identity: station, channel, boot, seq.
 ReadingKey = tuple[str, str, int, int]
+#: The same as columns of a batch: station, channel (str objects), boot, seq (int64).
+KeyColumns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def stored_ranges(station: np.ndarray, channel: np.ndarray, boot: np.ndarray, seq: np.ndarray,
@@ -44,8 +46,8 @@ def stored_ranges(station: np.ndarray, channel: np.ndarray, boot: np.ndarray, se
     names, station_idx = np.unique(station, return_inverse=True)
     channel_idx = (channel == "b").astype(np.int64)
     keep = np.ones(len(station), dtype=bool)
-    for st, ch, bt, sq in exclude:  # rare (a line InfluxDB refused): a loop is fine
-        keep &= ~((station == st) & (channel == ch) & (boot == bt) & (seq == sq))
+    for x_station, x_channel, x_boot, x_seq in exclude:  # rare (a line InfluxDB refused): a loop is fine
+        keep &= ~((station == x_station) & (channel == x_channel) & (boot == x_boot) & (seq == x_seq))
     keys = (seq[keep], boot[keep], channel_idx[keep], station_idx[keep])
     order = np.lexsort(keys)  # last key first: station, channel, boot, seq
     sq, bt, ch, st = (k[order] for k in keys)
@@ -56,7 +58,7 @@ def stored_ranges(station: np.ndarray, channel: np.ndarray, boot: np.ndarray, se
     # A range starts where the series changes or seq jumps by more than one (a repeat,
     # step 0, stays in its range).
     starts = np.flatnonzero(np.concatenate(([True], ~same_series | (step > 1))))
-    ends = np.concatenate((starts[1:], [len(sq)])) - 1
+    ends = np.append(starts[1:], len(sq)) - 1
     out: dict[str, contract.StoredRanges] = {}
     for s, e, station_i, ch_i, boot_v in zip(starts.tolist(), ends.tolist(), st[starts].tolist(),
                                               ch[starts].tolist(), bt[starts].tolist(), strict=True):

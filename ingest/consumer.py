@@ -74,7 +74,7 @@ class _Prepared:
     flagged: dict[str, int] = field(default_factory=dict)
     #: (station, channel, boot, seq) columns of the readings, for the stored confirmations
     #: (None when they are off or the batch holds no reading).
-    keys: tuple[np.ndarray, ...] | None = None
+    keys: confirm.KeyColumns | None = None
 
 
 class Consumer:
@@ -419,7 +419,7 @@ class Consumer:
         self.metrics.prepare_failures.inc()
         whole = _Prepared(messages, b"", 0, 0, None, [])
         lines = []
-        keys = []
+        keys: list[confirm.KeyColumns] = []
         for m in messages:
             try:
                 p = self._prepare([m])
@@ -439,7 +439,8 @@ class Consumer:
                 whole.newest_ts = max(whole.newest_ts or 0, p.newest_ts)
         whole.lines = b"".join(lines)
         if keys:
-            whole.keys = tuple(np.concatenate(column) for column in zip(*keys, strict=True))
+            station, channel, boot, seq = (np.concatenate(column) for column in zip(*keys, strict=True))
+            whole.keys = (station, channel, boot, seq)
         return whole
 
     @staticmethod
@@ -496,7 +497,7 @@ class Consumer:
         self._settle(len(p.messages))
         return True
 
-    def _confirm(self, keys: tuple[np.ndarray, ...]) -> None:
+    def _confirm(self, keys: confirm.KeyColumns) -> None:
         """Tell each station which of its readings InfluxDB now holds (after the write,
         before the acknowledgement: a crash in between makes the broker redeliver, and the
         rewrite and its confirmation are idempotent)."""
