@@ -187,9 +187,12 @@ class Bridge:
             config.spool_path,
             max_rows=config.spool_max_rows,
             max_age_s=config.spool_max_age_days * 86400,
+            resend_after_s=config.spool_resend_after_s,
+            resend_max_s=config.spool_resend_max_s,
         )
         self.boot = self.spool.next_boot()
-        self.publisher = Publisher(self.spool, config.station, config.mqtt, meta=self.meta())
+        self.publisher = Publisher(self.spool, config.station, config.mqtt, meta=self.meta(),
+                                   confirmations=config.spool_confirmations)
         self.loops = [SensorLoop(self, s) for s in config.sensors]
         self._synced_at = -1e9
         self._synced = False
