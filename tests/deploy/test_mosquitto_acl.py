@@ -141,6 +141,47 @@ def test_ingest_may_publish_dead_letters(broker, ingest):
     assert not reason.is_failure, reason
 
 
+def test_station_reads_only_its_own_stored_confirmations(broker, ingest):
+    """The ingest may publish every station's confirmations; each station receives only its own,
+    whatever it subscribes to."""
+    own = station(broker, "st-1", protocol=mqtt.MQTTv5)
+    spy = station(broker, "st-2", client_id="spy", protocol=mqtt.MQTTv5)
+    try:
+        own.subscribe("civicair/v1/st-1/stored")
+        spy.subscribe("civicair/v1/+/stored")
+        spy.subscribe("civicair/v1/st-1/stored")
+        for sid in ("st-1", "st-2"):
+            reason = ingest.puback(ingest.publish(f"civicair/v1/{sid}/stored", f"for {sid}".encode()))
+            assert not reason.is_failure, reason
+        wait_until(lambda: b"for st-1" in own.payloads(), timeout=10, message="st-1's own confirmation")
+        wait_until(lambda: b"for st-2" in spy.payloads(), timeout=10, message="st-2's own confirmation")
+        assert own.payloads() == [b"for st-1"]
+        assert spy.payloads() == [b"for st-2"]  # its own, once: never st-1's
+    finally:
+        own.close()
+        spy.close()
+
+
+@pytest.mark.parametrize("topic", ["civicair/v1/st-1/stored", "civicair/v1/st-2/stored"])
+def test_no_station_may_publish_a_stored_confirmation(broker, ingest, topic):
+    listener = station(broker, "st-1", client_id="listener", protocol=mqtt.MQTTv5)
+    try:
+        listener.subscribe("civicair/v1/st-1/stored")
+        # One account, one connection at a time (use_username_as_clientid): MQTT 5 first ...
+        forger = station(broker, "st-2", protocol=mqtt.MQTTv5)
+        refused = forger.puback(forger.publish(topic, b"forged"))
+        forger.close()
+        assert refused.value == NOT_AUTHORIZED, refused
+        old_style = station(broker, "st-2")  # ... then MQTT 3.1.1: acknowledged, dropped silently
+        old_style.publish(topic, b"forged 3.1.1")
+        old_style.close()
+        ingest.puback(ingest.publish("civicair/v1/st-1/stored", b"genuine"))
+        wait_until(lambda: b"genuine" in listener.payloads(), timeout=10, message="the genuine one")
+        assert listener.payloads() == [b"genuine"]
+    finally:
+        listener.close()
+
+
 def test_revoked_station_is_refused_after_the_broker_reloads(broker, passwd):
     connected = station(broker, "st-2")
     assert revoke_station("st-2", passwd)
