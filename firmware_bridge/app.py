@@ -201,7 +201,9 @@ class Bridge:
         meta = self.config.meta(f"civicair {__version__}")
         loops = getattr(self, "loops", [])
         meta["laser_hours"] = {loop.sensor.channel: round(loop.laser_s / 3600, 2) for loop in loops}
-        meta["spool"] = {"evicted": self.spool.evicted, "boot": self.boot}
+        unconfirmed, oldest = self.spool.unconfirmed()
+        meta["spool"] = {"evicted": self.spool.evicted, "boot": self.boot,
+                         "unconfirmed": unconfirmed, "oldest_unconfirmed_s": round(oldest)}
         return meta
 
     def synced(self) -> bool:

@@ -131,9 +131,12 @@ class Spool:
         #: Wall-clock time of the last stored confirmation (0: never), persisted.
         self.confirmed_at = float(self.get_state("confirmed_at"))
         self.confirmed_readings = 0  # deleted by confirmations, this process
+        self._closed = False
+        self._last_unconfirmed = (0, 0.0)
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._closed = True
 
     # -- readings ------------------------------------------------------------
     def put(self, topic: str, payload: bytes, now: float | None = None,
@@ -265,12 +268,16 @@ class Spool:
                                  [(now + self.resend_after_s, i) for i in ids])
 
     def unconfirmed(self, now: float | None = None) -> tuple[int, float]:
-        """Readings sent and awaiting a stored confirmation, and the age of the oldest [s]."""
+        """Readings sent and awaiting a stored confirmation, and the age of the oldest [s]
+        (after :meth:`close`, the figures of the last call before it)."""
         now = time.time() if now is None else now
         with self._lock:
+            if self._closed:
+                return self._last_unconfirmed
             count, oldest = self._db.execute(
                 "SELECT count(*), min(created) FROM spool WHERE sent IS NOT NULL").fetchone()
-        return int(count), 0.0 if oldest is None else max(now - oldest, 0.0)
+        self._last_unconfirmed = int(count), 0.0 if oldest is None else max(now - oldest, 0.0)
+        return self._last_unconfirmed
 
     def __len__(self) -> int:
         with self._lock:
