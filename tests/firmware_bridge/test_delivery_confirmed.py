@@ -47,7 +47,7 @@ class Fleet:
         for sim in self.sims.values():
             sim.start()
         self.bridges: dict[str, subprocess.Popen] = {}
-        self.ingest: subprocess.Popen | None = None
+        self.ingests: dict[str, subprocess.Popen] = {}
 
     def spool(self, station: str) -> Path:
         return self.tmp / f"spool-{station}.sqlite3"
@@ -56,13 +56,12 @@ class Fleet:
         args = bridge_args(station, self.tmp / f"tty-{station}", self.spool(station), WINDOW)
         self.bridges[station] = spawn(args, {**self.env, **env}, self.log)
 
-    def start_ingest(self, **env: str) -> None:
-        self.ingest = spawn(["ingest"], {**self.env, **env}, self.log)
+    def start_ingest(self, name: str = "civicair-ingest", **env: str) -> None:
+        self.ingests[name] = spawn(["ingest"], {**self.env, "CIVICAIR_MQTT_CLIENT_ID": name, **env}, self.log)
 
     def stop_ingest(self) -> None:
-        if self.ingest is not None:
-            stop(self.ingest)
-            self.ingest = None
+        for name in list(self.ingests):
+            stop(self.ingests.pop(name))
 
     def produced(self, station: str) -> int:
         """The last seq the station's bridge has spooled (-1: none yet)."""
@@ -214,3 +213,33 @@ def test_new_bridge_against_an_ingest_that_never_confirms_delivers_everything(ma
     assert fleet.spool_rows("new-1") <= 1
     log = fleet.log.read_text()
     assert "the server confirms stored readings" not in log and "resent" not in log
+
+
+def test_two_ingests_on_a_shared_subscription_lose_nothing_through_a_broker_restart(make_fleet, influx):
+    """Scenario 3: Mosquitto 2.0 does not restore a $share subscription after a restart, so
+    what the bridges publish before the ingests subscribe again reaches nobody (docs/ingest.md);
+    unconfirmed, it is resent. Both processes take a share; nothing is stored twice."""
+    stations = ["share-1", "share-2"]
+    shared = {"CIVICAIR_SHARE_GROUP": "ingest"}
+    fleet = make_fleet([])
+    fleet.stop_ingest()
+    fleet.stations = stations
+    for name in ("ingest-a", "ingest-b"):
+        fleet.start_ingest(name, **shared)
+    for s in stations:
+        fleet.sims[s] = PtySimulator("pms5003", rate_hz=5, values=VALUES, link=fleet.tmp / f"tty-{s}")
+        fleet.sims[s].start()
+        fleet.start_bridge(s)
+    wait_stored(influx, stations, 2)
+    fleet.stop_ingest()  # both away ...
+    fleet.broker.stop()  # ... while the broker restarts
+    fleet.broker.start()
+    before = {s: fleet.produced(s) for s in stations}
+    wait_until(lambda: all(fleet.produced(s) >= before[s] + 2 for s in stations), timeout=20,
+               message="readings published while no ingest is subscribed")
+    for name in ("ingest-a", "ingest-b"):
+        fleet.start_ingest(name, **shared)
+    wait_complete(fleet, influx)
+    assert_exactly_once(influx, stations)
+    log = fleet.log.read_text()
+    assert "resent" in log
