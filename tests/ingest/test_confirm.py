@@ -71,7 +71,7 @@ def test_a_station_with_too_many_ranges_for_one_message_gets_several():
 
 
 def reading(station, seq, **extra):
-    return {"v": 1, "station": station, "sensor": "pms5003", "channel": "a", "ts": 1_800_000_000 + seq,
+    return {"v": 1, "station": station, "sensor": "pms5003", "channel": "a", "ts": 1_735_689_600 + 60 * seq,
             "window": 60, "n": 10, "seq": seq, "boot": 2, "synced": True, "pm25_atm": 5.0, **extra}
 
 
@@ -88,3 +88,25 @@ def test_a_line_influxdb_refused_is_read_back_to_its_reading():
     # A refused reading line that cannot be read back: nothing of that station is confirmed.
     assert confirm.for_batch(batch.station, batch.channel, batch.ints["boot"], batch.ints["seq"],
                              [b"pm,station=s-1,sensor=x,channel=a seq=oops 1"]) == []
+
+
+def test_a_batch_prepared_message_by_message_keeps_the_keys_of_every_reading(tmp_path):
+    """The consumer's fallback after a bug in a pure core (each message on its own) must
+    confirm the same readings as the whole batch would have."""
+    from ingest.consumer import Consumer
+    from ingest.settings import IngestSettings
+
+    consumer = Consumer(IngestSettings(metrics_port=0, history_lookback_s=0,
+                                       deadletter_path=str(tmp_path / "dead.jsonl")))
+    held = [(contract.readings_topic(s), orjson.dumps(reading(s, q)), 1, 1, 1, 1)
+            for s, q in (("s-1", 1), ("s-2", 5), ("s-1", 2))]
+    whole = consumer._prepare(held)
+    split = consumer._prepare_one_by_one(held)
+    assert whole.keys is not None and split.keys is not None
+    assert confirm.for_batch(*split.keys) == confirm.for_batch(*whole.keys)
+    assert dict(confirm.for_batch(*split.keys)) == {
+        "civicair/v1/s-1/stored": contract.encode_stored("s-1", {("a", 2): [(1, 2)]}),
+        "civicair/v1/s-2/stored": contract.encode_stored("s-2", {("a", 2): [(5, 5)]})}
+    off = Consumer(IngestSettings(metrics_port=0, history_lookback_s=0, confirm_stored=False,
+                                  deadletter_path=str(tmp_path / "dead.jsonl")))
+    assert off._prepare(held).keys is None
