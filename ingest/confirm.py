@@ -17,8 +17,10 @@ import re
 from collections.abc import Iterable
 
 import numpy as np
+import orjson
 
 from civicair.schema import contract
+from civicair.schema.errors import ContractError
 
 #: A reading line of measurement ``pm`` as :mod:`ingest.lineprotocol` writes it: the
 #: station and channel tags, and the integer fields ``seq`` and ``boot``.
@@ -109,10 +111,35 @@ def rejected_reading(line: bytes) -> ReadingKey | str | None:
     return station, channel.group(1).decode(), int(boot.group(1)), int(seq.group(1))
 
 
-def for_batch(station: np.ndarray, channel: np.ndarray, boot: np.ndarray, seq: np.ndarray,
-              rejected_lines: Iterable[bytes] = ()) -> list[tuple[str, bytes]]:
-    """The confirmations of a written batch: :func:`stored_ranges` without the readings
-    of ``rejected_lines`` (lines InfluxDB refused), as :func:`messages`."""
+def dead_readings(dead: Iterable[tuple[str, bytes]]) -> list[ReadingKey]:
+    """The readings of dead-lettered messages (topic, payload) that name themselves: each
+    JSON object of the payload with this topic's station, a channel and integer boot and
+    seq. A resend of such a reading would be refused again: once the dead letter is
+    kept, it is confirmed like a stored reading, so the bridge stops resending it."""
+    out: list[ReadingKey] = []
+    for topic, payload in dead:
+        if contract.topic_kind(topic) != contract.READINGS:
+            continue
+        try:
+            station = contract.station_from_topic(topic)
+            doc = orjson.loads(payload)
+        except (ContractError, orjson.JSONDecodeError):
+            continue
+        for item in doc if isinstance(doc, list) else [doc]:
+            if not isinstance(item, dict) or item.get("station") != station:
+                continue
+            channel, boot, seq = item.get("channel"), item.get("boot"), item.get("seq")
+            if (channel in contract.CHANNELS and type(boot) is int and type(seq) is int
+                    and 0 <= boot <= contract.MAX_INT and 0 <= seq <= contract.MAX_INT):
+                out.append((station, channel, boot, seq))
+    return out
+
+
+def for_batch(keys: KeyColumns | None, rejected_lines: Iterable[bytes] = (),
+              dead: Iterable[ReadingKey] = ()) -> list[tuple[str, bytes]]:
+    """The confirmations of a written batch, as :func:`messages`: the readings of
+    ``keys`` (the batch's columns) and ``dead`` (kept dead letters), without those of
+    ``rejected_lines`` (lines InfluxDB refused and that were not kept)."""
     exclude: list[ReadingKey] = []
     unknown: set[str] = set()
     for line in rejected_lines:
@@ -121,6 +148,18 @@ def for_batch(station: np.ndarray, channel: np.ndarray, boot: np.ndarray, seq: n
             exclude.append(got)
         elif got is not None:
             unknown.add(got)
+    dead = list(dead)
+    columns: list[KeyColumns] = [keys] if keys is not None else []
+    if dead:
+        st, ch, bt, sq = zip(*dead, strict=True)
+        columns.append((np.array(st, dtype=object), np.array(ch, dtype=object),
+                        np.array(bt, dtype=np.int64), np.array(sq, dtype=np.int64)))
+    if not columns:
+        return []
+    if len(columns) == 1:
+        station, channel, boot, seq = columns[0]
+    else:
+        station, channel, boot, seq = (np.concatenate(c) for c in zip(*columns, strict=True))
     ranges = stored_ranges(station, channel, boot, seq, exclude)
     for name in unknown:
         ranges.pop(name, None)

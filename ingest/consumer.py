@@ -115,7 +115,8 @@ class Consumer:
         self._dead_logged_at = 0.0
         self._dead_since_log = 0
         self._rejected_readings = 0  # lines of the batch being committed that InfluxDB refused
-        self._rejected_lines: list[bytes] = []  # those of them that are readings (not confirmed)
+        self._rejected_lines: list[bytes] = []  # those of them that are readings
+        self._deadletter_file_failed = False  # while committing a batch: a dead letter not kept
 
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id,
                         protocol=mqtt.MQTTv5)
@@ -463,6 +464,7 @@ class Consumer:
         m = self.metrics
         self._rejected_readings = 0
         self._rejected_lines = []
+        self._deadletter_file_failed = False
         if p.lines:
             outcome = self._write_with_retry(p.lines, lambda: self._redelivered(p.messages))
             if outcome is None:
@@ -481,8 +483,8 @@ class Consumer:
         for name, n in p.flagged.items():
             m.flagged.inc(n, name)
         m.batch_readings.observe(p.readings)
-        if p.keys is not None and p.lines:
-            self._confirm(p.keys)
+        if self.settings.confirm_stored:
+            self._confirm(p)
         with self._buf_cond:
             generation = self._generation
         ack = self.client.ack
@@ -497,12 +499,18 @@ class Consumer:
         self._settle(len(p.messages))
         return True
 
-    def _confirm(self, keys: confirm.KeyColumns) -> None:
-        """Tell each station which of its readings InfluxDB now holds (after the write,
+    def _confirm(self, p: _Prepared) -> None:
+        """Tell each station which of its readings the ingest is done with (after the write,
         before the acknowledgement: a crash in between makes the broker redeliver, and the
-        rewrite and its confirmation are idempotent)."""
+        rewrite and its confirmation are idempotent): those InfluxDB now holds, and those
+        kept as dead letters (a resend would be refused again). A dead letter that could
+        not be appended to the file is not confirmed: the bridge keeps it and resends."""
         try:
-            msgs = confirm.for_batch(*keys, self._rejected_lines)
+            if self._deadletter_file_failed:
+                msgs = confirm.for_batch(p.keys, self._rejected_lines)
+            else:
+                dead = confirm.dead_readings((d.topic, d.payload) for d in p.dead)
+                msgs = confirm.for_batch(p.keys, dead=dead)
         except Exception:  # a bug here must not stop the readings: the bridges resend
             log.exception("could not build the stored confirmations of a batch; none sent for it")
             self.metrics.confirmation_failures += 1
@@ -620,6 +628,7 @@ class Consumer:
                 f.write(b"\n".join(lines) + b"\n")
         except OSError as exc:
             self.metrics.deadletter_file_errors.inc(len(dead))
+            self._deadletter_file_failed = True
             log.error("could not append %d dead letter(s) to %s (%s); they went to %s only",
                       len(dead), self._deadletter_file, exc, contract.DEADLETTER_TOPIC)
         self._dead_since_log += len(dead)

@@ -83,11 +83,11 @@ def test_a_line_influxdb_refused_is_read_back_to_its_reading():
     assert confirm.rejected_reading(b"pm,station=s-1,sensor=pms5003,channel=a qc=1i 1800000000") is None
     assert confirm.rejected_reading(b"station,station=s-1 status=\"online\" 1800000000") is None
     assert confirm.rejected_reading(b"pm,station=s-1,sensor=x,channel=a seq=oops 1") == "s-1"
-    got = confirm.for_batch(batch.station, batch.channel, batch.ints["boot"], batch.ints["seq"], [lines[1]])
+    keys = (batch.station, batch.channel, batch.ints["boot"], batch.ints["seq"])
+    got = confirm.for_batch(keys, [lines[1]])
     assert [(t, contract.decode_stored(p)) for t, p in got] == [("civicair/v1/s-1/stored", {("a", 2): [(7, 7)]})]
     # A refused reading line that cannot be read back: nothing of that station is confirmed.
-    assert confirm.for_batch(batch.station, batch.channel, batch.ints["boot"], batch.ints["seq"],
-                             [b"pm,station=s-1,sensor=x,channel=a seq=oops 1"]) == []
+    assert confirm.for_batch(keys, [b"pm,station=s-1,sensor=x,channel=a seq=oops 1"]) == []
 
 
 def test_a_batch_prepared_message_by_message_keeps_the_keys_of_every_reading(tmp_path):
@@ -103,10 +103,31 @@ def test_a_batch_prepared_message_by_message_keeps_the_keys_of_every_reading(tmp
     whole = consumer._prepare(held)
     split = consumer._prepare_one_by_one(held)
     assert whole.keys is not None and split.keys is not None
-    assert confirm.for_batch(*split.keys) == confirm.for_batch(*whole.keys)
-    assert dict(confirm.for_batch(*split.keys)) == {
+    assert confirm.for_batch(split.keys) == confirm.for_batch(whole.keys)
+    assert dict(confirm.for_batch(split.keys)) == {
         "civicair/v1/s-1/stored": contract.encode_stored("s-1", {("a", 2): [(1, 2)]}),
         "civicair/v1/s-2/stored": contract.encode_stored("s-2", {("a", 2): [(5, 5)]})}
     off = Consumer(IngestSettings(metrics_port=0, history_lookback_s=0, confirm_stored=False,
                                   deadletter_path=str(tmp_path / "dead.jsonl")))
     assert off._prepare(held).keys is None
+
+
+def test_dead_lettered_readings_that_name_themselves_are_confirmed_with_the_stored_ones():
+    good = reading("s-1", 3)
+    bad = {**reading("s-1", 4), "channel": "c"}  # no channel a reading can have: not confirmed
+    clock = {**reading("s-1", 5), "ts": 4_000_000_000}  # far ahead: dead letter, names itself
+    dead = confirm.dead_readings([
+        (contract.readings_topic("s-1"), orjson.dumps([clock, bad])),
+        (contract.readings_topic("s-1"), b"not json"),
+        (contract.readings_topic("s-2"), orjson.dumps(reading("s-1", 9))),  # another station's topic
+        (contract.meta_topic("s-1"), orjson.dumps({"seq": 1, "boot": 1, "channel": "a", "station": "s-1"})),
+        ("elsewhere", orjson.dumps(reading("s-1", 8))),
+    ])
+    assert dead == [("s-1", "a", 2, 5)]
+    batch, _ = decode([(contract.readings_topic("s-1"), orjson.dumps(good))])
+    keys = (batch.station, batch.channel, batch.ints["boot"], batch.ints["seq"])
+    [(topic, payload)] = confirm.for_batch(keys, dead=dead)
+    assert contract.decode_stored(payload, "s-1") == {("a", 2): [(3, 3), (5, 5)]}
+    [(topic, payload)] = confirm.for_batch(None, dead=dead)
+    assert contract.decode_stored(payload, "s-1") == {("a", 2): [(5, 5)]}
+    assert confirm.for_batch(None) == []

@@ -57,24 +57,33 @@ def watcher(mosquitto):
     w.close()
 
 
-def test_ingest_confirms_exactly_what_influxdb_stored_one_message_per_station_per_batch(
-        spawn_ingest, publisher, watcher, influx):
-    ingest = spawn_ingest(batch_age_s=0.5)
-    # seq 0..29 of each station, without seq 10 (never sent) and with seq 20 a dead letter.
+def publish_with_gaps(publisher) -> None:
+    """seq 0..29 of each station: seq 10 never sent, seq 20 a dead letter that cannot name
+    its reading (channel "c"), seq 25 a dead letter that can (a clock years ahead)."""
     for seq in range(30):
         for s in STATIONS:
             if seq == 10:
                 continue
             doc = reading(s, seq)
             if seq == 20:
-                doc["channel"] = "c"  # breaks the contract: dead-lettered, never stored
+                doc["channel"] = "c"
+            if seq == 25:
+                doc["ts"] = contract.LATEST_TS - 60
             publisher.publish(contract.readings_topic(s), orjson.dumps(doc))
     publisher.settle()
-    wait_until(lambda: stored_count(influx) == len(STATIONS) * 28, timeout=30, message="all stored")
-    expected = {s: {seq for _, seq in points} for s, points in stored(influx, STATIONS).items()}
-    assert expected == {s: set(range(30)) - {10, 20} for s in STATIONS}
+
+
+def test_ingest_confirms_what_influxdb_stored_and_kept_dead_letters_one_message_per_station_per_batch(
+        spawn_ingest, publisher, watcher, influx):
+    ingest = spawn_ingest(batch_age_s=0.5)
+    publish_with_gaps(publisher)
+    wait_until(lambda: stored_count(influx) == len(STATIONS) * 27, timeout=30, message="all stored")
+    held = {s: {seq for _, seq in points} for s, points in stored(influx, STATIONS).items()}
+    assert held == {s: set(range(30)) - {10, 20, 25} for s in STATIONS}
+    # seq 25 is kept in the dead-letter file; resending it would not change that: confirmed.
+    expected = {s: seqs | {25} for s, seqs in held.items()}
     wait_until(lambda: watcher.covered() == expected, timeout=15,
-               message=f"confirmations cover what is stored: {watcher.covered()}")
+               message=f"confirmations cover what is stored or kept: {watcher.covered()}")
     sent = ingest.metric("civicair_ingest_confirmations_sent_total")
     with watcher.lock:
         assert sent == len(watcher.seen)
@@ -83,6 +92,16 @@ def test_ingest_confirms_exactly_what_influxdb_stored_one_message_per_station_pe
     assert len(per_station) < len(STATIONS) * 28 / 4
     # The gaps show up as separate ranges, never covered.
     assert all(10 not in v and 20 not in v for v in watcher.covered().values())
+
+
+def test_a_dead_letter_the_file_could_not_keep_is_not_confirmed(spawn_ingest, publisher, watcher, influx,
+                                                                tmp_path):
+    spawn_ingest(batch_age_s=0.5, deadletter_path=tmp_path)  # a directory: every append fails
+    publish_with_gaps(publisher)
+    wait_until(lambda: stored_count(influx) == len(STATIONS) * 27, timeout=30, message="all stored")
+    held = {s: {seq for _, seq in points} for s, points in stored(influx, STATIONS).items()}
+    wait_until(lambda: watcher.covered() == held, timeout=15,
+               message=f"confirmations cover what is stored only: {watcher.covered()}")
 
 
 def test_no_confirmations_when_they_are_turned_off(spawn_ingest, publisher, watcher, influx):
