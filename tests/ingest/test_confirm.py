@@ -90,26 +90,23 @@ def test_a_line_influxdb_refused_is_read_back_to_its_reading():
     assert confirm.for_batch(keys, [b"pm,station=s-1,sensor=x,channel=a seq=oops 1"]) == []
 
 
-def test_a_batch_prepared_message_by_message_keeps_the_keys_of_every_reading(tmp_path):
-    """The consumer's fallback after a bug in a pure core (each message on its own) must
+def test_a_batch_prepared_message_by_message_keeps_the_keys_of_every_reading():
+    """The batch step's fallback after a bug in a pure core (each message on its own) must
     confirm the same readings as the whole batch would have."""
-    from ingest.consumer import Consumer
-    from ingest.settings import IngestSettings
+    from ingest.batch import Held, prepare, prepare_one_by_one
+    from ingest.clean import Cleaner
 
-    consumer = Consumer(IngestSettings(metrics_port=0, history_lookback_s=0,
-                                       deadletter_path=str(tmp_path / "dead.jsonl")))
-    held = [(contract.readings_topic(s), orjson.dumps(reading(s, q)), 1, 1, 1, 1)
+    held = [Held(contract.readings_topic(s), orjson.dumps(reading(s, q)), 1, 1, 1, 1)
             for s, q in (("s-1", 1), ("s-2", 5), ("s-1", 2))]
-    whole = consumer._prepare(held)
-    split = consumer._prepare_one_by_one(held)
+    now = 1_735_689_600 + 3600
+    whole = prepare(held, Cleaner(), now, 86400)
+    split = prepare_one_by_one(held, Cleaner(), now, 86400)
     assert whole.keys is not None and split.keys is not None
     assert confirm.for_batch(split.keys) == confirm.for_batch(whole.keys)
     assert dict(confirm.for_batch(split.keys)) == {
         "civicair/v1/s-1/stored": contract.encode_stored("s-1", {("a", 2): [(1, 2)]}),
         "civicair/v1/s-2/stored": contract.encode_stored("s-2", {("a", 2): [(5, 5)]})}
-    off = Consumer(IngestSettings(metrics_port=0, history_lookback_s=0, confirm_stored=False,
-                                  deadletter_path=str(tmp_path / "dead.jsonl")))
-    assert off._prepare(held).keys is None
+    assert prepare([Held(contract.meta_topic("s-1"), b"{}", 1, 1, 1, 1)], Cleaner(), now, 86400).keys is None
 
 
 def test_dead_lettered_readings_that_name_themselves_are_confirmed_with_the_stored_ones():
