@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import ssl
 import threading
 import time
@@ -71,6 +72,10 @@ class Publisher:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending: dict[int, list[int]] = {}  # mid -> spool ids
+        # PUBACKs (mids) from paho's network thread, settled by the pump: paho calls
+        # on_publish holding its own message lock, which publish() takes too, so on_publish
+        # must not wait for a lock that the pump holds across publish().
+        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._last_id = 0
         self._thread = threading.Thread(target=self._pump, name="spool-pump", daemon=True)
 
@@ -104,6 +109,7 @@ class Publisher:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
+        self._settle_acks()
         if self.connected.is_set():
             info = self.client.publish(contract.status_topic(self.station), b"offline", qos=1, retain=True)
             try:
@@ -112,6 +118,7 @@ class Publisher:
                 pass
         self.client.disconnect()
         self.client.loop_stop()
+        self._settle_acks()  # PUBACKs that came while stopping
 
     def publish_meta(self, meta: dict) -> None:
         """Replace the retained meta message (sent now if connected, else on connect)."""
@@ -153,12 +160,23 @@ class Publisher:
         self.connected.clear()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._lock:
-            ids = self._pending.pop(mid, None)
-        if ids:
-            self.spool.published(ids)
-            self.published_readings += len(ids)
-            self._wake.set()
+        # Called with paho's message lock held: queue it, take no lock of ours (see _acks).
+        self._acks.put(mid)
+        self._wake.set()
+
+    def _settle_acks(self) -> None:
+        """Hand the rows of every PUBACK received so far to the spool (pump thread, and
+        stop()). A mid that is not ours (status, meta) is ignored."""
+        while True:
+            try:
+                mid = self._acks.get_nowait()
+            except queue.Empty:
+                return
+            with self._lock:
+                ids = self._pending.pop(mid, None)
+            if ids:
+                self.spool.published(ids)
+                self.published_readings += len(ids)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         if msg.topic != self._stored_topic:
@@ -187,6 +205,7 @@ class Publisher:
         while not self._stop.is_set():
             self._wake.wait(1.0)
             self._wake.clear()
+            self._settle_acks()
             while not self._stop.is_set():
                 rows = self.spool.after(self._last_id, self.BATCH)
                 if not rows or not self._send(rows):
@@ -228,7 +247,8 @@ class Publisher:
         else:
             payload = b"[" + b",".join(r.payload for r in rows) + b"]"
         with self._lock:
-            # Held across publish so a fast PUBACK cannot beat the bookkeeping.
+            # Held across publish so that the PUBACK (settled by this thread, later) always
+            # finds the bookkeeping. on_publish never takes this lock (see _acks).
             info = self.client.publish(topic, payload, qos=1)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 log.error("publish failed (%s); will retry", mqtt.error_string(info.rc))
