@@ -50,8 +50,10 @@ class Publisher:
     #: Readings per message when replaying a backlog.
     BATCH = 100
 
-    #: At most one log line per this many seconds about confirmations we cannot read.
+    #: At most one log line per this many seconds about confirmations we cannot read …
     BAD_CONFIRMATION_LOG_EVERY_S = 600.0
+    #: … and about resends.
+    RESEND_LOG_EVERY_S = 600.0
 
     def __init__(self, spool: Spool, station: str, settings: MqttSettings, meta: dict | None = None,
                  confirmations: bool = True):
@@ -66,6 +68,8 @@ class Publisher:
         self.confirmations_received = 0
         self.bad_confirmations = 0
         self.resent_readings = 0
+        self._resent_since_log = 0
+        self._resent_logged_at = -1e9
         self._bad_logged_at = -1e9
         self._stored_topic = contract.stored_topic(station)
         self._wake = threading.Event()
@@ -233,8 +237,12 @@ class Publisher:
             after = rows[-1].id
         if resent:
             self.resent_readings += resent
-            log.info("resent %d readings that no stored confirmation covered in time (%d in total)",
-                     resent, self.resent_readings)
+            self._resent_since_log += resent
+            mono = time.monotonic()
+            if mono - self._resent_logged_at >= self.RESEND_LOG_EVERY_S:  # not a line a minute in an outage
+                log.info("resent %d readings that no stored confirmation covered in time (%d since start)",
+                         self._resent_since_log, self.resent_readings)
+                self._resent_logged_at, self._resent_since_log = mono, 0
 
     def _send(self, rows: list) -> bool:
         """Hand one message of these rows to paho; False if there is no room or it failed."""
