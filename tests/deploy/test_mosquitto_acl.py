@@ -17,7 +17,8 @@ from civicair.stations import INGEST_ACCOUNT, PasswordFile, revoke_station
 from tests.conftest import wait_until
 from tests.deploy.broker import connect, shipped_broker, shipped_options
 
-PASSWORDS = {INGEST_ACCOUNT: "ingest-secret", "st-1": "station-one-pw", "st-2": "station-two-pw"}
+PASSWORDS = {INGEST_ACCOUNT: "ingest-secret", f"{INGEST_ACCOUNT}-2": "ingest-secret",
+             "st-1": "station-one-pw", "st-2": "station-two-pw"}
 SHARED = "$share/ingest/civicair/v1/+/readings"
 NOT_AUTHORIZED = 135  # MQTT 5 reason code "Not authorized"
 
@@ -160,6 +161,31 @@ def test_station_reads_only_its_own_stored_confirmations(broker, ingest):
     finally:
         own.close()
         spy.close()
+
+
+def test_the_second_ingest_account_shares_the_readings_and_may_confirm(broker, ingest):
+    """docker-compose.yml runs two ingests on one $share group, each with its own account."""
+    second_name = f"{INGEST_ACCOUNT}-2"
+    second = connect(broker, second_name, PASSWORDS[second_name], client_id=second_name,
+                     protocol=mqtt.MQTTv5, receive_maximum=10000, clean=False)
+    own = station(broker, "st-1", protocol=mqtt.MQTTv5)
+    try:
+        assert second.connected.is_set(), second.connack
+        [granted] = second.subscribe(SHARED)
+        assert not granted.is_failure, granted
+        own.subscribe("civicair/v1/st-1/stored")
+        for i in range(20):
+            own.publish("civicair/v1/st-1/readings", f"r{i}".encode())
+        wait_until(lambda: len(ingest.payloads()) + len(second.payloads()) == 20, timeout=10,
+                   message="every reading to one of the two")
+        assert sorted(ingest.payloads() + second.payloads()) == sorted(f"r{i}".encode() for i in range(20))
+        assert ingest.payloads() and second.payloads()  # each took a share
+        reason = second.puback(second.publish("civicair/v1/st-1/stored", b"from the second"))
+        assert not reason.is_failure, reason
+        wait_until(lambda: b"from the second" in own.payloads(), timeout=10, message="the confirmation")
+    finally:
+        second.close()
+        own.close()
 
 
 @pytest.mark.parametrize("topic", ["civicair/v1/st-1/stored", "civicair/v1/st-2/stored"])
