@@ -290,3 +290,20 @@ def coverage(station: str, start: datetime, end: datetime, tz: str | None, clean
 def statements(*stmts: str) -> str:
     """Several statements in one request (one round trip; one result each)."""
     return "; ".join(stmts)
+
+
+# -- the open-data archive (archive/build.py) ---------------------------------------------
+
+
+def archive_readings(start: datetime, end: datetime) -> str:
+    """Every reading in [start, end), one series per station: InfluxDB returns series in
+    station order and each in time order, so a day streams out station by station. (Grouped
+    by station and channel too, series would come in channel-then-station order: InfluxDB
+    sorts series keys by tag name.)"""
+    return f'SELECT * FROM "{MEASUREMENT}"{where([time_range(start, end)])} GROUP BY "station"'
+
+
+def archive_fingerprint(start: datetime, end: datetime) -> str:
+    """What changes when readings of [start, end) are added or amended: their count and sums."""
+    return (f'SELECT count("n") AS "rows", sum("seq") AS "seq", sum("qc") AS "qc", sum("n") AS "n" '
+            f'FROM "{MEASUREMENT}"{where([time_range(start, end)])}')

@@ -13,6 +13,7 @@ and :class:`InfluxRejected` (4xx: the data or the query is wrong; do not retry).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +113,39 @@ class Influx:
             raise InfluxUnavailable(f"InfluxDB unreachable at {self.settings.url}: {exc}") from exc
         _raise_for(resp)
         return _results(resp.content)
+
+    def query_chunks(self, q: str, *, chunk_size: int = 10_000, epoch: str = "s") -> Iterator[dict[str, Any]]:
+        """Run one InfluxQL statement with ``chunked=true``: yield its result piece by piece.
+
+        InfluxDB streams one JSON object per chunk (at most ``chunk_size`` rows of a series,
+        ``partial`` while more follow); each is parsed as it arrives, so a large result is
+        never held whole. Yields each chunk's result (``{"series": [...], "partial": …}``).
+        A connection lost mid-stream raises :class:`InfluxUnavailable`; an error InfluxDB
+        reports inside the stream raises :class:`InfluxRejected`.
+        """
+        params = {"db": self.settings.database, "q": q, "epoch": epoch, "chunked": "true",
+                  "chunk_size": str(int(chunk_size))}
+        try:
+            with self._http.stream("GET", "/query", params=params) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    _raise_for(resp)
+                pieces: list[bytes] = []  # of the line not yet complete (a chunk may be megabytes)
+                for data in resp.iter_bytes():
+                    start = 0
+                    while (end := data.find(b"\n", start)) >= 0:
+                        pieces.append(data[start:end])
+                        line = b"".join(pieces)
+                        pieces.clear()
+                        start = end + 1
+                        if line.strip():
+                            yield from _results(line)
+                    if start < len(data):
+                        pieces.append(data[start:])
+                if (line := b"".join(pieces)).strip():
+                    yield from _results(line)
+        except httpx.HTTPError as exc:
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.settings.url} (mid-query): {exc}") from exc
 
     def create_database(self) -> None:
         # CREATE DATABASE is idempotent; the name is an identifier we validate.

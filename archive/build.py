@@ -1,0 +1,495 @@
+"""``civicair archive build``: daily Parquet and CSV.gz files and their data package.
+
+Layout under the archive directory (Hive-style, so readers discover one dataset)::
+
+    v1/readings/year=2026/month=11/2026-11-29.parquet
+    v1/readings-csv/year=2026/month=11/2026-11-29.csv.gz
+
+The CSV files sit in a tree of their own: with both formats in one folder, pyarrow and
+pandas, asked for the Parquet dataset under ``readings/``, open the ``.csv.gz`` files too
+and fail ("Parquet magic bytes not found"); apart, each tree is one dataset to every reader.
+    v1/readings.schema.json       Table Schema of every daily file
+    v1/stations.csv               station metadata, published (rounded) coordinates
+    v1/datapackage.json           Frictionless Data Package v2: every file, bytes, sha256
+
+A day is read from InfluxDB with one chunked statement (series per station and channel,
+in tag order, rows in time order: the files come out sorted without holding the day)
+and written row group by row group. Files are written under a temporary name and renamed
+when complete, so a reader never sees half a file, and a failed build leaves none behind.
+
+What a build covered is recorded per day in the data package (``rows``, ``updated``, and
+``coverage``: a fingerprint of the day in InfluxDB). InfluxDB 1.x keeps no write time, so
+"has the day changed since" is the fingerprint: readings (count of ``n``) and the sums of
+``seq``, ``qc`` and ``n``. A replayed spool adds readings (the count changes); a ``qc``
+amendment changes the ``qc`` sum. A day whose fingerprint is unchanged is not read again;
+a rebuilt day whose files come out byte-identical is not rewritten (bytes and mtime stay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from api import influxql
+from api.stationmeta import meta_from_row
+from archive import schema
+from civicair.influx import Influx, InfluxError, series
+
+log = logging.getLogger(__name__)
+
+DAY = timedelta(days=1)
+PACKAGE = "datapackage.json"
+SCHEMA_FILE = "readings.schema.json"
+STATIONS = "stations.csv"
+#: Readings per Parquet row group (and per CSV write): big enough for good compression and
+#: fast scans, small enough that a day never sits in memory (1.44 M readings = 11 groups).
+ROW_GROUP_ROWS = 131_072
+#: Rows per chunk InfluxDB streams.
+CHUNK_SIZE = 10_000
+#: A day is final this many days after it ended: the bridge's spool keeps a reading at
+#: most 30 days (firmware_bridge/config.py ``spool_max_age_days``), plus a day for the ingest.
+FINAL_AFTER_DAYS = 31
+
+
+class ArchiveError(Exception):
+    """A build that cannot go on; the message says which day and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Licence:
+    name: str = "CC-BY-4.0"
+    path: str = "https://creativecommons.org/licenses/by/4.0/"
+    attribution: str = "civicair contributors and volunteer station hosts"
+
+
+@dataclass(slots=True)
+class DayRecord:
+    """What the archive holds for one day (one entry per day in the data package)."""
+
+    day: date
+    rows: int
+    coverage: dict[str, int]
+    updated: str
+    complete: bool
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # "parquet"/"csv" -> path, bytes, hash
+
+
+@dataclass(slots=True)
+class BuildReport:
+    built: list[date] = field(default_factory=list)
+    unchanged: list[date] = field(default_factory=list)
+    empty: list[date] = field(default_factory=list)
+
+    def summary(self) -> str:
+        def days(ds: list[date]) -> str:
+            return ", ".join(map(str, ds)) if len(ds) <= 5 else f"{ds[0]} … {ds[-1]}"
+        parts = [f"{len(self.built)} day(s) written" + (f" ({days(self.built)})" if self.built else ""),
+                 f"{len(self.unchanged)} unchanged"]
+        if self.empty:
+            parts.append(f"{len(self.empty)} without readings")
+        return "; ".join(parts)
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ArchiveError(f"not a day: {text!r} (expected YYYY-MM-DD)") from None
+
+
+def day_paths(day: date) -> dict[str, str]:
+    """Paths (relative to ``v1/``) of a day's files."""
+    part = f"year={day.year:04d}/month={day.month:02d}"
+    return {"parquet": f"readings/{part}/{day.isoformat()}.parquet",
+            "csv": f"readings-csv/{part}/{day.isoformat()}.csv.gz"}
+
+
+def is_final(day: date, today: date, final_after_days: int = FINAL_AFTER_DAYS) -> bool:
+    return day + DAY + timedelta(days=final_after_days) <= today
+
+
+def _start(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+# -- reading InfluxDB --------------------------------------------------------------------------
+
+
+def fingerprint(influx: Influx, day: date) -> dict[str, int]:
+    (result,) = influx.query(influxql.archive_fingerprint(_start(day), _start(day + DAY)))
+    found = series(result)
+    if not found:
+        return {"rows": 0, "seq": 0, "qc": 0, "n": 0}
+    row = dict(zip(found[0]["columns"], found[0]["values"][0], strict=True))
+    return {k: int(row.get(k) or 0) for k in ("rows", "seq", "qc", "n")}
+
+
+def first_day(influx: Influx) -> date | None:
+    """The UTC day of the oldest reading stored, or None when there is none."""
+    (result,) = influx.query(influxql.first_seen())
+    times = [s["values"][0][0] for s in series(result) if s.get("values")]
+    return datetime.fromtimestamp(min(times), UTC).date() if times else None
+
+
+def _series_batch(s: dict[str, Any]) -> pa.RecordBatch:
+    """One series chunk (a station and channel, rows in time order) as the archive's columns."""
+    tags, columns, values = s.get("tags") or {}, s["columns"], s["values"]
+    unknown = set(columns) - set(schema.NAMES)
+    if unknown:
+        raise ArchiveError(f"InfluxDB holds field(s) the archive schema v{schema.VERSION} does not know: "
+                           f"{', '.join(sorted(unknown))}; add them to archive/schema.py (a new column)")
+    count = len(values)
+    by_name = dict(zip(columns, zip(*values, strict=True), strict=True)) if count else {}
+    arrays = []
+    for f in schema.ARROW_SCHEMA:
+        if f.name in schema.TAG_COLUMNS:
+            arrays.append(pa.array([tags[f.name]] * count, f.type))
+        elif (data := by_name.get(f.name)) is not None:
+            try:
+                arrays.append(pa.array(data, f.type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise ArchiveError(f"field {f.name!r} of {tags}: values are not {f.type}: {exc}") from exc
+        else:
+            arrays.append(pa.nulls(count, f.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema.ARROW_SCHEMA)
+
+
+def read_day(influx: Influx, day: date, chunk_size: int = CHUNK_SIZE) -> Iterator[pa.RecordBatch]:
+    """The day's readings sorted by station, channel, time: one station at a time.
+
+    InfluxDB streams one series per station (in station order), each in time order with
+    channels interleaved; a station's day (at most a few thousand readings) is gathered
+    and sorted by channel and time, so memory holds one station, never the day.
+    """
+    last_station = ""
+    station: str | None = None
+    parts: list[pa.RecordBatch] = []
+    stmt = influxql.archive_readings(_start(day), _start(day + DAY))
+    for result in influx.query_chunks(stmt, chunk_size=chunk_size):
+        for s in series(result):
+            if not s.get("values"):
+                continue
+            name = (s.get("tags") or {}).get("station", "")
+            if name != station:
+                if station is not None:
+                    yield _sorted(parts)
+                if name <= last_station:  # InfluxDB orders series by tag; guard the order we promise
+                    raise ArchiveError(f"InfluxDB returned station {name!r} after {last_station!r}: "
+                                       "rows out of order")
+                station, last_station, parts = name, name, []
+            parts.append(_series_batch(s))
+    if station is not None:
+        yield _sorted(parts)
+
+
+def _sorted(parts: list[pa.RecordBatch]) -> pa.RecordBatch:
+    table = pa.Table.from_batches(parts, schema=schema.ARROW_SCHEMA)
+    order = pc.sort_indices(table, sort_keys=[("channel", "ascending"), ("time", "ascending")])
+    return table.take(order).combine_chunks().to_batches()[0] if table.num_rows else parts[0]
+
+
+# -- writing files ---------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def _csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    times = pc.strftime(batch.column(0).cast(pa.timestamp("s")), format=schema.TIME_FORMAT)
+    return pa.RecordBatch.from_arrays([times, *batch.columns[1:]], schema=schema.CSV_SCHEMA)
+
+
+class DayWriter:
+    """Parquet and CSV.gz of one day, written row group by row group under temporary names."""
+
+    def __init__(self, parquet: Path, csv: Path, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+        self.paths = {"parquet": parquet, "csv": csv}
+        self.temps = {k: p.with_name(f".{p.name}.tmp-{os.getpid()}") for k, p in self.paths.items()}
+        for p in self.paths.values():
+            p.parent.mkdir(parents=True, exist_ok=True)
+        self.row_group_rows = row_group_rows
+        self.rows = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._parquet = pq.ParquetWriter(self.temps["parquet"], schema.ARROW_SCHEMA, compression="zstd",
+                                         use_dictionary=True, write_statistics=True)
+        self._gzip = pa.CompressedOutputStream(str(self.temps["csv"]), "gzip")
+        self._csv = pacsv.CSVWriter(self._gzip, schema.CSV_SCHEMA,
+                                    write_options=pacsv.WriteOptions(quoting_style="needed"))
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= self.row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        table = pa.Table.from_batches(self._pending, schema=schema.ARROW_SCHEMA).combine_chunks()
+        self._parquet.write_table(table, row_group_size=max(table.num_rows, 1))
+        for batch in table.to_batches():
+            self._csv.write_batch(_csv_batch(batch))
+        self.rows += table.num_rows
+        self._pending, self._pending_rows = [], 0
+
+    def finish(self) -> None:
+        self._flush()
+        self._parquet.close()
+        self._csv.close()
+        self._gzip.close()
+
+    def discard(self) -> None:
+        for closer in (self._parquet.close, self._csv.close, self._gzip.close):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - closing a half-written temp file; it is removed next
+                pass
+        for p in self.temps.values():
+            p.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` through a temporary file; False (untouched) when unchanged."""
+    if path.exists() and path.read_bytes() == data:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def stations_table(influx: Influx) -> pa.Table:
+    """Every station with readings or metadata, with published (rounded) coordinates."""
+    (meta_result,) = influx.query(influxql.station_meta())
+    (ids_result,) = influx.query(influxql.station_ids())
+    metas = {}
+    for s in series(meta_result):
+        station = s["tags"]["station"]
+        metas[station] = meta_from_row(station, s["columns"], s["values"][0])
+    ids = {row[1] for s in series(ids_result) for row in s["values"]} | set(metas)
+    rows: dict[str, list[Any]] = {c.name: [] for c in schema.STATION_COLUMNS}
+    for station in sorted(ids):
+        m = metas.get(station)
+        lat, lon = m.published_position() if m else (None, None)
+        sensors = dict(m.sensors) if m else {}
+        values = {"station": station, "name": m.name if m else None, "lat": lat, "lon": lon,
+                  "exact_location": m.exact_location if m else None, "sensors_a": sensors.get("a"),
+                  "sensors_b": sensors.get("b"), "firmware": m.firmware if m else None,
+                  "software": m.software if m else None, "licence": m.licence if m else None}
+        for k, v in values.items():
+            rows[k].append(v)
+    return pa.table(rows, schema=schema.STATION_ARROW_SCHEMA)
+
+
+def _csv_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="needed"))
+    return sink.getvalue().to_pybytes()
+
+
+# -- the archive -------------------------------------------------------------------------------
+
+
+class Archive:
+    """The archive directory: its records (read from and kept in ``v1/datapackage.json``)."""
+
+    def __init__(self, root: Path, licence: Licence | None = None, final_after_days: int = FINAL_AFTER_DAYS,
+                 chunk_size: int = CHUNK_SIZE, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+        self.root = Path(root)
+        self.base = self.root / f"v{schema.VERSION}"
+        self.licence = licence or Licence()
+        self.final_after_days = final_after_days
+        self.chunk_size = chunk_size
+        self.row_group_rows = row_group_rows
+        self.records: dict[date, DayRecord] = load_records(self.base / PACKAGE)
+
+    # -- planning --------------------------------------------------------------------------
+
+    def pending_days(self, influx: Influx, today: date) -> list[date]:
+        """Complete days not built yet, and built days that may still change (not final)."""
+        first = first_day(influx)
+        if first is None:
+            return []
+        days = [first + DAY * i for i in range((today - first).days)]
+        return [d for d in days if d not in self.records or not is_final(d, today, self.final_after_days)
+                or not self.records[d].complete]
+
+    # -- building --------------------------------------------------------------------------
+
+    def build(self, influx: Influx, days: Iterable[date] | None = None, *, today: date | None = None,
+              explicit: bool = False, force: bool = False,
+              progress: Callable[[date, int], None] | None = None) -> BuildReport:
+        """Build ``days`` (default: :meth:`pending_days`). ``explicit``: the user named them, so a
+        day without readings is an error rather than a gap. Today's day is built partial;
+        a future day is refused."""
+        today = today or datetime.now(UTC).date()
+        wanted = sorted(set(days)) if days is not None else self.pending_days(influx, today)
+        for d in wanted:
+            if d > today:
+                raise ArchiveError(f"{d} is in the future (today is {today} UTC): nothing to archive yet")
+        report = BuildReport()
+        stations: pa.Table | None = None
+        for d in wanted:
+            if stations is None:
+                stations = stations_table(influx)
+                self._write_stations(stations)
+            status = self.build_day(influx, d, today=today, force=force, progress=progress)
+            if status == "empty" and explicit:
+                raise ArchiveError(f"no readings stored for {d}: unknown day, nothing to archive")
+            getattr(report, status).append(d)
+            if status == "built":
+                self.write_package(today)
+        self.write_package(today)
+        return report
+
+    def build_day(self, influx: Influx, day: date, *, today: date, force: bool = False,
+                  progress: Callable[[date, int], None] | None = None) -> str:
+        """"built", "unchanged" or "empty". Raises ArchiveError or InfluxError, leaving no file."""
+        cover = fingerprint(influx, day)
+        record = self.records.get(day)
+        complete = day < today
+        if cover["rows"] == 0 and record is None:
+            return "empty"
+        if (record is not None and record.coverage == cover and not force and self._files_intact(record)
+                and (record.complete or not complete)):
+            return "unchanged"
+        paths = day_paths(day)
+        writer = DayWriter(self.base / paths["parquet"], self.base / paths["csv"], self.row_group_rows)
+        try:
+            for batch in read_day(influx, day, self.chunk_size):
+                writer.write(batch)
+                if progress is not None:
+                    progress(day, writer.rows + writer._pending_rows)
+            writer.finish()
+        except BaseException:
+            writer.discard()
+            raise
+        files = {k: {"path": paths[k], "bytes": writer.temps[k].stat().st_size, "hash": sha256_of(writer.temps[k])}
+                 for k in paths}
+        same = record is not None and all(record.files.get(k, {}).get("hash") == files[k]["hash"] for k in files) \
+            and self._files_intact(record)
+        if same and record is not None:
+            for p in writer.temps.values():
+                p.unlink(missing_ok=True)
+            record.coverage, record.complete = cover, record.complete or complete
+            return "unchanged"
+        for k in paths:
+            os.replace(writer.temps[k], writer.paths[k])
+        self.records[day] = DayRecord(day=day, rows=writer.rows, coverage=cover, updated=_now_iso(),
+                                      complete=complete, files=files)
+        log.info("archive %s: %d readings (%s)", day, writer.rows, "complete" if complete else "partial")
+        return "built"
+
+    def _files_intact(self, record: DayRecord) -> bool:
+        return all((self.base / f["path"]).is_file() and (self.base / f["path"]).stat().st_size == f["bytes"]
+                   for f in record.files.values())
+
+    def _write_stations(self, table: pa.Table) -> None:
+        write_atomic(self.base / STATIONS, _csv_bytes(table))
+
+    # -- the data package ----------------------------------------------------------------------
+
+    def package(self, today: date) -> dict[str, Any]:
+        resources: list[dict[str, Any]] = []
+        stations = self.base / STATIONS
+        if stations.exists():
+            resources.append({
+                "name": "stations", "type": "table", "path": STATIONS, "format": "csv",
+                "mediatype": "text/csv", "encoding": "utf-8", "bytes": stations.stat().st_size,
+                "hash": sha256_of(stations), "title": "Stations",
+                "description": "Station metadata; positions rounded to 3 decimals unless the host opted in.",
+                "schema": schema.station_table_schema(),
+            })
+        for day in sorted(self.records):
+            r = self.records[day]
+            # ``rows`` only on the CSV: frictionless counts a table's rows against it, and reads
+            # Parquet only with an extra plugin (the Parquet file is checked by bytes and hash).
+            common = {"day": day.isoformat(), "updated": r.updated, "complete": r.complete,
+                      "final": is_final(day, today, self.final_after_days), "coverage": r.coverage}
+            parquet, csv = r.files["parquet"], r.files["csv"]
+            resources.append({
+                "name": f"readings-{day.isoformat()}-parquet", "type": "file", "path": parquet["path"],
+                "format": "parquet", "mediatype": "application/vnd.apache.parquet",
+                "bytes": parquet["bytes"], "hash": parquet["hash"], "schema": SCHEMA_FILE, **common})
+            resources.append({
+                "name": f"readings-{day.isoformat()}-csv", "type": "table", "path": csv["path"],
+                "format": "csv", "compression": "gz", "mediatype": "text/csv", "encoding": "utf-8",
+                "bytes": csv["bytes"], "hash": csv["hash"], "rows": r.rows, "schema": SCHEMA_FILE, **common})
+        return {
+            "$schema": "https://datapackage.org/profiles/2.0/datapackage.json",
+            "name": "civicair-readings",
+            "title": "civicair citizen air-quality readings",
+            "description": ("Every reading of the civicair network, one Parquet and one CSV.gz file per UTC "
+                            "day (Hive layout: readings/year=YYYY/month=MM/), sorted by station, channel, "
+                            "time; pm25 is the corrected PM2.5, qc the quality bitmask. See docs/archive.md."),
+            "version": f"{schema.VERSION}.0.0",
+            "licenses": [{"name": self.licence.name, "path": self.licence.path}],
+            "sources": [{"title": "civicair network (volunteer-hosted low-cost PM sensors)"}],
+            "contributors": [{"title": self.licence.attribution, "roles": ["creator"]}],
+            "keywords": ["air quality", "PM2.5", "citizen science", "low-cost sensors"],
+            "resources": resources,
+        }
+
+    def write_package(self, today: date) -> bool:
+        """Write ``readings.schema.json`` and ``datapackage.json`` if their content changed."""
+        write_atomic(self.base / SCHEMA_FILE, orjson.dumps(schema.table_schema(), option=orjson.OPT_INDENT_2))
+        path = self.base / PACKAGE
+        body = self.package(today)
+        if path.exists():
+            old = orjson.loads(path.read_bytes())
+            old.pop("created", None)
+            if old == orjson.loads(orjson.dumps(body)):
+                return False
+        body["created"] = _now_iso()
+        return write_atomic(path, orjson.dumps(body, option=orjson.OPT_INDENT_2))
+
+
+def load_records(path: Path) -> dict[date, DayRecord]:
+    """The per-day records of an existing data package (none when there is no package yet)."""
+    if not path.exists():
+        return {}
+    try:
+        package = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ArchiveError(f"{path} is not valid JSON ({exc}); move it away to rebuild the archive") from exc
+    records: dict[date, DayRecord] = {}
+    for res in package.get("resources", []):
+        if "day" not in res:
+            continue
+        day = date.fromisoformat(res["day"])
+        kind = "parquet" if res.get("format") == "parquet" else "csv"
+        r = records.setdefault(day, DayRecord(day=day, rows=0, coverage=res["coverage"],
+                                              updated=res["updated"], complete=res["complete"]))
+        r.rows = res.get("rows", r.rows)
+        r.files[kind] = {"path": res["path"], "bytes": res["bytes"], "hash": res["hash"]}
+    return {d: r for d, r in records.items() if set(r.files) == {"parquet", "csv"}}
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+__all__ = ["Archive", "ArchiveError", "BuildReport", "DayRecord", "InfluxError", "Licence", "day_paths",
+           "is_final", "parse_day"]
