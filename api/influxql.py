@@ -307,3 +307,9 @@ def archive_fingerprint(start: datetime, end: datetime) -> str:
     """What changes when readings of [start, end) are added or amended: their count and sums."""
     return (f'SELECT count("n") AS "rows", sum("seq") AS "seq", sum("qc") AS "qc", sum("n") AS "n" '
             f'FROM "{MEASUREMENT}"{where([time_range(start, end)])}')
+
+
+def archive_day_counts(start: datetime, end: datetime) -> str:
+    """Readings per UTC day in [start, end); days without any are left out."""
+    return (f'SELECT count("n") AS "rows" FROM "{MEASUREMENT}"{where([time_range(start, end)])} '
+            "GROUP BY time(1d) fill(none)")

@@ -8,6 +8,8 @@ values here may only lower them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from civicair.settings import ServerSettings
@@ -22,6 +24,13 @@ class ApiSettings(ServerSettings):
     licence: str = "CC-BY-4.0"
     licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
     attribution: str = "civicair contributors and volunteer station hosts"
+
+    # -- open-data archive (docs/archive.md) -----------------------------------------------
+    #: Where ``civicair archive build`` writes ``v1/…`` and ``/v1/archive`` serves it from.
+    archive_dir: Path = Path("archive")
+    #: A day is final (never rebuilt, served ``immutable``) this many days after it ended:
+    #: the bridge's spool keeps readings 30 days, plus a day for the ingest.
+    archive_final_after_days: int = Field(31, ge=0)
 
     # -- limits ------------------------------------------------------------------------
     #: Largest raw page (JSON); the rest is reached by cursor paging.

@@ -136,6 +136,13 @@ def fingerprint(influx: Influx, day: date) -> dict[str, int]:
     return {k: int(row.get(k) or 0) for k in ("rows", "seq", "qc", "n")}
 
 
+def day_counts(influx: Influx, start: date, end: date) -> dict[date, int]:
+    """Readings per UTC day in [start, end), for the days that have any."""
+    (result,) = influx.query(influxql.archive_day_counts(_start(start), _start(end)))
+    return {datetime.fromtimestamp(t, UTC).date(): int(n)
+            for s in series(result) for t, n in s["values"] if n}
+
+
 def first_day(influx: Influx) -> date | None:
     """The UTC day of the oldest reading stored, or None when there is none."""
     (result,) = influx.query(influxql.first_seen())
@@ -151,10 +158,12 @@ def _series_batch(s: dict[str, Any]) -> pa.RecordBatch:
         raise ArchiveError(f"InfluxDB holds field(s) the archive schema v{schema.VERSION} does not know: "
                            f"{', '.join(sorted(unknown))}; add them to archive/schema.py (a new column)")
     count = len(values)
-    by_name = dict(zip(columns, zip(*values, strict=True), strict=True)) if count else {}
+    by_name = dict(zip(columns, zip(*values, strict=True), strict=True)) if count else {"time": ()}
     arrays = []
     for f in schema.ARROW_SCHEMA:
-        if f.name in schema.TAG_COLUMNS:
+        if f.name == "time":  # epoch seconds from InfluxDB
+            arrays.append(pa.array(by_name["time"], pa.timestamp("s", tz="UTC")).cast(f.type))
+        elif f.name in schema.TAG_COLUMNS:
             arrays.append(pa.array([tags[f.name]] * count, f.type))
         elif (data := by_name.get(f.name)) is not None:
             try:
@@ -212,7 +221,7 @@ def sha256_of(path: Path) -> str:
 
 
 def _csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
-    times = pc.strftime(batch.column(0).cast(pa.timestamp("s")), format=schema.TIME_FORMAT)
+    times = pc.strftime(batch.column(0).cast(pa.timestamp("s")), format=schema.TIME_FORMAT)  # whole seconds
     return pa.RecordBatch.from_arrays([times, *batch.columns[1:]], schema=schema.CSV_SCHEMA)
 
 
@@ -231,8 +240,12 @@ class DayWriter:
         self._parquet = pq.ParquetWriter(self.temps["parquet"], schema.ARROW_SCHEMA, compression="zstd",
                                          use_dictionary=True, write_statistics=True)
         self._gzip = pa.CompressedOutputStream(str(self.temps["csv"]), "gzip")
+        # No quotes: every text column is an id, enum or time that cannot hold a comma, quote
+        # or line break (Arrow refuses to write one that would need quoting).
+        # (Arrow quotes a header it writes itself whatever the style: ours is written here.)
+        self._gzip.write((",".join(schema.NAMES) + "\n").encode())
         self._csv = pacsv.CSVWriter(self._gzip, schema.CSV_SCHEMA,
-                                    write_options=pacsv.WriteOptions(quoting_style="needed"))
+                                    write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"))
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._pending.append(batch)
@@ -323,18 +336,25 @@ class Archive:
         self.final_after_days = final_after_days
         self.chunk_size = chunk_size
         self.row_group_rows = row_group_rows
-        self.records: dict[date, DayRecord] = load_records(self.base / PACKAGE)
+        self.records, self.final_through = load_records(self.base / PACKAGE)
 
     # -- planning --------------------------------------------------------------------------
 
     def pending_days(self, influx: Influx, today: date) -> list[date]:
-        """Complete days not built yet, and built days that may still change (not final)."""
+        """Complete days with readings not built yet, and built days that may still change
+        (not final). Days up to :attr:`final_through` are settled and not looked at again."""
         first = first_day(influx)
         if first is None:
             return []
-        days = [first + DAY * i for i in range((today - first).days)]
-        return [d for d in days if d not in self.records or not is_final(d, today, self.final_after_days)
-                or not self.records[d].complete]
+        start = max(first, self.final_through + DAY) if self.final_through else first
+        if start >= today:
+            return []
+        candidates = set(day_counts(influx, start, today)) | {d for d in self.records if start <= d < today}
+        return sorted(d for d in candidates if d not in self.records or not self.records[d].complete
+                      or not is_final(d, today, self.final_after_days))
+
+    def last_final_day(self, today: date) -> date:
+        return today - DAY - timedelta(days=self.final_after_days)
 
     # -- building --------------------------------------------------------------------------
 
@@ -345,6 +365,7 @@ class Archive:
         day without readings is an error rather than a gap. Today's day is built partial;
         a future day is refused."""
         today = today or datetime.now(UTC).date()
+        settle = days is None  # every pending day is built: the days up to the last final one are settled
         wanted = sorted(set(days)) if days is not None else self.pending_days(influx, today)
         for d in wanted:
             if d > today:
@@ -361,6 +382,8 @@ class Archive:
             getattr(report, status).append(d)
             if status == "built":
                 self.write_package(today)
+        if settle and (self.final_through is None or self.last_final_day(today) > self.final_through):
+            self.final_through = self.last_final_day(today)
         self.write_package(today)
         return report
 
@@ -386,10 +409,10 @@ class Archive:
         except BaseException:
             writer.discard()
             raise
-        files = {k: {"path": paths[k], "bytes": writer.temps[k].stat().st_size, "hash": sha256_of(writer.temps[k])}
-                 for k in paths}
-        same = record is not None and all(record.files.get(k, {}).get("hash") == files[k]["hash"] for k in files) \
-            and self._files_intact(record)
+        files = {k: {"path": paths[k], "bytes": writer.temps[k].stat().st_size,
+                     "hash": sha256_of(writer.temps[k])} for k in paths}
+        same = (record is not None and self._files_intact(record)
+                and all(record.files.get(k, {}).get("hash") == files[k]["hash"] for k in files))
         if same and record is not None:
             for p in writer.temps.values():
                 p.unlink(missing_ok=True)
@@ -443,12 +466,15 @@ class Archive:
             "title": "civicair citizen air-quality readings",
             "description": ("Every reading of the civicair network, one Parquet and one CSV.gz file per UTC "
                             "day (Hive layout: readings/year=YYYY/month=MM/), sorted by station, channel, "
-                            "time; pm25 is the corrected PM2.5, qc the quality bitmask. See docs/archive.md."),
+                            "time; pm25 is the corrected PM2.5, qc the quality bitmask. "
+                            "See docs/archive.md."),
             "version": f"{schema.VERSION}.0.0",
             "licenses": [{"name": self.licence.name, "path": self.licence.path}],
             "sources": [{"title": "civicair network (volunteer-hosted low-cost PM sensors)"}],
             "contributors": [{"title": self.licence.attribution, "roles": ["creator"]}],
             "keywords": ["air quality", "PM2.5", "citizen science", "low-cost sensors"],
+            # Every day up to this one is final and archived (or had no readings): not checked again.
+            **({"final_through": self.final_through.isoformat()} if self.final_through else {}),
             "resources": resources,
         }
 
@@ -466,10 +492,11 @@ class Archive:
         return write_atomic(path, orjson.dumps(body, option=orjson.OPT_INDENT_2))
 
 
-def load_records(path: Path) -> dict[date, DayRecord]:
-    """The per-day records of an existing data package (none when there is no package yet)."""
+def load_records(path: Path) -> tuple[dict[date, DayRecord], date | None]:
+    """The per-day records of an existing data package and its ``final_through`` day
+    (none when there is no package yet)."""
     if not path.exists():
-        return {}
+        return {}, None
     try:
         package = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
@@ -484,7 +511,9 @@ def load_records(path: Path) -> dict[date, DayRecord]:
                                               updated=res["updated"], complete=res["complete"]))
         r.rows = res.get("rows", r.rows)
         r.files[kind] = {"path": res["path"], "bytes": res["bytes"], "hash": res["hash"]}
-    return {d: r for d, r in records.items() if set(r.files) == {"parquet", "csv"}}
+    through = package.get("final_through")
+    return ({d: r for d, r in records.items() if set(r.files) == {"parquet", "csv"}},
+            date.fromisoformat(through) if through else None)
 
 
 def _now_iso() -> str:

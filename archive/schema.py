@@ -22,7 +22,8 @@ from ingest.quality import Flag
 #: Bumped when a column changes meaning or type; it names the folder (``archive/v1``).
 VERSION = 1
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-PM25_METHODS = ("none", "epa_barkjohn_2021", "epa_barkjohn_2022_smoke", "nilson_2022_kohler", "uncorrected_atm")
+PM25_METHODS = ("none", "epa_barkjohn_2021", "epa_barkjohn_2022_smoke", "nilson_2022_kohler",
+                "uncorrected_atm")
 
 _FLAG_TEXT = {
     Flag.OUT_OF_RANGE: "a mass concentration is negative or above the sensor's range",
@@ -62,7 +63,8 @@ def _columns() -> tuple[Column, ...]:
         Column("time", "time", None, "end of the averaging window, UTC", (("required", True),)),
         Column("station", "string", None, "station id",
                (("required", True), ("pattern", contract.STATION_ID_PATTERN))),
-        Column("sensor", "string", None, "sensor model", (("required", True), ("enum", list(contract.SENSORS)))),
+        Column("sensor", "string", None, "sensor model",
+               (("required", True), ("enum", list(contract.SENSORS)))),
         Column("channel", "string", None, "sensor channel of the station (a, or b for a second sensor)",
                (("required", True), ("enum", list(contract.CHANNELS)))),
         # No minimum: pm25 is the sensor's own value where no correction applies, and a faulty
@@ -90,16 +92,20 @@ NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 TAG_COLUMNS = ("station",)
 PRIMARY_KEY = ("station", "channel", "time")
 
-_ARROW = {"time": pa.timestamp("s", tz="UTC"), "string": pa.string(), "float": pa.float64(),
+#: Time as timestamp[ms, UTC]: Parquet's coarsest time unit is the millisecond (a [s] column
+#: is stored as [ms] and read back so by pyarrow, pandas and DuckDB alike); every value is
+#: a whole second.
+_ARROW = {"time": pa.timestamp("ms", tz="UTC"), "string": pa.string(), "float": pa.float64(),
           "integer": pa.int64(), "boolean": pa.bool_()}
 _TABLE_TYPE = {"time": "datetime", "string": "string", "float": "number", "integer": "integer",
                "boolean": "boolean"}
 
-#: The Parquet file's schema (typed columns; time as timestamp[s, UTC]).
+#: The Parquet file's schema (typed columns; time as timestamp[ms, UTC]).
 ARROW_SCHEMA = pa.schema([pa.field(c.name, _ARROW[c.kind], nullable=c.name not in PRIMARY_KEY + ("sensor",))
                           for c in COLUMNS])
 #: The CSV writer's schema: the same, with time as ISO 8601 text ending in ``Z``.
-CSV_SCHEMA = pa.schema([pa.field(c.name, pa.string() if c.kind == "time" else _ARROW[c.kind]) for c in COLUMNS])
+CSV_SCHEMA = pa.schema([pa.field(c.name, pa.string() if c.kind == "time" else _ARROW[c.kind])
+                        for c in COLUMNS])
 
 
 def table_schema() -> dict[str, Any]:

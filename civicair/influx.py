@@ -145,7 +145,8 @@ class Influx:
                 if (line := b"".join(pieces)).strip():
                     yield from _results(line)
         except httpx.HTTPError as exc:
-            raise InfluxUnavailable(f"InfluxDB unreachable at {self.settings.url} (mid-query): {exc}") from exc
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.settings.url} (mid-query): {exc}") \
+                from exc
 
     def create_database(self) -> None:
         # CREATE DATABASE is idempotent; the name is an identifier we validate.

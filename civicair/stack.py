@@ -27,6 +27,8 @@ DEMO_CENTRE = (52.5200, 13.4050)
 #: Sensor models the simulated stations cycle through: with and without humidity, so
 #: each correction (and the "uncorrected" flag) shows up in the demo.
 DEMO_MODELS = ("pms5003t", "sds011", "pms5003", "sps30", "pms5003st")
+#: How often the stack rebuilds today's partial archive day.
+ARCHIVE_EVERY_S = 300.0
 
 
 def _port_or_free(port: int) -> int:
@@ -85,6 +87,7 @@ class Stack:
             "CIVICAIR_INFLUX_URL": self.influxd.url,
             "CIVICAIR_INFLUX_DB": DATABASE,
             "CIVICAIR_DEADLETTER_PATH": str(self.state / "deadletter.jsonl"),
+            "CIVICAIR_ARCHIVE_DIR": str(self.state / "archive"),
         }
 
     def start(self) -> None:
@@ -204,6 +207,7 @@ class Stack:
         assert self.influxd is not None  # start() made it first
         db = Influx(InfluxSettings(url=self.influxd.url, database=DATABASE))
         last_count, last_stations, dead = -1, -1, set()
+        next_archive = 0.0  # today's partial day as soon as readings are stored, then every few minutes
         try:
             while end is None or time.monotonic() < end:
                 time.sleep(min(2.0, max(0.0, end - time.monotonic())) if end else 2.0)
@@ -219,8 +223,27 @@ class Stack:
                 if (count, stations) != (last_count, last_stations):
                     self.say(f"stored: {count} readings from {stations} of {len(self.stations)} stations")
                     last_count, last_stations = count, stations
+                if count and time.monotonic() >= next_archive:
+                    self._archive_today()
+                    next_archive = time.monotonic() + ARCHIVE_EVERY_S
         finally:
             db.close()
+
+    def _archive_today(self) -> None:
+        """Build today's partial day of the open-data archive (``civicair archive build --day``),
+        so a new user finds it at ``/v1/archive`` at once. A child process: pyarrow stays out
+        of the stack's own process, and a failed build only costs a log line."""
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        log = self.logs / "archive.log"
+        with open(log, "ab") as f:
+            code = subprocess.run([sys.executable, "-m", "civicair", "archive", "build", "--day", today],
+                                  stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  env={**os.environ, **self._server_env()}, timeout=300,
+                                  preexec_fn=new_session_dying_with_parent).returncode
+        if code == 0:
+            self.say(f"archive: today's partial day built; {self.api_url}/v1/archive")
+        else:
+            self.say(f"archive build failed ({code}); see {log}")
 
     @staticmethod
     def _stored(db: Influx) -> tuple[int, int]:
