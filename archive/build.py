@@ -30,6 +30,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
+import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -54,8 +57,8 @@ PACKAGE = "datapackage.json"
 SCHEMA_FILE = "readings.schema.json"
 STATIONS = "stations.csv"
 #: Readings per Parquet row group (and per CSV write): big enough for good compression and
-#: fast scans, small enough that a day never sits in memory (1.44 M readings = 11 groups).
-ROW_GROUP_ROWS = 131_072
+#: fast scans, small enough that a day never sits in memory (1.44 M readings = 22 groups).
+ROW_GROUP_ROWS = 65_536
 #: Rows per chunk InfluxDB streams.
 CHUNK_SIZE = 10_000
 #: A day is final this many days after it ended: the bridge's spool keeps a reading at
@@ -150,63 +153,100 @@ def first_day(influx: Influx) -> date | None:
     return datetime.fromtimestamp(min(times), UTC).date() if times else None
 
 
-def _series_batch(s: dict[str, Any]) -> pa.RecordBatch:
-    """One series chunk (a station and channel, rows in time order) as the archive's columns."""
-    tags, columns, values = s.get("tags") or {}, s["columns"], s["values"]
-    unknown = set(columns) - set(schema.NAMES)
-    if unknown:
-        raise ArchiveError(f"InfluxDB holds field(s) the archive schema v{schema.VERSION} does not know: "
-                           f"{', '.join(sorted(unknown))}; add them to archive/schema.py (a new column)")
-    count = len(values)
-    by_name = dict(zip(columns, zip(*values, strict=True), strict=True)) if count else {"time": ()}
+#: Types of the columns InfluxDB's CSV carries (``time`` in epoch seconds, ``tags`` as
+#: ``station=<id>``); a column absent from a day is an empty column of the archive.
+_CSV_TYPES = {"name": pa.string(), "tags": pa.string(), "time": pa.int64()} | {
+    f.name: f.type for f in schema.ARROW_SCHEMA if f.name not in ("time", *schema.TAG_COLUMNS)}
+_TAG_PREFIX = "station="
+
+
+def _to_archive(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """One block of InfluxDB's CSV as the archive's columns (rows still in InfluxDB's order)."""
+    count = batch.num_rows
+    tags = batch.column("tags")
+    if count and not pc.all(pc.starts_with(tags, _TAG_PREFIX)).as_py():
+        raise ArchiveError("InfluxDB's rows are not grouped by station (tags column)")
     arrays = []
     for f in schema.ARROW_SCHEMA:
         if f.name == "time":  # epoch seconds from InfluxDB
-            arrays.append(pa.array(by_name["time"], pa.timestamp("s", tz="UTC")).cast(f.type))
-        elif f.name in schema.TAG_COLUMNS:
-            arrays.append(pa.array([tags[f.name]] * count, f.type))
-        elif (data := by_name.get(f.name)) is not None:
-            try:
-                arrays.append(pa.array(data, f.type))
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                raise ArchiveError(f"field {f.name!r} of {tags}: values are not {f.type}: {exc}") from exc
+            arrays.append(batch.column("time").cast(pa.timestamp("s", tz="UTC")).cast(f.type))
+        elif f.name == "station":
+            arrays.append(pc.utf8_slice_codeunits(tags, len(_TAG_PREFIX)))
+        elif f.name in batch.schema.names:
+            arrays.append(batch.column(f.name))
         else:
             arrays.append(pa.nulls(count, f.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema.ARROW_SCHEMA)
 
 
-def read_day(influx: Influx, day: date, chunk_size: int = CHUNK_SIZE) -> Iterator[pa.RecordBatch]:
-    """The day's readings sorted by station, channel, time: one station at a time.
+def _sorted(table: pa.Table) -> pa.Table:
+    """Whole stations, in station order as InfluxDB sent them, each sorted by channel and time."""
+    order = pc.sort_indices(table, sort_keys=[("station", "ascending"), ("channel", "ascending"),
+                                              ("time", "ascending")])
+    return table.take(order)
 
-    InfluxDB streams one series per station (in station order), each in time order with
-    channels interleaved; a station's day (at most a few thousand readings) is gathered
-    and sorted by channel and time, so memory holds one station, never the day.
+
+def read_day(influx: Influx, day: date, chunk_size: int = CHUNK_SIZE,
+             row_group_rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
+    """The day's readings sorted by station, channel, time, about ``row_group_rows`` at a time.
+
+    InfluxDB streams the statement's CSV (series per station, in station order, each in time
+    order with channels interleaved); Arrow's CSV reader parses it block by block, off the
+    GIL. Rows gather until a row group is full; the last station of the group, maybe not
+    complete yet, waits for the next one, and the complete stations are sorted. Memory
+    holds a row group and a station, never the day.
     """
-    last_station = ""
-    station: str | None = None
-    parts: list[pa.RecordBatch] = []
     stmt = influxql.archive_readings(_start(day), _start(day + DAY))
-    for result in influx.query_chunks(stmt, chunk_size=chunk_size):
-        for s in series(result):
-            if not s.get("values"):
+    last_station: str | None = None
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    with influx.query_csv(stmt, chunk_size=chunk_size) as body:
+        if not body.peek(1):
+            return  # no readings: InfluxDB sends no header either
+        try:
+            reader = pacsv.open_csv(body, read_options=pacsv.ReadOptions(block_size=1 << 20),
+                                    convert_options=pacsv.ConvertOptions(column_types=_CSV_TYPES,
+                                                                         strings_can_be_null=True))
+        except pa.ArrowInvalid as exc:
+            raise ArchiveError(f"InfluxDB's CSV for {day} cannot be read: {exc}") from exc
+        unknown = set(reader.schema.names) - set(_CSV_TYPES)
+        if unknown:
+            raise ArchiveError(f"InfluxDB holds field(s) the archive schema v{schema.VERSION} does not know: "
+                               f"{', '.join(sorted(unknown))}; add them to archive/schema.py (a new column)")
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as exc:
+                raise ArchiveError(f"InfluxDB's CSV for {day} cannot be read: {exc}") from exc
+            pending.append(_to_archive(batch))
+            rows += batch.num_rows
+            if rows < row_group_rows:
                 continue
-            name = (s.get("tags") or {}).get("station", "")
-            if name != station:
-                if station is not None:
-                    yield _sorted(parts)
-                if name <= last_station:  # InfluxDB orders series by tag; guard the order we promise
-                    raise ArchiveError(f"InfluxDB returned station {name!r} after {last_station!r}: "
-                                       "rows out of order")
-                station, last_station, parts = name, name, []
-            parts.append(_series_batch(s))
-    if station is not None:
-        yield _sorted(parts)
+            table = pa.Table.from_batches(pending, schema=schema.ARROW_SCHEMA)
+            stations = table.column("station")
+            tail = pc.index(stations, stations[-1]).as_py()  # where the last (maybe partial) station starts
+            if tail == 0:
+                continue  # one station larger than a row group: keep gathering
+            done, rest = table.slice(0, tail), table.slice(tail)
+            last_station = _check_order(done, last_station)
+            yield _sorted(done)
+            pending, rows = rest.to_batches(), rest.num_rows
+    if rows:
+        table = pa.Table.from_batches(pending, schema=schema.ARROW_SCHEMA)
+        _check_order(table, last_station)
+        yield _sorted(table)
 
 
-def _sorted(parts: list[pa.RecordBatch]) -> pa.RecordBatch:
-    table = pa.Table.from_batches(parts, schema=schema.ARROW_SCHEMA)
-    order = pc.sort_indices(table, sort_keys=[("channel", "ascending"), ("time", "ascending")])
-    return table.take(order).combine_chunks().to_batches()[0] if table.num_rows else parts[0]
+def _check_order(table: pa.Table, after: str | None) -> str:
+    """Stations come in order and each once: the sort within a row group depends on it."""
+    stations = pc.unique(table.column("station"))
+    ordered = pc.sort_indices(stations)
+    in_order = ordered.to_pylist() == list(range(len(stations)))
+    if not in_order or (after is not None and stations[0].as_py() <= after):
+        raise ArchiveError("InfluxDB returned stations out of order; nothing was written")
+    return stations[-1].as_py()
 
 
 # -- writing files ---------------------------------------------------------------------------
@@ -225,52 +265,74 @@ def _csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([times, *batch.columns[1:]], schema=schema.CSV_SCHEMA)
 
 
-class DayWriter:
-    """Parquet and CSV.gz of one day, written row group by row group under temporary names."""
+#: gzip level of the CSV files (zlib: 1 fast … 9 small).
+GZIP_LEVEL = 6
 
-    def __init__(self, parquet: Path, csv: Path, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+
+class DayWriter:
+    """Parquet and CSV.gz of one day, written row group by row group under temporary names.
+
+    The writing runs on a thread of its own: Arrow's Parquet and CSV writers and zlib
+    release the GIL, so a row group is compressed while the next one is read from
+    InfluxDB. At most two row groups wait for it.
+    """
+
+    def __init__(self, parquet: Path, csv: Path) -> None:
         self.paths = {"parquet": parquet, "csv": csv}
         self.temps = {k: p.with_name(f".{p.name}.tmp-{os.getpid()}") for k, p in self.paths.items()}
         for p in self.paths.values():
             p.parent.mkdir(parents=True, exist_ok=True)
-        self.row_group_rows = row_group_rows
         self.rows = 0
-        self._pending: list[pa.RecordBatch] = []
-        self._pending_rows = 0
         self._parquet = pq.ParquetWriter(self.temps["parquet"], schema.ARROW_SCHEMA, compression="zstd",
                                          use_dictionary=True, write_statistics=True)
-        self._gzip = pa.CompressedOutputStream(str(self.temps["csv"]), "gzip")
-        # No quotes: every text column is an id, enum or time that cannot hold a comma, quote
-        # or line break (Arrow refuses to write one that would need quoting).
-        # (Arrow quotes a header it writes itself whatever the style: ours is written here.)
-        self._gzip.write((",".join(schema.NAMES) + "\n").encode())
-        self._csv = pacsv.CSVWriter(self._gzip, schema.CSV_SCHEMA,
-                                    write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"))
+        self._csv = open(self.temps["csv"], "wb")  # noqa: SIM115 - closed in finish/discard
+        self._gzip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip header, no name/mtime
+        # Arrow quotes a header it writes itself whatever the style: ours is written here. No
+        # quotes in the rows: every text column is an id, enum or time that cannot hold a comma,
+        # quote or line break (Arrow refuses to write one that would need quoting).
+        self._csv.write(self._gzip.compress((",".join(schema.NAMES) + "\n").encode()))
+        self._options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=2)
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
+        self._thread.start()
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        self._pending.append(batch)
-        self._pending_rows += batch.num_rows
-        if self._pending_rows >= self.row_group_rows:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        table = pa.Table.from_batches(self._pending, schema=schema.ARROW_SCHEMA).combine_chunks()
-        self._parquet.write_table(table, row_group_size=max(table.num_rows, 1))
-        for batch in table.to_batches():
-            self._csv.write_batch(_csv_batch(batch))
+    def write(self, table: pa.Table) -> None:
+        if self._failed is not None:
+            raise self._failed
         self.rows += table.num_rows
-        self._pending, self._pending_rows = [], 0
+        self._queue.put(table)
+
+    def _run(self) -> None:
+        while (table := self._queue.get()) is not None:
+            if self._failed is not None:
+                continue  # drain: the caller learns of the failure at its next write or finish
+            try:
+                table = table.combine_chunks()
+                self._parquet.write_table(table, row_group_size=max(table.num_rows, 1))
+                text = pa.BufferOutputStream()
+                for batch in table.to_batches():
+                    pacsv.write_csv(_csv_batch(batch), text, self._options)
+                self._csv.write(self._gzip.compress(memoryview(text.getvalue())))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                self._failed = exc
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     def finish(self) -> None:
-        self._flush()
+        self._stop()
+        if self._failed is not None:
+            raise self._failed
         self._parquet.close()
+        self._csv.write(self._gzip.flush())
         self._csv.close()
-        self._gzip.close()
 
     def discard(self) -> None:
-        for closer in (self._parquet.close, self._csv.close, self._gzip.close):
+        self._stop()
+        for closer in (self._parquet.close, self._csv.close):
             try:
                 closer()
             except Exception:  # noqa: BLE001 - closing a half-written temp file; it is removed next
@@ -313,7 +375,7 @@ def stations_table(influx: Influx) -> pa.Table:
                   "software": m.software if m else None, "licence": m.licence if m else None}
         for k, v in values.items():
             rows[k].append(v)
-    return pa.table(rows, schema=schema.STATION_ARROW_SCHEMA)
+    return pa.Table.from_pydict(rows, schema=schema.STATION_ARROW_SCHEMA)
 
 
 def _csv_bytes(table: pa.Table) -> bytes:
@@ -399,12 +461,12 @@ class Archive:
                 and (record.complete or not complete)):
             return "unchanged"
         paths = day_paths(day)
-        writer = DayWriter(self.base / paths["parquet"], self.base / paths["csv"], self.row_group_rows)
+        writer = DayWriter(self.base / paths["parquet"], self.base / paths["csv"])
         try:
-            for batch in read_day(influx, day, self.chunk_size):
-                writer.write(batch)
+            for table in read_day(influx, day, self.chunk_size, self.row_group_rows):
+                writer.write(table)
                 if progress is not None:
-                    progress(day, writer.rows + writer._pending_rows)
+                    progress(day, writer.rows)
             writer.finish()
         except BaseException:
             writer.discard()

@@ -13,9 +13,11 @@ and :class:`InfluxRejected` (4xx: the data or the query is wrong; do not retry).
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import orjson
@@ -114,36 +116,24 @@ class Influx:
         _raise_for(resp)
         return _results(resp.content)
 
-    def query_chunks(self, q: str, *, chunk_size: int = 10_000, epoch: str = "s") -> Iterator[dict[str, Any]]:
-        """Run one InfluxQL statement with ``chunked=true``: yield its result piece by piece.
+    @contextmanager
+    def query_csv(self, q: str, *, chunk_size: int = 10_000, epoch: str = "s") -> Iterator[BinaryIO]:
+        """Run one InfluxQL statement with ``chunked=true`` and CSV output; yield the body as a
+        binary file that reads from the network as it is read (never the whole result in memory).
 
-        InfluxDB streams one JSON object per chunk (at most ``chunk_size`` rows of a series,
-        ``partial`` while more follow); each is parsed as it arrives, so a large result is
-        never held whole. Yields each chunk's result (``{"series": [...], "partial": …}``).
-        A connection lost mid-stream raises :class:`InfluxUnavailable`; an error InfluxDB
-        reports inside the stream raises :class:`InfluxRejected`.
+        InfluxDB writes one header (``name,tags,time,<columns>``) and then one row per point,
+        chunk after chunk. A connection lost mid-stream raises :class:`InfluxUnavailable` from
+        ``read``; a refused statement raises :class:`InfluxRejected` before anything is read.
         """
         params = {"db": self.settings.database, "q": q, "epoch": epoch, "chunked": "true",
                   "chunk_size": str(int(chunk_size))}
         try:
-            with self._http.stream("GET", "/query", params=params) as resp:
+            with self._http.stream("GET", "/query", params=params,
+                                   headers={"Accept": "application/csv"}) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     _raise_for(resp)
-                pieces: list[bytes] = []  # of the line not yet complete (a chunk may be megabytes)
-                for data in resp.iter_bytes():
-                    start = 0
-                    while (end := data.find(b"\n", start)) >= 0:
-                        pieces.append(data[start:end])
-                        line = b"".join(pieces)
-                        pieces.clear()
-                        start = end + 1
-                        if line.strip():
-                            yield from _results(line)
-                    if start < len(data):
-                        pieces.append(data[start:])
-                if (line := b"".join(pieces)).strip():
-                    yield from _results(line)
+                yield io.BufferedReader(_StreamBody(resp.iter_bytes(), self.settings.url), 1 << 20)
         except httpx.HTTPError as exc:
             raise InfluxUnavailable(f"InfluxDB unreachable at {self.settings.url} (mid-query): {exc}") \
                 from exc
@@ -203,6 +193,31 @@ class AsyncInflux:
                 self._slots.release()
         _raise_for(resp)
         return _results(resp.content)
+
+
+class _StreamBody(io.RawIOBase):
+    """A streamed response body as a raw binary file (for readers that want ``read``)."""
+
+    def __init__(self, chunks: Iterator[bytes], url: str) -> None:
+        self._chunks = chunks
+        self._url = url
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        while not self._left:
+            try:
+                self._left = next(self._chunks)
+            except StopIteration:
+                return 0
+            except httpx.HTTPError as exc:
+                raise InfluxUnavailable(f"InfluxDB unreachable at {self._url} (mid-query): {exc}") from exc
+        size = min(len(buffer), len(self._left))
+        buffer[:size] = self._left[:size]
+        self._left = self._left[size:]
+        return size
 
 
 def _results(content: bytes) -> list[dict[str, Any]]:
