@@ -20,14 +20,61 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
 
 from api.deps import SettingsDep
 from api.envelope import envelope
 from api.errors import ApiError
 from api.formats import json_response
+from api.schemas import Error, Meta, example, responses
 from api.settings import ApiSettings
 
 router = APIRouter(prefix="/v1", tags=["archive"])
+
+
+class ArchiveFile(BaseModel):
+    format: str = Field(description="`parquet` or `csv.gz`")
+    url: str = Field(description="Path of the file under this API")
+    bytes: int
+    sha256: str = Field(description="Hex digest of the file; also its ETag")
+
+
+class ArchiveDay(BaseModel):
+    day: str = Field(description="UTC day, YYYY-MM-DD")
+    rows: int | None = Field(description="Readings in the day's files")
+    updated: str = Field(description="When the day's files were last written (UTC)")
+    complete: bool = Field(description="The day was over when it was built (false: a partial day)")
+    final: bool = Field(description="No late reading can change the day any more; its files are immutable")
+    files: list[ArchiveFile]
+
+
+class ArchiveResponse(BaseModel):
+    meta: Meta
+    results: list[ArchiveDay]
+
+
+_EXAMPLE = example(
+    [{"day": "2026-11-29", "rows": 1440000, "updated": "2026-11-30T00:31:12Z", "complete": True,
+      "final": False,
+      "files": [{"format": "parquet", "url": "/v1/archive/readings/year=2026/month=11/2026-11-29.parquet",
+                 "bytes": 3812345, "sha256": "9f2c…"}]}],
+    units={}, query={}, datapackage="/v1/archive/datapackage.json", stations="/v1/archive/stations.csv")
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file, as stored (never compressed again).",
+          "content": {"application/vnd.apache.parquet": _BINARY, "application/gzip": _BINARY,
+                      "text/csv": {"schema": {"type": "string"}},
+                      "application/json": {"schema": {"type": "object"}}},
+          "headers": {"ETag": {"description": "The file's sha256, quoted",
+                               "schema": {"type": "string"}},
+                      "Content-Length": {"description": "Size in bytes", "schema": {"type": "integer"}},
+                      "Cache-Control": {"description": "`immutable` (a year) for a final day",
+                                        "schema": {"type": "string"}}}},
+    304: {"description": "Not modified (the ETag sent in If-None-Match still matches)."},
+    404: {"model": Error, "description": "No such file in the archive."},
+    429: {"model": Error, "description": "Rate limit exceeded; see Retry-After and X-RateLimit-*."},
+    503: {"model": Error, "description": "The archive's data package is being rewritten; try again."},
+}
 
 VERSION_DIR = "v1"
 PACKAGE = "datapackage.json"
@@ -60,7 +107,7 @@ def _final(day: str, settings: ApiSettings) -> bool:
 
 
 @router.get("/archive", summary="The open-data archive: one Parquet and one CSV.gz file per UTC day",
-            response_model=None)
+            response_model=None, responses=responses(ArchiveResponse, _EXAMPLE))
 async def archive_index(request: Request, settings: SettingsDep) -> Response:
     """Every archived day, newest first: its files (`url`, `bytes`, `sha256`), `rows`, when it
     was last written (`updated`), whether the day is `complete` (over when built) and `final`
@@ -94,7 +141,7 @@ def _hash_of(path: Path) -> str:
 
 
 @router.get("/archive/{path:path}", summary="A file of the archive", response_model=None,
-            name="archive_file")
+            name="archive_file", responses=_FILE_RESPONSES)
 async def archive_file(path: str, request: Request, settings: SettingsDep) -> Response:
     """A file the data package lists, or the package itself. `ETag` is the file's sha256;
     files of final days are `immutable`."""
