@@ -1,5 +1,5 @@
 """civicair open API: read-only time series over HTTP (FastAPI).
 
-Reads InfluxDB only through :mod:`api.influxql`, which builds every query from
+Reads InfluxDB only through :mod:`civicair.influxql`, which builds every query from
 validated identifiers and quoted literals. Nothing here writes.
 """

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from api import influxql
 from api.filters import AreaFilter
-from api.formats import format_time
 from api.settings import ApiSettings
 from api.stationmeta import StationMeta, meta_from_row, online_status
+from civicair import influxql
 from civicair.influx import AsyncInflux, series
+from civicair.schema.timefmt import format_time
 
 
 @dataclass(slots=True)
@@ -52,7 +52,7 @@ def parse_status(result: dict[str, Any]) -> dict[str, tuple[str | None, int | No
 
 def parse_last_seen(result: dict[str, Any]) -> dict[str, tuple[int, int | None, list[tuple[str, str]]]]:
     """Per station: (last reading [epoch s], its window [s], [(channel, sensor), …]) from
-    :func:`api.influxql.last_window` (per station or per series)."""
+    :func:`civicair.influxql.last_window` (per station or per series)."""
     out: dict[str, tuple[int, int | None, list[tuple[str, str]]]] = {}
     for s in series(result):
         tags, (t, window) = s["tags"], s["values"][0]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi.responses import JSONResponse as _StarletteJSONResponse
 
 from api.settings import ApiSettings
-from firmware_bridge import contract
+from civicair.schema import contract
 
 #: Units of every stored field and public parameter name.
 UNITS: dict[str, str] = dict(contract.MEASURED_FIELDS) | {
@@ -56,6 +55,3 @@ def envelope(settings: ApiSettings, results: list, query: dict[str, Any], units:
     }
     return {"meta": meta, "results": results}
 
-
-def iso(epoch_s: int | float) -> str:
-    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

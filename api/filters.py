@@ -1,5 +1,5 @@
 """Query filters: small pydantic classes that validate their own input and emit their own
-InfluxQL fragment (the text itself comes from :mod:`api.influxql`).
+InfluxQL fragment (the text itself comes from :mod:`civicair.influxql`).
 
 An endpoint's query model inherits the filters it needs (OpenAQ style); FastAPI
 reads it as ``Annotated[Model, Query()]``, so the OpenAPI schema lists every
@@ -22,11 +22,11 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from api import influxql
 from api.errors import ApiError, semantic
-from api.formats import format_time
 from api.settings import ApiSettings
-from firmware_bridge import contract
+from civicair import influxql
+from civicair.schema import contract
+from civicair.schema.timefmt import format_time
 
 # -- hard ceilings (settings may only lower them) -----------------------------------------
 MAX_ROWS = 10_000

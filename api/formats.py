@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
@@ -29,12 +26,6 @@ from api.settings import ApiSettings
 CSV_MEDIA = "text/csv; charset=utf-8"
 GEOJSON_MEDIA = "application/geo+json"
 _ACCEPT = {"text/csv": "csv", "application/geo+json": "geojson", "application/json": "json"}
-
-
-def format_time(epoch_s: int | float, tz: ZoneInfo | None = None) -> str:
-    if tz is None:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
-    return datetime.fromtimestamp(epoch_s, tz).isoformat()
 
 
 def negotiate(request: Request, explicit: str | None, allowed: Sequence[str]) -> str:

@@ -8,29 +8,15 @@ values here may only lower them.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 
-from civicair.settings import ServerSettings
+from civicair.settings import OpenDataSettings
 
 
-class ApiSettings(ServerSettings):
-    """InfluxDB settings come from :class:`civicair.settings.ServerSettings`."""
-
-
-    # -- open data ---------------------------------------------------------------------
-    #: Licence of the data served (SPDX id), echoed in every response.
-    licence: str = "CC-BY-4.0"
-    licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
-    attribution: str = "civicair contributors and volunteer station hosts"
-
-    # -- open-data archive (docs/archive.md) -----------------------------------------------
-    #: Where ``civicair archive build`` writes ``v1/…`` and ``/v1/archive`` serves it from.
-    archive_dir: Path = Path("archive")
-    #: A day is final (never rebuilt, served ``immutable``) this many days after it ended:
-    #: the bridge's spool keeps readings 30 days, plus a day for the ingest.
-    archive_final_after_days: int = Field(31, ge=0)
+class ApiSettings(OpenDataSettings):
+    """InfluxDB settings come from :class:`civicair.settings.ServerSettings`; licence,
+    attribution and the archive directory from :class:`civicair.settings.OpenDataSettings`
+    (shared with ``civicair archive build``)."""
 
     # -- limits ------------------------------------------------------------------------
     #: Largest raw page (JSON); the rest is reached by cursor paging.

@@ -45,10 +45,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from api import influxql
-from api.stationmeta import meta_from_row
 from archive import schema
+from civicair import influxql
 from civicair.influx import Influx, InfluxError, series
+from civicair.schema.storage import published_position
 
 log = logging.getLogger(__name__)
 
@@ -396,23 +396,24 @@ def stations_table(influx: Influx) -> pa.Table:
     """Every station with readings or metadata, with published (rounded) coordinates."""
     (meta_result,) = influx.query(influxql.station_meta())
     (ids_result,) = influx.query(influxql.station_ids())
-    metas = {}
+    metas: dict[str, dict[str, Any]] = {}
     for s in series(meta_result):
-        station = s["tags"]["station"]
-        metas[station] = meta_from_row(station, s["columns"], s["values"][0])
+        metas[s["tags"]["station"]] = dict(zip(s["columns"], s["values"][0], strict=False))
     ids = {row[1] for s in series(ids_result) for row in s["values"]} | set(metas)
-    rows: dict[str, list[Any]] = {c.name: [] for c in schema.STATION_COLUMNS}
+    columns: dict[str, list[Any]] = {c.name: [] for c in schema.STATION_COLUMNS}
     for station in sorted(ids):
-        m = metas.get(station)
-        lat, lon = m.published_position() if m else (None, None)
-        sensors = dict(m.sensors) if m else {}
-        values = {"station": station, "name": m.name if m else None, "lat": lat, "lon": lon,
-                  "exact_location": m.exact_location if m else None, "sensors_a": sensors.get("a"),
-                  "sensors_b": sensors.get("b"), "firmware": m.firmware if m else None,
-                  "software": m.software if m else None, "licence": m.licence if m else None}
-        for k, v in values.items():
-            rows[k].append(v)
-    return pa.Table.from_pydict(rows, schema=schema.STATION_ARROW_SCHEMA)
+        meta = metas.get(station, {})
+        exact = meta.get("exact_location") is True
+        lat, lon = published_position(_number(meta.get("lat")), _number(meta.get("lon")), exact)
+        row = {**{k: meta.get(k) for k in columns}, "station": station, "lat": lat, "lon": lon,
+               "exact_location": exact if meta else None}
+        for k, values in columns.items():
+            values.append(row[k] if row[k] != "" else None)
+    return pa.Table.from_pydict(columns, schema=schema.STATION_ARROW_SCHEMA)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if type(value) in (int, float) else None  # a JSON bool is not a coordinate
 
 
 def _csv_bytes(table: pa.Table) -> bytes:

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
 
 from archive.build import DAY, Archive, ArchiveError, BuildReport, Licence
 from civicair.influx import Influx
-
-if TYPE_CHECKING:
-    from api.settings import ApiSettings
+from civicair.settings import OpenDataSettings
 
 
 def days_between(start: date, end: date) -> list[date]:
@@ -23,7 +20,7 @@ def days_between(start: date, end: date) -> list[date]:
     return [start + DAY * i for i in range((end - start).days + 1)]
 
 
-def build(settings: ApiSettings, *, days: Sequence[date] = (), start: date | None = None,
+def build(settings: OpenDataSettings, *, days: Sequence[date] = (), start: date | None = None,
           end: date | None = None, force: bool = False, today: date | None = None,
           progress: Callable[[date, int], None] | None = None) -> BuildReport:
     """Build the named ``days``, or ``start``…``end`` (inclusive; ``end`` defaults to

@@ -16,26 +16,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from firmware_bridge import contract
-from ingest.quality import Flag
+from civicair.schema import contract, qc, storage
 
 #: Bumped when a column changes meaning or type; it names the folder (``archive/v1``).
 VERSION = 1
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-PM25_METHODS = ("none", "epa_barkjohn_2021", "epa_barkjohn_2022_smoke", "nilson_2022_kohler",
-                "uncorrected_atm")
-
-_FLAG_TEXT = {
-    Flag.OUT_OF_RANGE: "a mass concentration is negative or above the sensor's range",
-    Flag.FLAT_LINE: "PM2.5 unchanged for several consecutive windows",
-    Flag.SPIKE: "PM2.5 is an outlier against the preceding windows (Hampel filter)",
-    Flag.HIGH_HUMIDITY: "relative humidity above the threshold (hygroscopic growth inflates PM)",
-    Flag.CLOCK_UNSYNCED: "the station's clock was not known good",
-    Flag.FUTURE_TIMESTAMP: "timestamp ahead of the ingest's clock",
-    Flag.AB_DISAGREEMENT: "channels a and b of the station disagree (US EPA criterion)",
-    Flag.LOW_COVERAGE: "fewer frames averaged than 75 % of what the window should hold",
-    Flag.UNCORRECTED: "informational: pm25 is the sensor's own value (no correction applied)",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +33,36 @@ class Column:
 
 
 def qc_description() -> str:
-    bits = "; ".join(f"bit {int(f).bit_length() - 1} ({int(f)}) {f.name}: {_FLAG_TEXT[f]}" for f in Flag)
+    bits = "; ".join(f"bit {int(f).bit_length() - 1} ({int(f)}) {f.name}: {qc.TEXT[f].explanation}"
+                     for f in qc.Flag)
     return ("quality flags, a bitmask; 0 = no flag. A reading with any bit but UNCORRECTED set is "
             f"flagged (kept, never dropped). {bits}")
 
 
-def _measured(name: str, unit: str) -> Column:
-    return Column(name, "float", unit, f"{name}, window mean as the sensor reports it")
+#: Constraints the stored values keep (the contract's and the ingest's rules). No minimum
+#: on pm25: where no correction applies it is the sensor's own value, and a faulty sensor's
+#: negative value is kept and flagged (qc bit 0), never dropped or clipped.
+_CONSTRAINTS: dict[str, tuple[tuple[str, Any], ...]] = {
+    "pm25_method": (("enum", list(storage.PM25_METHODS)),),
+    "qc": (("minimum", 0),),
+    "window": (("minimum", 1),),
+    "n": (("minimum", 0),),
+    "seq": (("minimum", 0),),
+    "boot": (("minimum", 0),),
+}
+#: The stored fields in the archive's order: the corrected value and its flags first, then
+#: the sensor's values, then the reading's header.
+_FIELD_ORDER = ("pm25", "pm25_method", "qc", *contract.MEASURED_FIELDS,
+                "window", "n", "seq", "boot", "synced")
+
+
+def _stored(name: str) -> Column:
+    f = storage.PM_FIELDS[name]
+    description = qc_description() if name == "qc" else f.description
+    return Column(name, f.type, f.unit, description, _CONSTRAINTS.get(name, ()))
 
 
 def _columns() -> tuple[Column, ...]:
-    measured = contract.MEASURED_FIELDS
     head = [
         Column("time", "time", None, "end of the averaging window, UTC", (("required", True),)),
         Column("station", "string", None, "station id",
@@ -67,23 +71,10 @@ def _columns() -> tuple[Column, ...]:
                (("required", True), ("enum", list(contract.SENSORS)))),
         Column("channel", "string", None, "sensor channel of the station (a, or b for a second sensor)",
                (("required", True), ("enum", list(contract.CHANNELS)))),
-        # No minimum: pm25 is the sensor's own value where no correction applies, and a faulty
-        # sensor's negative value is kept and flagged (qc bit 0), never dropped or clipped.
-        Column("pm25", "float", "µg/m³", "PM2.5 corrected for humidity where a published correction "
-                                          "applies (see pm25_method); docs/quality.md"),
-        Column("pm25_method", "string", None, "the correction that produced pm25",
-               (("enum", list(PM25_METHODS)),)),
-        Column("qc", "integer", None, qc_description(), (("minimum", 0),)),
-        *(_measured(name, unit) for name, unit in measured.items()),
-        Column("window", "integer", "s", "length of the averaging window", (("minimum", 1),)),
-        Column("n", "integer", "frames", "sensor frames averaged in the window", (("minimum", 0),)),
-        Column("seq", "integer", None, "the bridge's reading counter", (("minimum", 0),)),
-        Column("boot", "integer", None, "the bridge's boot counter", (("minimum", 0),)),
-        Column("synced", "boolean", None, "the station's clock was known good"),
     ]
     stats = [Column(f"{name}_{stat}", "float", unit, f"{stat}imum of {name} within the window (when sent)")
-             for name, unit in measured.items() for stat in contract.STAT_KEYS]
-    return (*head, *stats)
+             for name, unit in contract.MEASURED_FIELDS.items() for stat in contract.STAT_KEYS]
+    return (*head, *map(_stored, _FIELD_ORDER), *stats)
 
 
 COLUMNS: tuple[Column, ...] = _columns()
@@ -140,6 +131,8 @@ STATION_COLUMNS: tuple[Column, ...] = (
     Column("software", "string", None, "bridge software version"),
     Column("licence", "string", None, "data licence of this station (SPDX id) when it differs from the "
                                       "package's"),
+    Column("duty_period", "integer", "s", "a duty-cycled station measures one window per period",
+           (("minimum", 1),)),
 )
 STATION_ARROW_SCHEMA = pa.schema([pa.field(c.name, _ARROW[c.kind]) for c in STATION_COLUMNS])
 

@@ -37,11 +37,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api import influxql  # noqa: E402
 from api.filters import LatestQuery  # noqa: E402
 from api.routers.latest import statements as latest_statements  # noqa: E402
-from api.stationmeta import meta_to_line  # noqa: E402
+from civicair import influxql  # noqa: E402
 from civicair.influx import Influx, InfluxSettings  # noqa: E402
+from civicair.schema.storage import meta_to_line  # noqa: E402
 from civicair.services import InfluxDB, free_port  # noqa: E402
 
 DATABASE = "airquality"

@@ -37,10 +37,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api import influxql  # noqa: E402
-from api.stationmeta import meta_to_line  # noqa: E402
 from archive.build import CHUNK_SIZE  # noqa: E402
+from civicair import influxql  # noqa: E402
 from civicair.influx import Influx, InfluxSettings  # noqa: E402
+from civicair.schema.storage import meta_to_line  # noqa: E402
 from civicair.services import InfluxDB  # noqa: E402
 
 DATABASE = "airquality"

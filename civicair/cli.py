@@ -114,13 +114,13 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 # -- archive ------------------------------------------------------------------------------
 def cmd_archive_build(args: argparse.Namespace) -> int:
-    from api.settings import ApiSettings
     from archive.build import ArchiveError, parse_day
     from archive.command import build
     from civicair.influx import InfluxError
+    from civicair.settings import OpenDataSettings
 
     _logging(args.verbose)
-    settings = ApiSettings(**({"archive_dir": args.archive_dir} if args.archive_dir else {}))
+    settings = OpenDataSettings(**({"archive_dir": args.archive_dir} if args.archive_dir else {}))
     try:
         days = [parse_day(d) for d in args.day or ()]
         start = parse_day(args.start) if args.start else None

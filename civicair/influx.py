@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -22,9 +22,11 @@ from typing import Any, BinaryIO
 import httpx
 import orjson
 
+from civicair.schema.errors import CivicairError
 
-class InfluxError(Exception):
-    pass
+
+class InfluxError(CivicairError):
+    """InfluxDB could not do what was asked."""
 
 
 class InfluxUnavailable(InfluxError):
@@ -140,7 +142,7 @@ class Influx:
 
     def create_database(self) -> None:
         # CREATE DATABASE is idempotent; the name is an identifier we validate.
-        self.query(f'CREATE DATABASE "{ident(self.settings.database)}"', method="POST")
+        self.query(f"CREATE DATABASE {quote_ident(self.settings.database)}", method="POST")
 
 
 class InfluxBusy(InfluxUnavailable):
@@ -234,8 +236,17 @@ def series(result: dict[str, Any]) -> list[dict[str, Any]]:
     return result.get("series", []) or []
 
 
-def ident(name: str) -> str:
-    """Check an identifier we put between double quotes (database, measurement)."""
-    if not name or not all(c.isalnum() or c in "_-" for c in name):
+def quote_ident(name: str, allowed: Collection[str] | None = None) -> str:
+    """``name`` as a double-quoted InfluxQL identifier: the one quoting rule of civicair.
+
+    With ``allowed``, only a name on that fixed list passes (fields, functions, intervals);
+    without, only letters, digits, ``_`` and ``-`` (database and measurement names from
+    settings or the schema). Anything else is a ValueError: no identifier is escaped,
+    so none can end the quotes.
+    """
+    if allowed is not None:
+        if name not in allowed:
+            raise ValueError(f"unknown name {name!r}")
+    elif not name or not all(c.isalnum() or c in "_-" for c in name):
         raise ValueError(f"not a safe InfluxQL identifier: {name!r}")
-    return name
+    return '"' + name + '"'

@@ -1,15 +1,19 @@
-"""One exception hierarchy for the bridge.
+"""The bridge's errors: the shared hierarchy of :mod:`civicair.schema.errors`, plus the
+serial-frame errors only the bridge raises.
 
 The I/O shells count and skip :class:`RecoverableError`; anything else is fatal.
 """
 
+from civicair.schema.errors import (
+    CivicairError,
+    ConfigError,
+    ContractError,
+    FatalError,
+    RecoverableError,
+)
 
-class CivicairError(Exception):
-    """Base of every error civicair raises on purpose."""
-
-
-class RecoverableError(CivicairError):
-    """Bad input that is skipped and counted: the next frame may be fine."""
+__all__ = ["CivicairError", "ChecksumError", "ConfigError", "ContractError", "FatalError", "FrameError",
+           "RecoverableError", "WarmingUp"]
 
 
 class ChecksumError(RecoverableError):
@@ -22,15 +26,3 @@ class FrameError(RecoverableError):
 
 class WarmingUp(RecoverableError):
     """A frame read while the sensor is still warming up."""
-
-
-class ContractError(RecoverableError):
-    """A payload that breaks the wire contract (see :mod:`firmware_bridge.contract`)."""
-
-
-class FatalError(CivicairError):
-    """Configuration or environment problem that retrying cannot fix."""
-
-
-class ConfigError(FatalError):
-    """The configuration is missing a value or holds a wrong one."""

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from firmware_bridge import contract
-from firmware_bridge.errors import ContractError
+from civicair.schema import contract
+from civicair.schema.errors import ContractError
 
 #: Measured fields, in the order they are written.
 MEASURED = tuple(contract.MEASURED_FIELDS)
@@ -36,7 +36,7 @@ class DeadLetter:
 @dataclass(frozen=True, slots=True)
 class Amendments:
     """``qc`` corrections to points written by earlier batches, one per row (see
-    :meth:`ingest.quality.SeriesHistory.assess`): written as ``qc``-only points, which
+    :meth:`ingest.series.SeriesHistory.assess`): written as ``qc``-only points, which
     InfluxDB merges into the stored points (same series, same timestamp)."""
 
     station: np.ndarray  # str

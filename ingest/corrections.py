@@ -17,16 +17,17 @@ RH counts as available when it is a number in [0, 100] %: a humidity sensor that
 reports anything else is broken, and a correction fed a broken RH is worse than none.
 Corrected values are never below 0. Formulas are applied per reading (per channel);
 US EPA applies them to the mean of PurpleAir's two channels, which the A/B flag in
-:mod:`ingest.quality` checks instead. Must not import anything beyond numpy and the
-quality module's grouping helpers: no I/O, no clock.
+:mod:`ingest.kernels` checks instead. Must not import anything beyond numpy, the
+schema and the grouping helpers of :mod:`ingest.grouping`: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from civicair.schema.sensors import PLANTOWER_MODELS
 from ingest.columns import Batch
-from ingest.quality import PLANTOWER_MODELS, Groups, lookup
+from ingest.grouping import Groups, lookup
 
 # -- method codes -------------------------------------------------------------------------
 
@@ -49,7 +50,7 @@ FAMILY_OF_SENSOR: dict[str, int] = {
 def sensor_family(sensor: np.ndarray, groups: Groups | None = None) -> np.ndarray:
     """Family code (``PLANTOWER``, ``SDS011``, ``SPS30``, ``UNKNOWN_FAMILY``) per reading.
 
-    ``groups`` may pass a grouping of ``sensor`` already made (:func:`~ingest.quality.factorize`).
+    ``groups`` may pass a grouping of ``sensor`` already made (:func:`~ingest.grouping.factorize`).
     """
     codes = lookup(sensor, FAMILY_OF_SENSOR, default=UNKNOWN_FAMILY, groups=groups)
     return codes.astype(np.int8)

@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from civicair.schema import storage
 from ingest.columns import Amendments, Batch
 
-MEASUREMENT = "pm"
+MEASUREMENT = storage.PM
 
 _TAG_SPECIALS = ("\\", ",", " ", "=")
 _SYNCED = ("synced=false", "synced=true")

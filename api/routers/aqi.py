@@ -8,15 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api import aqi, catalog, influxql
+from api import catalog
 from api.deps import InfluxDep, SettingsDep
 from api.envelope import envelope
 from api.errors import ApiError
 from api.filters import AqiQuery
-from api.formats import csv_response, format_time, json_response, negotiate
+from api.formats import csv_response, json_response, negotiate
 from api.schemas import AqiResponse, example, responses
 from api.stationmeta import StationMeta
+from civicair import influxql
 from civicair.influx import series
+from civicair.schema import aqi
+from civicair.schema.timefmt import format_time
 
 router = APIRouter(prefix="/v1", tags=["aqi"])
 
@@ -112,7 +115,7 @@ def aqi_rows(results: list[dict[str, Any]], stations: list[str], metas: dict[str
         hours = hourly.get(station, [])
         mean_24h = sum(hours) / len(hours) if hours else None
         index = aqi.us_aqi(mean_24h)
-        expected = 86400 / (windows.get(station) or 60)
+        expected = meta.windows_per_day(windows.get(station) or 60)  # a duty-cycled station: fewer
         day_means = daily.get(station, [])
         valid = [mean for mean, count in day_means if count >= MIN_DAY_FRACTION * expected]
         who_mean = sum(valid) / len(valid) if valid else None

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from api import catalog, influxql
+from api import catalog
 from api.deps import InfluxDep, SettingsDep
 from api.envelope import envelope, units_for
 from api.errors import ApiError
@@ -30,8 +30,9 @@ from api.filters import (
 from api.formats import csv_response, csv_stream, json_response, negotiate
 from api.schemas import MeasurementsResponse, example, responses
 from api.settings import ApiSettings
+from civicair import influxql
 from civicair.influx import AsyncInflux, series
-from firmware_bridge import contract
+from civicair.schema import contract
 
 router = APIRouter(prefix="/v1", tags=["measurements"])
 

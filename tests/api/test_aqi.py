@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from api import aqi
+from civicair.schema import aqi
 
 EDGES = [
     # concentration, AQI, category

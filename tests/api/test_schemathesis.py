@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from api.app import create_app
 from api.errors import SEMANTIC_CODES
 from api.settings import ApiSettings
-from api.stationmeta import meta_to_line
+from civicair.schema.storage import meta_to_line
 from tests.api.conftest import T0, pm_line, write
 from tests.conftest import DATABASE
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from api.stationmeta import meta_to_line
+from civicair.schema.storage import meta_to_line
 from tests.api.conftest import T0, make_client, pm_line, write
 
 HOSTILE = [

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from api import influxql
-from api.stationmeta import MetaError, StationMeta, meta_from_row, meta_to_line, online_status
+from api.stationmeta import StationMeta, meta_from_row, online_status
+from civicair import influxql
 from civicair.influx import series
+from civicair.schema.storage import MetaError, meta_to_line
 from tests.api.conftest import T0
 
 BRIDGE_META = {"name": "Lab 1", "lat": 52.09071, "lon": 5.12142, "sensors": {"a": "pms5003"},
@@ -54,8 +55,16 @@ def test_unknown_keys_are_ignored():
     ("lab-1", {"sensors": {"a": "PMS 5003"}}),
     ("lab-1", {"exact_location": "yes"}),
     ("lab-1", ["not", "an", "object"]),
+    ("lab-1", {"duty_period": -60}),
+    ("lab-1", {"duty_period": 1.5}),
+    ("lab-1", {"duty_period": 10**9}),
+    ("lab-1", {"laser_hours": {"c": 1.0}}),
+    ("lab-1", {"laser_hours": {"a": -1.0}}),
+    ("lab-1", {"laser_hours": 5}),
 ], ids=["bad id", "lat out of range", "lat without lon", "bool lat", "nan lat", "name not text",
-        "name too long", "unknown channel", "model with space", "exact not bool", "not an object"])
+        "name too long", "unknown channel", "model with space", "exact not bool", "not an object",
+        "negative duty period", "fractional duty period", "duty period beyond a day",
+        "laser hours of an unknown channel", "negative laser hours", "laser hours not a mapping"])
 def test_invalid_meta_is_refused_with_a_reason(station, meta):
     with pytest.raises(MetaError):
         meta_to_line(station, meta, T0)

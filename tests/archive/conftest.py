@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from api.settings import ApiSettings
+from civicair.schema import contract
 from civicair.services import InfluxDB
-from firmware_bridge import contract
 from tests.conftest import DATABASE
 from tests.ingest.conftest import ingest_env, publisher, spawn_ingest  # noqa: F401 - fixtures
 

@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
-from api import influxql
 from archive import schema
 from archive.build import day_paths, is_final
-from firmware_bridge import contract
-from ingest.quality import Flag
+from civicair import influxql
+from civicair.schema import contract
+from civicair.schema.qc import Flag
 
 START, END = datetime(2026, 11, 29, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)
 

@@ -21,6 +21,7 @@ import pytest
 
 from civicair import stations
 from civicair.cli import main
+from civicair.schema import contract
 from civicair.stations import (
     INGEST_ACCOUNT,
     PasswordFile,
@@ -32,7 +33,6 @@ from civicair.stations import (
     verify_password,
 )
 from firmware_bridge import config as bridge_config
-from firmware_bridge import contract
 from tests.conftest import wait_until
 from tests.deploy.broker import SHIPPED_ACL, connect, shipped_broker
 

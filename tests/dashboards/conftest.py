@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pytest
 
 from civicair.influx import Influx
-from dashboards.qc import FLAGS
+from civicair.schema.qc import Flag
 
 MINUTE = 60
 DAYS = 2
@@ -50,7 +50,7 @@ OFFLINE = [s.id for s in STATIONS if s.stopped_s_ago]
 
 
 def qc_bits(i: int) -> int:
-    return sum(f.bit for k, f in enumerate(FLAGS) if i % (k + 3) == 0)
+    return sum(int(f) for k, f in enumerate(Flag) if i % (k + 3) == 0)
 
 
 def seed_lines(now_s: int) -> list[str]:

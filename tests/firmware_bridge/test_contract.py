@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_bridge import contract
-from firmware_bridge.errors import ContractError
+from civicair.schema import contract
+from civicair.schema.errors import ContractError
 
 GOOD = {"v": 1, "station": "lab-1", "sensor": "pms5003", "channel": "a", "ts": 1_800_000_000,
         "window": 60, "n": 58, "seq": 3, "boot": 1, "synced": True, "pm25_atm": 11.0, "rh": None}

@@ -24,8 +24,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from civicair.influx import Influx, series
+from civicair.schema import contract
 from civicair.services import free_port, new_session_dying_with_parent
-from firmware_bridge import contract
 from ingest.metrics import parse
 from tests import procs
 from tests.conftest import DATABASE, wait_until

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware_bridge import contract
-from firmware_bridge.errors import ContractError
+from civicair.schema import contract
+from civicair.schema.errors import ContractError
 from ingest.columns import INTEGERS, MEASURED, Batch, DeadLetter, decode
 
 TOPIC = "civicair/v1/lab-1/readings"

@@ -8,7 +8,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware_bridge import contract
+from civicair.schema import contract
 from tests.conftest import wait_until
 from tests.ingest.conftest import reading, stored
 

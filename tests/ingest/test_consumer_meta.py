@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from civicair.influx import series
-from firmware_bridge import contract
-from firmware_bridge.errors import ContractError
+from civicair.schema import contract
+from civicair.schema.errors import ContractError
 from ingest.meta import MetaError, meta_line, status_line
 from tests.conftest import wait_until
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.stationmeta import meta_to_line
+from civicair.schema.storage import meta_to_line
 from tests.api.conftest import DAY, HOUR, T0, make_client, pm_line, write
 
 URL = "/v1/stations/lab-1/measurements"

@@ -1,8 +1,11 @@
-"""Quality history across restarts: the last windows of every series, read back from
-InfluxDB when the ingest starts.
+"""Restoring the quality history on start: the last windows of every series, read back
+from InfluxDB into a :class:`~ingest.clean.Cleaner` before the first message.
+
+(Was ``ingest/history.py``; renamed for what it does, and so as not to be confused with
+the in-memory per-series history, :mod:`ingest.series`.)
 
 Flat-line, spike and A/B disagreement judge a window against the windows before it
-(:class:`ingest.quality.SeriesHistory`). That history lives in the process; without
+(:class:`ingest.series.SeriesHistory`). That history lives in the process; without
 this, every restart (an upgrade, a crash, a reboot) would leave the first windows of
 every station unjudged: a stuck sensor would be reported clean for another ten
 windows. The database already holds exactly what is needed: each series' newest
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from civicair.influx import Influx, ident, series
+from civicair.influx import Influx, quote_ident, series
 from ingest.clean import Cleaner
 from ingest.lineprotocol import MEASUREMENT
 
@@ -40,7 +43,7 @@ def query(depth: int, lookback_s: int, measurement: str = MEASUREMENT) -> str:
         raise ValueError("depth and lookback_s must be positive")
     fields = ", ".join(f'"{f}"' for f in FIELDS)
     tags = ", ".join(f'"{t}"' for t in TAGS)
-    return (f'SELECT {fields} FROM "{ident(measurement)}" WHERE time > now() - {int(lookback_s)}s '
+    return (f'SELECT {fields} FROM {quote_ident(measurement)} WHERE time > now() - {int(lookback_s)}s '
             f"GROUP BY {tags} ORDER BY time DESC LIMIT {int(depth)}")
 
 

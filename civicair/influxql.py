@@ -1,10 +1,12 @@
-"""The only place InfluxQL text is built.
+"""The only place InfluxQL text is built (beside the dashboards' panel queries, which
+are Grafana text checked against the real server).
 
 Identifiers come from fixed lists (fields, aggregate functions, intervals, time
-zones) or the station-id pattern; literals go through :func:`literal`. Builders are
-pure functions of validated values, unit-tested on their text
-(``tests/api/test_influxql.py``). Filters in :mod:`api.filters` choose which
-fragment they need and call the builders here; nothing else writes query text.
+zones) or the station-id pattern, quoted by :func:`civicair.influx.quote_ident`;
+literals go through :func:`literal`. Builders are pure functions of validated values,
+unit-tested on their text (``tests/civicair/test_influxql.py``). It sits beside the
+InfluxDB client, below the packages that query (api, archive, ingest): the API's
+filters (:mod:`api.filters`) choose which fragment they need and call the builders here.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from datetime import UTC, datetime
 from functools import cache
 from zoneinfo import available_timezones
 
-from firmware_bridge import contract
+from civicair.influx import quote_ident
+from civicair.schema import contract, qc, storage
+from civicair.schema.errors import CivicairError
 
-MEASUREMENT = "pm"
-STATION_MEASUREMENT = "station"
-TAGS = ("station", "sensor", "channel")
+MEASUREMENT = storage.PM
+STATION_MEASUREMENT = storage.STATION
+TAGS = storage.TAGS
 #: Fields a client may ask for, by public name -> InfluxDB field.
 FIELDS = {name: name for name in contract.MEASURED_FIELDS} | {
     "pm25": "pm25",
@@ -52,16 +56,12 @@ ROUNDED_AGGREGATES = frozenset({"mean", "median"})
 UNIT_DECIMALS: dict[str, int] = {"µg/m³": 2, "#/0.1L": 1, "#/cm³": 2, "µm": 3, "%": 2, "°C": 2,
                                  "mg/m³": 4}
 
-#: ``qc`` bits that do NOT make a reading "flagged": 1 << 8 (UNCORRECTED, see
-#: ingest/quality.py ``Flag``) only says pm25 is the sensor's own value because no
-#: humidity was available; excluding it would drop every PMS5003 without RH. Every
-#: other bit, including bits added later, excludes a reading from aggregates.
-QC_INFORMATIONAL = 1 << 8
-QC_FLAGGED_MASK = (2**63 - 1) & ~QC_INFORMATIONAL
+#: ``qc`` bits that do NOT make a reading "flagged", and the mask of those that do
+#: (civicair.schema.qc).
+QC_INFORMATIONAL, QC_FLAGGED_MASK = qc.QC_INFORMATIONAL, qc.QC_FLAGGED_MASK
 
-#: Fields of measurement ``station`` (see api/stationmeta.py and docs/api.md).
-META_FIELDS = ("name", "lat", "lon", "exact_location", "sensors_a", "sensors_b", "firmware", "software",
-               "licence")
+#: Fields of measurement ``station`` (civicair.schema.storage, docs/api.md).
+META_FIELDS = storage.META_FIELDS
 
 #: Fields ``/latest`` always returns beside pm25 (each extra field costs InfluxDB a
 #: second pass over every series, so more come only on request with ``params``).
@@ -72,7 +72,7 @@ META_POSITION = ("name", "lat", "lon", "exact_location")
 UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Zulu", "Etc/Zulu", "Universal", "Etc/Universal"})
 
 
-class QueryError(ValueError):
+class QueryError(CivicairError, ValueError):
     """Input that cannot become a query; the API turns it into a 4xx."""
 
 
@@ -83,10 +83,11 @@ def time_zones() -> frozenset[str]:
 
 
 def ident(name: str, allowed: tuple[str, ...] | dict[str, str] | frozenset[str]) -> str:
-    """A double-quoted identifier, only if it is on the fixed list."""
-    if name not in allowed:
-        raise QueryError(f"unknown name {name!r}")
-    return '"' + name + '"'
+    """A double-quoted identifier, only if it is on the fixed list (civicair.influx.quote_ident)."""
+    try:
+        return quote_ident(name, allowed)
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
 
 
 def literal(value: str) -> str:

@@ -1,6 +1,7 @@
 """US EPA PM2.5 Air Quality Index (2024 breakpoints) and the WHO 2021 guideline levels.
 
-Pure functions, no I/O. The AQI of a concentration ``C`` [µg/m³] is the piecewise
+The one AQI table of civicair: the API computes from it, the dashboards draw it. Pure
+functions, no I/O. The AQI of a concentration ``C`` [µg/m³] is the piecewise
 linear interpolation of the EPA Technical Assistance Document (TAD) [1]_, eq. 1::
 
     I = (I_hi - I_lo) / (BP_hi - BP_lo) * (C - BP_lo) + I_lo
@@ -43,14 +44,41 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-#: (BP_lo, BP_hi) in tenths of µg/m³, (I_lo, I_hi), category, colour.
-_TABLE: tuple[tuple[int, int, int, int, str, str], ...] = (
-    (0, 90, 0, 50, "Good", "#00E400"),
-    (91, 354, 51, 100, "Moderate", "#FFFF00"),
-    (355, 554, 101, 150, "Unhealthy for Sensitive Groups", "#FF7E00"),
-    (555, 1254, 151, 200, "Unhealthy", "#FF0000"),
-    (1255, 2254, 201, 300, "Very Unhealthy", "#8F3F97"),
-    (2255, 3254, 301, 500, "Hazardous", "#7E0023"),
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """One row of the AQI table: a concentration span and its index span."""
+
+    name: str
+    #: Lowest and highest 24-hour PM2.5 of the category, in tenths of µg/m³ (as truncated).
+    low_tenths: int
+    high_tenths: int
+    aqi_low: int
+    aqi_high: int
+    colour: str
+    #: What it means, in the words of the AQI's health messages (shortened).
+    meaning: str
+
+    @property
+    def low_ug_m3(self) -> float:
+        return self.low_tenths / 10
+
+    @property
+    def high_ug_m3(self) -> float:
+        return self.high_tenths / 10
+
+
+#: The table, lowest category first (TAD 2024, table 2; names as the EPA writes them).
+CATEGORIES: tuple[Category, ...] = (
+    Category("Good", 0, 90, 0, 50, "#00E400", "air quality is satisfactory"),
+    Category("Moderate", 91, 354, 51, 100, "#FFFF00",
+             "acceptable; unusually sensitive people may be affected"),
+    Category("Unhealthy for Sensitive Groups", 355, 554, 101, 150, "#FF7E00",
+             "people with heart or lung disease, older adults and children may be affected"),
+    Category("Unhealthy", 555, 1254, 151, 200, "#FF0000", "everyone may begin to feel effects"),
+    Category("Very Unhealthy", 1255, 2254, 201, 300, "#8F3F97",
+             "health alert: everyone is more likely to be affected"),
+    Category("Hazardous", 2255, 3254, 301, 500, "#7E0023", "health warning of emergency conditions"),
 )
 BEYOND = "Beyond the AQI"
 BEYOND_COLOUR = "#7E0023"
@@ -91,12 +119,12 @@ def us_aqi(concentration: float | None) -> Aqi | None:
 
 @lru_cache(maxsize=4096)
 def _from_tenths(tenths: int) -> Aqi:
-    for bp_lo, bp_hi, i_lo, i_hi, category, colour in _TABLE:
-        if bp_lo <= tenths <= bp_hi:
+    for c in CATEGORIES:
+        if c.low_tenths <= tenths <= c.high_tenths:
             # Equation 1 in integers: nearest integer, halves up, without binary fractions.
-            span, rise = bp_hi - bp_lo, i_hi - i_lo
-            value = i_lo + (2 * rise * (tenths - bp_lo) + span) // (2 * span)
-            return Aqi(value, category, colour, tenths / 10)
+            span, rise = c.high_tenths - c.low_tenths, c.aqi_high - c.aqi_low
+            value = c.aqi_low + (2 * rise * (tenths - c.low_tenths) + span) // (2 * span)
+            return Aqi(value, c.name, c.colour, tenths / 10)
     return Aqi(None, BEYOND, BEYOND_COLOUR, tenths / 10)
 
 

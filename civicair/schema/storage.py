@@ -1,0 +1,250 @@
+"""The InfluxDB schema: measurements, tags, fields with their types and units, and the
+one writer of station points.
+
+A reading is stored as one point of measurement :data:`PM` (tags :data:`TAGS`, time =
+the window's end in seconds); a redelivered reading lands on the same point, so writes
+are idempotent. Station metadata and status are points of measurement :data:`STATION`
+(tag ``station``), written only by :func:`meta_to_line` and :func:`status_line` here: the
+ingest calls them, the API reads what they write.
+
+Pure: no I/O, no clock. Invalid metadata raises :class:`MetaError` with a reason the
+ingest can dead-letter.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from civicair.schema import contract
+from civicair.schema.errors import ContractError
+
+DATABASE = "airquality"
+PRECISION = "s"
+
+#: Readings, one point per sensor and window.
+PM = "pm"
+TAGS = ("station", "sensor", "channel")
+#: Station metadata and status, one point per message.
+STATION = "station"
+
+FieldType = Literal["float", "integer", "string", "boolean"]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    type: FieldType
+    unit: str | None
+    description: str
+
+
+def _measured(name: str, unit: str) -> Field:
+    what = {"µg/m³": "mass concentration", "#/0.1L": "particles per 0.1 L above the size",
+            "#/cm³": "number concentration below the size", "µm": "typical particle size",
+            "%": "relative humidity", "°C": "temperature", "mg/m³": "formaldehyde"}[unit]
+    return Field(name, "float", unit, f"{what}, as the sensor reports it (window mean)")
+
+
+#: Fields of measurement :data:`PM`: what the sensor measured (the contract's measured
+#: fields, window means; ``<name>_min``/``<name>_max`` hold window extremes when the
+#: bridge sends them), then what the ingest derives and the reading's header.
+PM_FIELDS: dict[str, Field] = {
+    **{name: _measured(name, unit) for name, unit in contract.MEASURED_FIELDS.items()},
+    "pm25": Field("pm25", "float", "µg/m³",
+                  "PM2.5 corrected for humidity where a published correction applies (see pm25_method)"),
+    "pm25_method": Field("pm25_method", "string", None, "which correction produced pm25"),
+    "qc": Field("qc", "integer", None, "quality flags, a bitmask (civicair.schema.qc)"),
+    "n": Field("n", "integer", "frames", "sensor frames averaged in the window"),
+    "seq": Field("seq", "integer", None, "the bridge's reading counter within a boot"),
+    "boot": Field("boot", "integer", None, "the bridge's boot counter"),
+    "window": Field("window", "integer", "s", "length of the averaging window"),
+    "synced": Field("synced", "boolean", None, "the station's clock was known good"),
+}
+
+#: ``pm25_method`` values (ingest.corrections computes them; docs/quality.md cites each).
+PM25_METHODS: tuple[str, ...] = (
+    "none", "epa_barkjohn_2021", "epa_barkjohn_2022_smoke", "nilson_2022_kohler", "uncorrected_atm",
+)
+
+#: Fields of measurement :data:`STATION` written from a meta message (docs/api.md):
+#: name, position (rounded unless opted in), sensor models per channel, free texts.
+META_FIELDS: tuple[str, ...] = ("name", "lat", "lon", "exact_location", "sensors_a", "sensors_b", "firmware",
+                                "software", "licence", "duty_period", "laser_hours_a", "laser_hours_b")
+#: Longest duty period a station may declare [s]: one window a day.
+MAX_DUTY_PERIOD_S = 86400
+#: More laser hours than a century are a broken counter, not a sensor.
+MAX_LASER_HOURS = 876_000.0
+#: The one field of a status point (``online``/``offline``); a status point carries no
+#: ``name``, which is how a reader tells the two kinds apart.
+STATUS_FIELD = "status"
+STATUSES = ("online", "offline")
+
+#: Decimals of a published position: about 100 m, unless the host opted in to exact.
+COORD_DECIMALS = 3
+MAX_TEXT = 200
+_MODEL_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class MetaError(ContractError, ValueError):
+    """Station metadata that cannot be stored; the message says which field and why."""
+
+
+def published_position(lat: float | None, lon: float | None,
+                       exact: bool) -> tuple[float | None, float | None]:
+    """(lat, lon) as civicair publishes them: rounded to :data:`COORD_DECIMALS` unless opted in."""
+    if lat is None or lon is None:
+        return None, None
+    if exact:
+        return float(lat), float(lon)
+    return round(float(lat), COORD_DECIMALS), round(float(lon), COORD_DECIMALS)
+
+
+def _text(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MetaError(f"meta {key!r} must be a string, got {type(value).__name__}")
+    value = _CONTROL.sub(" ", value).strip()
+    if len(value) > MAX_TEXT:
+        raise MetaError(f"meta {key!r} is longer than {MAX_TEXT} characters")
+    return value or None
+
+
+def _coordinate(key: str, value: Any, bound: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise MetaError(f"meta {key!r} must be a number, got {value!r}")
+    if abs(value) > bound:
+        raise MetaError(f"meta {key!r} must lie within ±{bound:g}, got {value!r}")
+    return float(value)
+
+
+def _sensors(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = {"a": value}
+    elif isinstance(value, list | tuple):
+        if len(value) > len(contract.CHANNELS):
+            raise MetaError(f"meta 'sensors' lists more than {len(contract.CHANNELS)} sensors")
+        value = dict(zip(contract.CHANNELS, value, strict=False))
+    if not isinstance(value, Mapping):
+        raise MetaError("meta 'sensors' must map channel to model, e.g. {\"a\": \"pms5003\"}")
+    out = {}
+    for channel, model in value.items():
+        if channel not in contract.CHANNELS:
+            raise MetaError(f"meta 'sensors' channel must be 'a' or 'b', got {channel!r}")
+        if not isinstance(model, str) or not _MODEL_RE.match(model):
+            raise MetaError(f"meta 'sensors' model for channel {channel} must be a short lower-case name")
+        out[channel] = model
+    return out
+
+
+def _duty_period(value: Any) -> int | None:
+    """A station's duty period [s]: it measures one window every this many seconds
+    (0: always on). Coverage counts the windows it is meant to produce from it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DUTY_PERIOD_S:
+        raise MetaError(f"meta 'duty_period' must be whole seconds from 0 to {MAX_DUTY_PERIOD_S}, "
+                        f"got {value!r}")
+    return value
+
+
+def _laser_hours(value: Any) -> dict[str, float]:
+    """Hours each channel's sensor has run its laser/fan (the bridge counts them across
+    restarts and re-publishes its meta hourly): ``{"a": 1234.5}``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MetaError("meta 'laser_hours' must map channel to hours, e.g. {\"a\": 1234.5}")
+    out = {}
+    for channel, hours in value.items():
+        if channel not in contract.CHANNELS:
+            raise MetaError(f"meta 'laser_hours' channel must be 'a' or 'b', got {channel!r}")
+        if (isinstance(hours, bool) or not isinstance(hours, int | float) or not math.isfinite(hours)
+                or not 0 <= hours <= MAX_LASER_HOURS):
+            raise MetaError(f"meta 'laser_hours' for channel {channel} must be 0 to "
+                            f"{MAX_LASER_HOURS:g} hours")
+        out[channel] = float(hours)
+    return out
+
+
+def string_field(value: str) -> str:
+    """A line-protocol string field value, quoted and escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _checked_station(station: str, error: type[ContractError]) -> None:
+    if not contract.is_station_id(station):
+        raise error(f"station id {station!r} must match {contract.STATION_ID_PATTERN}")
+
+
+def meta_to_line(station: str, meta: Mapping[str, Any], ts: int) -> bytes:
+    """One line of InfluxDB line protocol (precision s) for a station's meta message.
+
+    Parameters
+    ----------
+    station : str
+        Station id (the topic's); must match the contract's pattern.
+    meta : mapping
+        The decoded JSON object of the retained ``meta`` message::
+
+            {"name": "Lab 1", "lat": 52.0907, "lon": 5.1214, "sensors": {"a": "pms5003"},
+             "software": "civicair 0.1.0", "firmware": "…", "licence": "CC-BY-4.0",
+             "exact_location": false, "window": 60, "duty_period": 0,
+             "laser_hours": {"a": 1234.5}}
+
+        Keys outside :data:`META_FIELDS` (and ``sensors``) are ignored.
+    ts : int
+        When the ingest received it [s since the UTC epoch].
+
+    Raises
+    ------
+    MetaError
+        A field has the wrong type or an impossible value.
+    """
+    _checked_station(station, MetaError)
+    if not isinstance(meta, Mapping):
+        raise MetaError(f"meta must be a JSON object, got {type(meta).__name__}")
+    if isinstance(ts, bool) or not isinstance(ts, int):
+        raise MetaError("ts must be an integer number of seconds")
+    exact = meta.get("exact_location", False)
+    if not isinstance(exact, bool):
+        raise MetaError("meta 'exact_location' must be true or false")
+    lat = _coordinate("lat", meta.get("lat"), 90.0)
+    lon = _coordinate("lon", meta.get("lon"), 180.0)
+    if (lat is None) != (lon is None):
+        raise MetaError("meta needs both 'lat' and 'lon', or neither")
+
+    fields = [f"name={string_field(_text('name', meta.get('name')) or station)}"]
+    # Store no more precision than is published (Grafana reads InfluxDB too).
+    lat, lon = published_position(lat, lon, exact)
+    if lat is not None and lon is not None:
+        fields += [f"lat={lat!r}", f"lon={lon!r}"]
+    fields.append(f"exact_location={'true' if exact else 'false'}")
+    for channel, model in sorted(_sensors(meta.get("sensors")).items()):
+        fields.append(f"sensors_{channel}={string_field(model)}")
+    for key in ("firmware", "software", "licence"):
+        if (text := _text(key, meta.get(key))) is not None:
+            fields.append(f"{key}={string_field(text)}")
+    if (duty := _duty_period(meta.get("duty_period"))) is not None:
+        fields.append(f"duty_period={duty}i")
+    for channel, hours in sorted(_laser_hours(meta.get("laser_hours")).items()):
+        fields.append(f"laser_hours_{channel}={hours!r}")
+    return f"{STATION},station={station} {','.join(fields)} {ts}\n".encode()
+
+
+def status_line(station: str, payload: bytes, ts: int) -> bytes:
+    """The :data:`STATION` point of a status payload (``online``/``offline``), or ContractError."""
+    _checked_station(station, ContractError)
+    status = payload.strip()
+    if status.decode("ascii", "replace") not in STATUSES:
+        raise ContractError(f"status must be 'online' or 'offline', got {payload[:40]!r}")
+    return f'{STATION},station={station} {STATUS_FIELD}="{status.decode()}" {int(ts)}\n'.encode()
