@@ -17,7 +17,7 @@ import io
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 import httpx
 import orjson
@@ -119,7 +119,7 @@ class Influx:
         return _results(resp.content)
 
     @contextmanager
-    def query_csv(self, q: str, *, chunk_size: int = 10_000, epoch: str = "s") -> Iterator[BinaryIO]:
+    def query_csv(self, q: str, *, chunk_size: int = 10_000, epoch: str = "s") -> Iterator[io.BufferedReader]:
         """Run one InfluxQL statement with ``chunked=true`` and CSV output; yield the body as a
         binary file that reads from the network as it is read (never the whole result in memory).
 
@@ -208,7 +208,7 @@ class _StreamBody(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+    def readinto(self, buffer: Any) -> int:
         while not self._left:
             try:
                 self._left = next(self._chunks)

@@ -17,7 +17,7 @@ from tests.archive.conftest import settings_for
 
 REPO = Path(__file__).resolve().parents[2]
 #: The day the documented paths name: 2026-11-29T00:00:00Z.
-DOC_DAY = 1_764_374_400
+DOC_DAY = 1_795_910_400
 
 
 def _reads(path: Path) -> list[str]:
@@ -33,7 +33,7 @@ def test_readme_shows_the_same_one_line_reads_as_the_archive_doc():
 
 def test_documented_one_line_reads_work_on_a_built_archive(influxdb, influx, tmp_path, monkeypatch):
     write(influx, [pm_line(s, DOC_DAY + 60 * i, pm25=5.0 + i, pm25_atm=6.0, pm25_method="none",
-                           qc=256 if i % 2 else 0) for s in ("doc-1", "doc-2") for i in range(30)])
+                           qc=(0, 256, 1)[i % 3]) for s in ("doc-1", "doc-2") for i in range(30)])
     build(settings_for(influxdb, tmp_path / "archive"), days=[date(2026, 11, 29)], today=date(2027, 1, 1))
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
@@ -43,7 +43,8 @@ def test_documented_one_line_reads_work_on_a_built_archive(influxdb, influx, tmp
     assert scope["day"]["qc"].dtype == "int64"
     assert len(scope["everything"]) == 60 and set(scope["everything"]["month"].astype(int)) == {11}
     assert scope["table"].schema.field("pm25").type == pa.float64() and scope["table"].num_rows == 60
-    assert sorted(scope["rel"].fetchall()) == [("doc-1", 12.0), ("doc-2", 12.0)]  # qc 256 is informational
+    clean = [5.0 + i for i in range(30) if i % 3 != 2]  # qc 1 is a flag, qc 256 only informational
+    assert sorted(scope["rel"].fetchall()) == [("doc-1", sum(clean) / len(clean)), ("doc-2", sum(clean) / len(clean))]
     assert isinstance(scope["csv"], pd.DataFrame) and len(scope["csv"]) == 60
 
     done = subprocess.run([sys.executable, "-m", "frictionless", "validate", "archive/v1/datapackage.json"],
