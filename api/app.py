@@ -21,6 +21,7 @@ from api.middleware import ConditionalGetMiddleware, RateLimitMiddleware, Respon
 from api.routers import aqi, archive, health, latest, measurements, stations
 from api.schemas import FeatureCollection
 from api.settings import ApiSettings
+from api.sta import router as sta_router
 from civicair import __version__
 from civicair.influx import AsyncInflux
 
@@ -61,7 +62,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     for router in (stations.router, measurements.router, latest.router, aqi.router, archive.router,
-                   health.router):
+                   health.router, sta_router.router):
         app.include_router(router)
 
     app.add_middleware(ConditionalGetMiddleware, max_age_s=settings.cache_max_age_s)

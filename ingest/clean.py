@@ -82,10 +82,18 @@ class Cleaner:
         period = lookup(series_sensor, s.frame_period_s, np.nan, sensors)[series.codes]
         family = corrections.sensor_family(series_sensor, sensors)[series.codes]
 
-        pm25, method = corrections.correct_codes(batch, family)
-
+        # A PM2.5 outside what the sensor can output (below 0, above its maximum: a broken
+        # sensor, or a hostile 1e308) is stored as sent and flagged OUT_OF_RANGE, but it
+        # gets no corrected pm25 and does not enter the series' history: a number no sensor
+        # makes must not reach a map, nor overflow the corrections.
         cf1 = batch.values.get("pm25_cf1", missing)
-        judged = np.where(np.isnan(cf1), batch.values.get("pm25_atm", missing), cf1)
+        atm = batch.values.get("pm25_atm", missing)
+        impossible = out_of_range(cf1, upper) | out_of_range(atm, upper)
+        if impossible.any():
+            cf1, atm = np.where(impossible, np.nan, cf1), np.where(impossible, np.nan, atm)
+        pm25, method = corrections.correct_codes(batch, family, cf1, atm)
+
+        judged = np.where(np.isnan(cf1), atm, cf1)
         history = self.history.assess(series, batch.station, batch.sensor, batch.channel,
                                       batch.ints["ts"], judged, s)
 

@@ -218,7 +218,8 @@ def nilson_2022(pm25: np.ndarray, rh: np.ndarray, growth: float = NILSON_GROWTH)
 # -- routing -----------------------------------------------------------------------------
 
 
-def correct_codes(batch: Batch, family: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def correct_codes(batch: Batch, family: np.ndarray | None = None, pm25_cf1: np.ndarray | None = None,
+                  pm25_atm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(pm25, method code)`` per reading; codes index :data:`METHOD_NAMES`.
 
     Parameters
@@ -228,6 +229,9 @@ def correct_codes(batch: Batch, family: np.ndarray | None = None) -> tuple[np.nd
         columns count as missing) and ``sensor``.
     family : array of int8, optional
         :func:`sensor_family` of ``batch.sensor``, when the caller has it already.
+    pm25_cf1, pm25_atm : array of float, optional
+        The PM2.5 inputs to use instead of the batch's (the cleaner passes them with
+        values outside the sensor's range taken out, as NaN).
 
     Returns
     -------
@@ -237,8 +241,8 @@ def correct_codes(batch: Batch, family: np.ndarray | None = None) -> tuple[np.nd
     """
     size = len(batch)
     missing = np.full(size, np.nan)
-    cf1 = batch.values.get("pm25_cf1", missing)
-    atm = batch.values.get("pm25_atm", missing)
+    cf1 = batch.values.get("pm25_cf1", missing) if pm25_cf1 is None else pm25_cf1
+    atm = batch.values.get("pm25_atm", missing) if pm25_atm is None else pm25_atm
     rh = batch.values.get("rh", missing)
     family = sensor_family(batch.sensor) if family is None else family
 

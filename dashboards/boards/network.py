@@ -99,6 +99,25 @@ def _coverage() -> bargauge.Panel:
     )
 
 
+def _sensor_age() -> bargauge.Panel:
+    return (
+        bargauge.Panel().title("Sensor age: share of rated life").description(prose("""
+        How long each sensor's laser and fan have run, against the life its maker rates it for
+        (Nova SDS011: 8,000 hours; Plantower: 3 years; Sensirion SPS30: over 10 years). Past
+        100 % a sensor keeps measuring, but drifts and drops out more: time to replace it.
+        Duty cycling (measuring one window in several) makes a sensor last longer."""))
+        .datasource(datasource()).span(12).height(10)
+        .targets(queries(InfluxQL('SELECT last("life_used_a") AS "a", last("life_used_b") AS "b" '
+                                  'FROM "station" GROUP BY "station"').alias("$tag_station $col")))
+        .unit("percent").decimals(0).min(0).max(100).color_scheme(by_thresholds())
+        .thresholds(thresholds(("green", None), ("orange", 75), ("red", 100)))
+        .orientation(cm.VizOrientation.HORIZONTAL).display_mode(cm.BarGaugeDisplayMode.BASIC)
+        .show_unfilled(True).reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
+        .value_mode(cm.BarGaugeValueMode.COLOR).name_placement(cm.BarGaugeNamePlacement.AUTO)
+        .sizing(cm.BarGaugeSizing.AUTO).min_viz_height(10).min_viz_width(0).max_viz_height(300)
+    )
+
+
 def network() -> db.Dashboard:
     per_minute = series_panel("Readings stored per minute", """
         How many readings reach the database each minute, all stations together. A steady line
@@ -125,6 +144,6 @@ def network() -> db.Dashboard:
         NETWORK_UID, "Air quality: network health",
         """Is the network working? Stations online and offline, how complete each station's data
         are, how often each quality check fires, and how many readings are stored.""",
-        [*_counts(), _presence(), _coverage(), per_minute, flags],
+        [*_counts(), _presence(), _coverage(), per_minute, _sensor_age(), flags],
         tags=TAGS, links=links(), time_from="now-24h",
     )

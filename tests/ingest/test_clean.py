@@ -120,7 +120,7 @@ def test_ab_disagreement_through_the_cleaner():
 def test_every_bit_but_spike_on_one_reading():
     # A spike deviates from its past and a flat line repeats it: never both at once.
     cleaner = Cleaner(QualitySettings(flat_line_windows=2))
-    bad = {"pm25_atm": -5.0, "pm25_cf1": None}
+    bad = {"pm10_atm": -5.0, "pm25_atm": 5.0, "pm25_cf1": None}
     assert qc_of(cleaner, {**bad, "ts": NOW + 540, "rh": None}) == [
         int(Flag.OUT_OF_RANGE | Flag.FUTURE_TIMESTAMP | Flag.UNCORRECTED)]
     # RH 101 is humid, and no usable humidity for a correction either
