@@ -319,6 +319,7 @@ class DayWriter:
         self.temps = {k: p.with_name(f".{p.name}.tmp-{os.getpid()}") for k, p in self.paths.items()}
         for p in self.paths.values():
             p.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_temps(p)
         self.rows = 0
         self._parquet = pq.ParquetWriter(self.temps["parquet"], schema.ARROW_SCHEMA, compression="zstd",
                                          use_dictionary=True, write_statistics=True)
@@ -376,6 +377,17 @@ class DayWriter:
                 pass
         for p in self.temps.values():
             p.unlink(missing_ok=True)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temporary files of ``path`` left by a build that was killed (its process is gone)."""
+    for temp in path.parent.glob(f".{path.name}.tmp-*"):
+        try:
+            os.kill(int(temp.name.rpartition("-")[2]), 0)
+        except (ValueError, ProcessLookupError):
+            temp.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # another user's live process
 
 
 def write_atomic(path: Path, data: bytes) -> bool:

@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -120,6 +121,9 @@ def cmd_archive_build(args: argparse.Namespace) -> int:
     from civicair.settings import OpenDataSettings
 
     _logging(args.verbose)
+    # SIGTERM (docker stop, the stack's Ctrl-C) unwinds like an error: the day being written
+    # removes its temporary files instead of leaving them behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     settings = OpenDataSettings(**({"archive_dir": args.archive_dir} if args.archive_dir else {}))
     try:
         days = [parse_day(d) for d in args.day or ()]

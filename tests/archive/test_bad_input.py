@@ -97,3 +97,14 @@ def test_database_down_mid_build_fails_clearly_and_leaves_no_partial_file(influx
 
     done = _cli(influxdb, archive_dir, "--day", "2025-01-02")
     assert done.returncode == 1 and "InfluxDB unreachable" in done.stderr and "no partial file" in done.stderr
+
+
+def test_temporary_files_of_a_killed_build_are_removed_by_the_next(influxdb, influx, archive_dir):
+    _seed(influx, days=1)
+    folder = archive_dir / "v1" / "readings" / "year=2025" / "month=01"
+    folder.mkdir(parents=True)
+    stale = folder / ".2025-01-01.parquet.tmp-4194305"  # above Linux's pid_max: its process is gone
+    stale.write_bytes(b"half a file")
+    build(settings_for(influxdb, archive_dir), days=[DAY1], today=TODAY)
+    assert not stale.exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["2025-01-01.parquet"]
