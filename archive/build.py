@@ -4,17 +4,18 @@ Layout under the archive directory (Hive-style, so readers discover one dataset)
 
     v1/readings/year=2026/month=11/2026-11-29.parquet
     v1/readings-csv/year=2026/month=11/2026-11-29.csv.gz
-
-The CSV files sit in a tree of their own: with both formats in one folder, pyarrow and
-pandas, asked for the Parquet dataset under ``readings/``, open the ``.csv.gz`` files too
-and fail ("Parquet magic bytes not found"); apart, each tree is one dataset to every reader.
     v1/readings.schema.json       Table Schema of every daily file
     v1/stations.csv               station metadata, published (rounded) coordinates
     v1/datapackage.json           Frictionless Data Package v2: every file, bytes, sha256
 
-A day is read from InfluxDB with one chunked statement (series per station and channel,
-in tag order, rows in time order: the files come out sorted without holding the day)
-and written row group by row group. Files are written under a temporary name and renamed
+The CSV files sit in a tree of their own: with both formats in one folder, pyarrow and
+pandas, asked for the Parquet dataset under ``readings/``, open the ``.csv.gz`` files too
+and fail ("Parquet magic bytes not found"); apart, each tree is one dataset to every reader.
+
+A day is read from InfluxDB with one chunked statement in CSV (series per station, in
+station order, rows in time order), parsed by Arrow's streaming CSV reader; each row group
+of whole stations is sorted by station, channel and time and written on a writer thread,
+so the day is never held in memory. Files are written under a temporary name and renamed
 when complete, so a reader never sees half a file, and a failed build leaves none behind.
 
 What a build covered is recorded per day in the data package (``rows``, ``updated``, and
