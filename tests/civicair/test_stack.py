@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -77,14 +78,23 @@ def test_ctrl_c_stops_every_process_the_stack_started(tmp_path):
          "--mqtt-port", str(free_port()), "--influx-port", str(free_port())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if re.search(r"stored: [1-9]\d* readings", line):
-            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
-            break
-    lines += proc.stdout.readlines()
+    # If no reading is stored within 120 s (a machine under heavy load), Ctrl-C anyway: the
+    # test then fails on what the stack printed instead of hanging until pytest's timeout.
+    watchdog = threading.Timer(120, proc.send_signal, (signal.SIGINT,))
+    watchdog.start()
+    lines, stored = [], False
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if re.search(r"stored: [1-9]\d* readings", line):
+                stored = True
+                proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+                break
+        lines += proc.stdout.readlines()
+    finally:
+        watchdog.cancel()
     output = "".join(lines)
+    assert stored, output
     assert proc.wait(30) == 0, output
     assert "nothing left running" in output
     time.sleep(0.5)
