@@ -293,6 +293,29 @@ def statements(*stmts: str) -> str:
     return "; ".join(stmts)
 
 
+# -- the open-data archive (archive/build.py) ---------------------------------------------
+
+
+def archive_readings(start: datetime, end: datetime) -> str:
+    """Every reading in [start, end), one series per station: InfluxDB returns series in
+    station order and each in time order, so a day streams out station by station. (Grouped
+    by station and channel too, series would come in channel-then-station order: InfluxDB
+    sorts series keys by tag name.)"""
+    return f'SELECT * FROM "{MEASUREMENT}"{where([time_range(start, end)])} GROUP BY "station"'
+
+
+def archive_fingerprint(start: datetime, end: datetime) -> str:
+    """What changes when readings of [start, end) are added or amended: their count and sums."""
+    return (f'SELECT count("n") AS "rows", sum("seq") AS "seq", sum("qc") AS "qc", sum("n") AS "n" '
+            f'FROM "{MEASUREMENT}"{where([time_range(start, end)])}')
+
+
+def archive_day_counts(start: datetime, end: datetime) -> str:
+    """Readings per UTC day in [start, end); days without any are left out."""
+    return (f'SELECT count("n") AS "rows" FROM "{MEASUREMENT}"{where([time_range(start, end)])} '
+            "GROUP BY time(1d) fill(none)")
+
+
 # -- SensorThings (api/sta) ---------------------------------------------------------------
 
 #: Fields an Observation carries beside its result (api/sta/observations.py).
