@@ -56,6 +56,10 @@ _FIELD_ORDER = ("pm25", "pm25_method", "qc", *contract.MEASURED_FIELDS,
                 "window", "n", "seq", "boot", "synced")
 
 
+#: Stored fields added after the archive's first layout, in the order added.
+_ADDED_FIELDS = ("climate",)
+
+
 def _stored(name: str) -> Column:
     f = storage.PM_FIELDS[name]
     description = qc_description() if name == "qc" else f.description
@@ -74,7 +78,9 @@ def _columns() -> tuple[Column, ...]:
     ]
     stats = [Column(f"{name}_{stat}", "float", unit, f"{stat}imum of {name} within the window (when sent)")
              for name, unit in contract.MEASURED_FIELDS.items() for stat in contract.STAT_KEYS]
-    return (*head, *map(_stored, _FIELD_ORDER), *stats)
+    # Columns added after v1 first shipped go last, so a v1 reader's column positions hold
+    # (the wire contract's rule for optional fields): ``climate`` (issue 12).
+    return (*head, *map(_stored, _FIELD_ORDER), *stats, *map(_stored, _ADDED_FIELDS))
 
 
 COLUMNS: tuple[Column, ...] = _columns()

@@ -25,7 +25,7 @@ TODAY = date(2025, 3, 1)
 
 
 def reading(station: str, ts: int, seq: int, *, sensor: str = "pms5003", channel: str = "a",
-            **values: float) -> dict:
+            **values: object) -> dict:
     base = {"v": 1, "station": station, "sensor": sensor, "channel": channel, "ts": ts, "window": 60,
             "n": 26, "seq": seq, "boot": 1, "synced": True}
     if sensor == "sds011":
@@ -44,7 +44,9 @@ def day_readings(day_start: int, count: int = 6) -> list[dict]:
         ts = day_start + 60 * (i + 1)
         out.append(reading("lab-1", ts, i, channel="a", min={"pm25_atm": 7.5}, max={"pm25_atm": 12.25}))
         out.append(reading("lab-1", ts, i, sensor="pms5003", channel="b"))
-        out.append(reading("park-2", ts, i, sensor="sds011"))
+        # Every other SDS011 reading has a BME280 companion's rh (the contract's optional climate).
+        companion = {"rh": 60.0 + i, "temp": 12.0, "climate": "bme280"} if i % 2 else {}
+        out.append(reading("park-2", ts, i, sensor="sds011", **companion))
     out.append(reading("park-2", day_start + 3000, 99, sensor="sds011", pm25_atm=-3.0))  # out of range: flagged
     return out
 

@@ -98,6 +98,8 @@ def test_archive_rows_equal_the_api_and_every_reader_gets_typed_columns(influxdb
         (r["station"], r["channel"], r["time"]) for r in rows)
     assert any(r["qc"] & 1 for r in rows) and any(r["pm25_atm_max"] == 12.25 for r in rows)
     assert all(r["window"] == 60 for r in rows)
+    assert {r["climate"] for r in rows if r["station"] == "park-2"} == {"bme280", None}  # column added last
+    assert schema.NAMES[-1] == "climate"
 
     # pyarrow: the Hive dataset, typed.
     table = ds.dataset(base / "readings", format="parquet", partitioning="hive").to_table()
