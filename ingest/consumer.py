@@ -46,6 +46,7 @@ from ingest import history, meta
 from ingest.clean import Cleaner
 from ingest.columns import DeadLetter, decode
 from ingest.lineprotocol import MEASUREMENT, encode, encode_amendments
+from ingest.marks import batch_marks
 from ingest.metrics import IngestMetrics, MetricsServer, reason_class
 from ingest.settings import IngestSettings
 
@@ -384,6 +385,8 @@ class Consumer:
             lines = encode(columns)
             if columns.amended is not None:  # an A/B pair completed across batches
                 lines += encode_amendments(columns.amended)
+            if self.settings.rollup_marks:  # which hours the rollup worker must redo
+                lines += batch_marks(columns, now)
             # Lag is measured against live readings: one from a clock years ahead must not
             # pin the gauge below zero for ever.
             ts = columns.ints["ts"]

@@ -1,0 +1,165 @@
+"""The rollup worker (``civicair rollup run``): reads the dirty marks the ingest writes,
+recomputes those hours and their UTC days from raw, and only then advances its cursor.
+
+Durable state is one point of measurement ``rollup_state`` in InfluxDB (``cursor``,
+``covered_until``), written after the rollups it vouches for: a worker killed at any
+moment restarts from the last state, re-reads every mark since ``cursor - margin`` and
+recomputes (idempotently) whatever it had not finished. Nothing is kept on local disk.
+
+Owns: the cursor, the coverage watermark, the first-start backfill, the metrics'
+values. Must not own the statistics (rollup.compute) or the marks' format (the schema).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from civicair import influxql
+from civicair.influx import Influx, InfluxError, series
+from civicair.schema import storage
+from rollup.backfill import backfill, first_reading
+from rollup.compute import floor, recompute
+from rollup.metrics import MetricsServer, RollupMetrics
+from rollup.settings import RollupSettings
+
+log = logging.getLogger("civicair.rollup")
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    cursor: int  #: marks stamped after ``cursor - margin`` are (re)read [s]
+    covered_until: int  #: every hour before this is rolled up [s]
+
+
+def _utc(t: int) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def read_state(influx: Influx, rp: str | None) -> State | None:
+    (result,) = influx.query(influxql.rollup_state(rp), epoch="s")
+    found = series(result)
+    if not found:
+        return None
+    row = dict(zip(found[0]["columns"], found[0]["values"][0], strict=True))
+    return State(int(row["cursor"]), int(row["covered_until"]))
+
+
+def state_line(state: State, now: int) -> bytes:
+    return (f"{storage.ROLLUP_STATE} cursor={state.cursor}i,covered_until={state.covered_until}i "
+            f"{now}\n").encode()
+
+
+class Worker:
+    def __init__(self, settings: RollupSettings, influx: Influx | None = None) -> None:
+        self.settings = settings
+        self.influx = influx or Influx(settings.influx())
+        self.rp = settings.rollup_rp or None
+        self.metrics = RollupMetrics()
+        self.stop_event = threading.Event()
+        self._done: set[tuple[int, str, int]] = set()  # marks recomputed since this process started
+        self._last_ok = time.monotonic()
+
+    def settled_hour(self, now: int) -> int:
+        return int(floor(_utc(now - self.settings.rollup_settle_s), "1h").timestamp())
+
+    def initialize(self, now: int) -> State:
+        """First start on this database: roll up everything stored so far."""
+        first = first_reading(self.influx)
+        if first is not None:
+            log.info("no rollup state yet: backfilling from %s", first.isoformat())
+            backfill(self.influx, first, _utc(now), rp=self.rp,
+                     station_batch=self.settings.rollup_station_batch, progress=log.info)
+        state = State(now, self.settled_hour(now))
+        self.influx.write(state_line(state, now), rp=self.rp)
+        return state
+
+    def cycle(self, now: int | None = None) -> int:
+        """One pass: recompute every hour and day marked since the cursor; returns station-hours."""
+        started = time.perf_counter()
+        now = int(time.time()) if now is None else now
+        state = read_state(self.influx, self.rp) or self.initialize(now)
+        since = state.cursor - self.settings.rollup_margin_s
+        (result,) = self.influx.query(influxql.dirty_marks(_utc(since)), epoch="s")
+        marks = [(int(t), s["tags"]["station"], int(hour)) for s in series(result) for t, hour in s["values"]]
+        pending = [m for m in marks if m not in self._done]
+        hours: dict[int, set[str]] = defaultdict(set)
+        for _t, station, hour in pending:
+            hours[hour].add(station)
+        if pending:
+            self.metrics.set("civicair_rollup_lag_seconds", max(0, now - min(t for t, _, _ in pending)))
+            self.metrics.set("civicair_rollup_oldest_dirty_hour_seconds", min(hours))
+        days: dict[int, set[str]] = defaultdict(set)
+        batch = self.settings.rollup_station_batch
+        for hour, stations in sorted(hours.items()):
+            ids = sorted(stations)
+            for i in range(0, len(ids), batch):
+                recompute(self.influx, ids[i:i + batch], _utc(hour), _utc(hour) + HOUR, "1h", self.rp)
+            self.metrics.inc("civicair_rollup_hours_recomputed_total", len(ids))
+            days[hour // 86400 * 86400] |= stations
+        for day, stations in sorted(days.items()):
+            ids = sorted(stations)
+            for i in range(0, len(ids), batch):
+                recompute(self.influx, ids[i:i + batch], _utc(day), _utc(day) + DAY, "1d", self.rp)
+            self.metrics.inc("civicair_rollup_days_recomputed_total", len(ids))
+        # Only now, with every rollup of those marks written, may the cursor move.
+        new = State(max(state.cursor, now), max(state.covered_until, self.settled_hour(now)))
+        self.influx.write(state_line(new, now), rp=self.rp)
+        self._done = {m for m in self._done | set(pending) if m[0] > since}
+        self.metrics.set("civicair_rollup_lag_seconds", 0)
+        self.metrics.set("civicair_rollup_oldest_dirty_hour_seconds", 0)
+        self.metrics.set("civicair_rollup_covered_until_seconds", new.covered_until)
+        self.metrics.inc("civicair_rollup_cycles_total")
+        self.metrics.set("civicair_rollup_cycle_seconds", time.perf_counter() - started)
+        if pending:
+            log.info("rolled up %d station-hours and %d station-days (%d marks)",
+                     sum(map(len, hours.values())), sum(map(len, days.values())), len(pending))
+        self._last_ok = time.monotonic()
+        return sum(map(len, hours.values()))
+
+    def health(self) -> tuple[bool, dict]:
+        quiet = time.monotonic() - self._last_ok
+        ok = quiet < max(10 * self.settings.rollup_interval_s, 300)
+        return ok, {"status": "ok" if ok else "failing", "seconds_since_last_pass": round(quiet, 1)}
+
+    def run(self) -> None:
+        failing = False
+        while not self.stop_event.is_set():
+            try:
+                self.cycle()
+                if failing:
+                    log.info("rollup passes succeed again")
+                failing = False
+            except InfluxError as exc:
+                self.metrics.inc("civicair_rollup_failures_total")
+                if not failing:
+                    log.warning("rollup pass failed (will retry): %s", exc)
+                failing = True
+            self.stop_event.wait(self.settings.rollup_interval_s)
+
+
+def run(settings: RollupSettings) -> None:
+    worker = Worker(settings)
+    server = None
+    if settings.rollup_metrics_port:
+        server = MetricsServer(worker.metrics, worker.health, settings.rollup_metrics_host,
+                               settings.rollup_metrics_port)
+        server.start()
+        log.info("metrics on http://%s:%d/metrics", settings.rollup_metrics_host, server.port)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop_event.set())
+    log.info("rollup worker: every %g s, InfluxDB %s database %s", settings.rollup_interval_s,
+             settings.influx_url, settings.influx_db)
+    try:
+        worker.run()
+    finally:
+        if server is not None:
+            server.stop()
+        worker.influx.close()
