@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 from api import errors
 from api.envelope import JSONResponse
 from api.middleware import ConditionalGetMiddleware, RateLimitMiddleware, ResponseCacheMiddleware
+from api.rollups import Coverage
 from api.routers import aqi, health, latest, measurements, stations
 from api.schemas import FeatureCollection
 from api.settings import ApiSettings
@@ -58,6 +59,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                       "url": settings.licence_url},
     )
     app.state.settings = settings
+    app.state.rollup_coverage = Coverage(settings.rollup_rp or None) if settings.rollups else None
     errors.install(app)
     for router in (stations.router, measurements.router, latest.router, aqi.router, health.router):
         app.include_router(router)
