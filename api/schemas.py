@@ -81,11 +81,29 @@ class CoverageDay(BaseModel):
 
 class Coverage(BaseModel):
     window_s: int
+    duty_period_s: int | None = Field(None, description="A duty-cycled station measures one window per "
+                                                        "duty period: it expects 86400 / duty period a day")
     percent: float | None
     days: list[CoverageDay]
 
 
+class SensorHealth(BaseModel):
+    channel: str
+    model: str
+    laser_hours: float | None = Field(description="hours the sensor's laser and fan have run, as the "
+                                                  "bridge last reported (it re-publishes hourly)")
+    rated_life_hours: float | None = Field(
+        description="the model's rated life [h] (civicair/schema/sensors.py)")
+    life_used_percent: float | None
+
+
+class StationHealth(BaseModel):
+    duty_period_s: int | None = Field(description="one window every this many seconds; null: always on")
+    sensors: list[SensorHealth]
+
+
 class StationDetail(Station):
+    health: StationHealth
     coverage: Coverage
 
 
@@ -118,11 +136,16 @@ class Latest(BaseModel):
     time: str
     last_seen: str | None
     status: Literal["online", "offline", "unknown"]
-    pm25: float | None
+    pm25: float | None = Field(description="PM2.5 of the latest reading (one window) [µg/m³]")
     qc: int | None
     sensor: str | None
     channel: str | None
-    aqi: int | None
+    nowcast: float | None = Field(
+        description="US EPA NowCast of PM2.5 from the station's last 12 complete hours [µg/m³]; "
+                    "null until 2 of the last 3 hours have data")
+    aqi: int | None = Field(description="US AQI of `nowcast` (as AirNow reports it), or of `pm25` "
+                                        "where there is no NowCast yet: see `aqi_basis`")
+    aqi_basis: Literal["nowcast", "reading"] | None
     aqi_category: str | None
     aqi_colour: str | None
 

@@ -33,6 +33,14 @@ class StationMeta:
     firmware: str | None = None
     software: str | None = None
     licence: str | None = None
+    #: One window every this many seconds (a duty-cycled station); None or 0: always on.
+    duty_period_s: int | None = None
+    #: (channel, hours its sensor's laser has run), as the bridge last reported.
+    laser_hours: tuple[tuple[str, float], ...] = ()
+
+    def windows_per_day(self, window_s: int) -> float:
+        """How many windows a full day should hold: 86400 / duty period, or / window."""
+        return 86400 / (self.duty_period_s or window_s or 60)
 
     def published_position(self) -> tuple[float | None, float | None]:
         """(lat, lon) as the API publishes them: rounded to 3 decimals unless opted in."""
@@ -53,6 +61,9 @@ def meta_from_row(station: str, columns: list[str], row: list[Any]) -> StationMe
         firmware=_str_or_none(v.get("firmware")),
         software=_str_or_none(v.get("software")),
         licence=_str_or_none(v.get("licence")),
+        duty_period_s=v["duty_period"] if type(v.get("duty_period")) is int else None,
+        laser_hours=tuple((ch, float(v[f"laser_hours_{ch}"])) for ch in contract.CHANNELS
+                          if type(v.get(f"laser_hours_{ch}")) in (int, float)),
     )
 
 

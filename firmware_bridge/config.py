@@ -7,6 +7,7 @@ Standard library only (the Pi installs just pyserial and paho-mqtt). See
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,24 @@ class SensorConfig:
     port: str
     model: str = "pms5003"
     channel: str = "a"
+
+
+@dataclass(frozen=True, slots=True)
+class ClimateConfig:
+    """A temperature/humidity companion (``[[climate]]``): an I²C part or an IIO device."""
+
+    kind: str  # bme280 sht3x sht4x htu21d si7021 iio
+    bus: int | None = None  # I²C: /dev/i2c-<bus>; 1 on a Raspberry Pi
+    address: int | None = None  # I²C: 7-bit address; the part's usual one when omitted
+    device: str | None = None  # IIO: "iio:deviceN" or the device's name ("dht11")
+    #: What the readings say they came from: the kind for I²C parts; for IIO the sensor
+    #: behind the driver ("dht22" behind the dht11 driver), default the device name.
+    model: str | None = None
+    interval: float = 2.0  # seconds between reads (the DHT22 answers at most every 2 s)
+
+    @property
+    def source(self) -> str:
+        return self.model or (self.kind if self.kind != "iio" else str(self.device))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +62,8 @@ class BridgeConfig:
     name: str | None = None
     lat: float | None = None
     lon: float | None = None
+    #: Temperature/humidity companions, in the order given (not yet read by the loop).
+    climate: tuple[ClimateConfig, ...] = ()
 
     def meta(self, software: str) -> dict[str, Any]:
         return {
@@ -132,6 +153,10 @@ def _build(raw: dict[str, Any]) -> BridgeConfig:
         spool = raw.get("spool", {})
         sampling = raw.get("sampling", {})
         sensors = tuple(SensorConfig(**s) for s in raw.get("sensor", []))
+        climate_raw = raw.get("climate", [])
+        if not isinstance(climate_raw, list):
+            raise ConfigError("climate: write each companion as a [[climate]] table (two brackets)")
+        climate = tuple(_climate(i, c) for i, c in enumerate(climate_raw, 1))
         cfg = BridgeConfig(
             station=raw.get("station", ""),
             sensors=sensors,
@@ -146,10 +171,65 @@ def _build(raw: dict[str, Any]) -> BridgeConfig:
             name=raw.get("name"),
             lat=raw.get("lat"),
             lon=raw.get("lon"),
+            climate=climate,
         )
     except (TypeError, ValueError) as exc:  # unknown key in a table, or a wrong type
         raise ConfigError(f"config: {exc}") from None
     return validate(cfg)
+
+
+_CLIMATE_KEYS = {"kind", "bus", "address", "device", "model", "interval"}
+_MODEL_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def _climate(index: int, raw: Any) -> ClimateConfig:
+    """One ``[[climate]]`` table, checked; ConfigError names the table and the fix."""
+    from firmware_bridge.climate import I2C_FAMILIES, KINDS
+
+    where = f"[[climate]] #{index}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table (kind = ..., bus = ..., address = ...)")
+    unknown = set(raw) - _CLIMATE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                          f"allowed: {', '.join(sorted(_CLIMATE_KEYS))}")
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"{where}: kind {kind!r} unsupported; one of {', '.join(KINDS)}")
+    where = f"{where} ({kind})"
+    interval = raw.get("interval", 2.0)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not 1 <= interval <= 3600:
+        raise ConfigError(f"{where}: interval must be a number of seconds, 1 to 3600; got {interval!r}")
+    model = raw.get("model")
+    if model is not None and (not isinstance(model, str) or not _MODEL_RE.fullmatch(model)):
+        raise ConfigError(f"{where}: model must be a short lower-case name such as \"dht22\"; got {model!r}")
+    if kind == "iio":
+        device = raw.get("device")
+        if not isinstance(device, str) or not device.strip():
+            raise ConfigError(f"{where}: give device = \"iio:deviceN\" or the IIO device's name "
+                              "(cat /sys/bus/iio/devices/*/name; \"dht11\" for a DHT11/DHT22)")
+        for key in ("bus", "address"):
+            if key in raw:
+                raise ConfigError(f"{where}: {key} is for I²C kinds; an IIO device is chosen by device = ...")
+        return ClimateConfig(kind=kind, device=device.strip(), model=model, interval=float(interval))
+    if "device" in raw:
+        raise ConfigError(f"{where}: device is for kind = \"iio\"; an I²C part is chosen by bus and address")
+    bus = raw.get("bus", 1)
+    if isinstance(bus, bool) or not isinstance(bus, int) or bus < 0:
+        raise ConfigError(f"{where}: bus must be the number N of /dev/i2c-N (1 on a Raspberry Pi); "
+                          f"got {bus!r}")
+    allowed = I2C_FAMILIES[kind].ADDRESSES
+    address = raw.get("address", allowed[0])
+    if isinstance(address, str):
+        try:
+            address = int(address, 0)
+        except ValueError:
+            raise ConfigError(f"{where}: address {address!r} is not a number (write it as 0x76)") from None
+    if isinstance(address, bool) or not isinstance(address, int) or address not in allowed:
+        shown = f"{address:#04x}" if isinstance(address, int) else repr(address)
+        raise ConfigError(f"{where}: address {shown} is not one a {kind} can have; "
+                          f"use {' or '.join(hex(a) for a in allowed)} (`i2cdetect -y {bus}` shows it)")
+    return ClimateConfig(kind=kind, bus=bus, address=address, model=model, interval=float(interval))
 
 
 def validate(cfg: BridgeConfig) -> BridgeConfig:
@@ -176,4 +256,7 @@ def validate(cfg: BridgeConfig) -> BridgeConfig:
         raise ConfigError("sampling.duty_period must be a multiple of sampling.window")
     if cfg.clock not in ("auto", "trusted"):
         raise ConfigError("clock must be 'auto' or 'trusted'")
+    places = [(c.bus, c.address) if c.kind != "iio" else (None, c.device) for c in cfg.climate]
+    if len(set(places)) != len(places):
+        raise ConfigError("two [[climate]] tables name the same device (bus and address, or IIO device)")
     return cfg

@@ -3,7 +3,9 @@
 Checks, in the order a volunteer would fix them: the config, each serial port
 (exists, readable; the ``dialout`` fix when it is not), that a sensor answers and
 which model it looks like, that the broker accepts our credentials, that the
-clock is synchronised, and that the spool is healthy.
+clock is synchronised, and that the spool is healthy. Temperature/humidity companions:
+each ``[[climate]]`` table is read once; without any, the I²C buses and IIO devices are
+scanned and the tables to add are printed (a companion is optional: never a FAIL then).
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from firmware_bridge.climate import discover, iio
+from firmware_bridge.climate.base import ClimateError, WrongDevice
+from firmware_bridge.climate.i2c import I2cCompanion, open_bus
 from firmware_bridge.clock import clock_synced
-from firmware_bridge.config import BridgeConfig, SensorConfig
+from firmware_bridge.config import BridgeConfig, ClimateConfig, SensorConfig
 from firmware_bridge.sensors import FAMILIES, family
 from firmware_bridge.sensors.base import Measurement
 
@@ -173,6 +179,90 @@ def check_spool(cfg: BridgeConfig) -> Check:
     return Check(True, "spool", f"{path} ok, {waiting} readings waiting to be sent")
 
 
+I2C_ENABLE = "sudo raspi-config nonint do_i2c 0, then reboot (docs/raspberry-pi.md)"
+
+
+@dataclass(frozen=True, slots=True)
+class ClimateEnv:
+    """Where the companions are looked for: real paths and smbus2 unless a test says otherwise."""
+
+    dev_root: Path = Path("/dev")
+    iio_root: Path = iio.IIO_ROOT
+    opener: Callable[[int], Any] = open_bus
+    read_text: Callable[[Path], str] = iio._read_text
+    sleep: Callable[[float], None] = time.sleep
+
+
+def check_companion(c: ClimateConfig, env: ClimateEnv) -> Check:
+    """Read a configured companion once."""
+    if c.kind == "iio":
+        name = f"climate {c.device}"
+        reader = iio.IioReader(str(c.device), model=c.source, root=env.iio_root, read_text=env.read_text,
+                               sleep=env.sleep)
+        sample = reader.read()
+        if sample is None:
+            fix = ("for a DHT22: add dtoverlay=dht11,gpiopin=4 to /boot/firmware/config.txt and reboot; "
+                   "check its wiring (data pin, 3V3, a 10 kΩ pull-up)")
+            return Check(False, name, f"no reading: {reader.last_error}", fix)
+        retried = f" after {reader.retried} retries" if reader.retried else ""
+        return Check(True, name, f"{c.source}: {discover.describe(sample)}{retried}")
+    assert c.bus is not None and c.address is not None
+    name = f"climate {c.kind}"
+    node = env.dev_root / f"i2c-{c.bus}"
+    if not node.exists():
+        return Check(False, name, f"{node} does not exist: I²C is off", I2C_ENABLE)
+    if not os.access(node, os.R_OK | os.W_OK):
+        return Check(False, name, f"{node} is not readable and writable by this user",
+                     "sudo usermod -aG i2c $USER (and the service user: sudo usermod -aG i2c civicair)")
+    where = f"{c.address:#04x} on {node}"
+    try:
+        bus = env.opener(c.bus)
+    except OSError as exc:
+        return Check(False, name, f"cannot open {node}: {exc}", I2C_ENABLE)
+    try:
+        companion = I2cCompanion(c.kind, bus, c.address, sleep=env.sleep)
+        try:
+            companion.start()
+            sample = companion.read()
+        except WrongDevice as exc:
+            return Check(False, name, f"{where}: {exc}", "set kind to the part you have, or replace it")
+        except ClimateError as exc:
+            return Check(False, name, f"{where}: {exc}",
+                         f"check wiring (3V3, GND, SDA GPIO2, SCL GPIO3) and `i2cdetect -y {c.bus}`")
+    finally:
+        close = getattr(bus, "close", None)
+        if close is not None:
+            close()
+    if sample is None:
+        return Check(False, name, f"{where} answered but gave no valid reading: {companion.last_error}",
+                     "check the wiring and power (3V3) of the sensor")
+    return Check(True, name, f"{where}: {discover.describe(sample)}")
+
+
+def check_climate(cfg: BridgeConfig, env: ClimateEnv | None = None) -> list[Check]:
+    """The configured companions, each read once; or, with none, what a scan finds."""
+    env = env or ClimateEnv()
+    if cfg.climate:
+        return [check_companion(c, env) for c in cfg.climate]
+    buses, found = discover.scan_i2c(env.dev_root, env.opener, env.sleep)
+    found += discover.scan_iio(env.iio_root, env.read_text, env.sleep)
+    if not found:
+        where = (f"nothing answers on {', '.join(f'/dev/i2c-{b}' for b in buses)}" if buses
+                 else f"no I²C bus; to enable it: {I2C_ENABLE}")
+        return [Check(True, "climate", f"no temperature/humidity companion configured or found: {where}; "
+                      "no IIO humidity device. Optional, but without one a PMS5003 or SDS011 "
+                      "publishes humidity-uncorrected PM2.5 (docs/climate.md)")]
+    checks = []
+    for hit in found:
+        if hit.usable:
+            paste = "\n".join("       " + line for line in hit.toml().splitlines())
+            detail = f"found {hit.detail}; to use it, add to bridge.toml:\n{paste}"
+            checks.append(Check(True, "climate", detail))
+        else:
+            checks.append(Check(True, "climate", f"found {hit.detail}"))
+    return checks
+
+
 def run(cfg: BridgeConfig, out: TextIO, sensor_timeout: float = 6.0) -> int:
     checks = [Check(True, "config", f"station {cfg.station}, {len(cfg.sensors)} sensor(s), "
                     f"broker {cfg.mqtt.host}:{cfg.mqtt.port}")]
@@ -184,6 +274,9 @@ def run(cfg: BridgeConfig, out: TextIO, sensor_timeout: float = 6.0) -> int:
         if port.ok:
             checks.append(check_sensor(sensor, sensor_timeout))
             print(checks[-1].line(), file=out, flush=True)
+    for companion in check_climate(cfg):
+        checks.append(companion)
+        print(companion.line(), file=out, flush=True)
     for check in (check_broker, check_clock, check_spool):
         checks.append(check(cfg))
         print(checks[-1].line(), file=out, flush=True)

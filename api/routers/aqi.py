@@ -139,7 +139,7 @@ def aqi_rows(results: list[dict[str, Any]], stations: list[str], metas: dict[str
         hours = hourly.get(station, [])
         mean_24h = sum(hours) / len(hours) if hours else None
         index = aqi.us_aqi(mean_24h)
-        expected = 86400 / (windows.get(station) or 60)
+        expected = meta.windows_per_day(windows.get(station) or 60)  # a duty-cycled station: fewer
         day_means = daily.get(station, [])
         valid = [mean for mean, count in day_means if count >= MIN_DAY_FRACTION * expected]
         who_mean = sum(valid) / len(valid) if valid else None

@@ -26,22 +26,28 @@ from api.settings import ApiSettings
 from api.stationmeta import StationMeta, online_status
 from civicair import influxql
 from civicair.influx import series
-from civicair.schema import aqi
+from civicair.schema import aqi, nowcast
 from civicair.schema.timefmt import format_time
 
 router = APIRouter(prefix="/v1", tags=["latest"])
 
 #: Columns of every row; ``params`` adds its parameters after ``pm25``.
 LEAD = ("station", "name", "lat", "lon", "time", "last_seen", "status", "pm25")
-TAIL = ("qc", "sensor", "channel", "aqi", "aqi_category", "aqi_colour")
+TAIL = ("qc", "sensor", "channel", "nowcast", "aqi", "aqi_basis", "aqi_category", "aqi_colour")
 _EXAMPLE = {"station": "lab-1", "name": "Lab 1", "lat": 52.091, "lon": 5.121, "time": "2026-03-01T12:00:00Z",
             "last_seen": "2026-03-01T12:00:00Z", "status": "online", "pm25": 12.3, "qc": 0,
-            "sensor": "pms5003", "channel": "a", "aqi": 57, "aqi_category": "Moderate",
-            "aqi_colour": "#FFFF00"}
+            "sensor": "pms5003", "channel": "a", "nowcast": 11.8, "aqi": 56, "aqi_basis": "nowcast",
+            "aqi_category": "Moderate", "aqi_colour": "#FFFF00"}
+
+
+def nowcast_hours(now: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of the 12 complete clock hours a NowCast at ``now`` is computed from."""
+    end = now.replace(minute=0, second=0, microsecond=0)
+    return end - timedelta(hours=nowcast.HOURS), end
 
 
 def statements(q: LatestQuery, now: datetime, lookback: timedelta) -> str:
-    """The four statements of one /latest request (one round trip); the benchmark sends
+    """The five statements of one /latest request (one round trip); the benchmark sends
     the same text straight to InfluxDB."""
     stations = [influxql.stations_in(q.station_ids)] if q.station_ids else []
     since = influxql.time_from(now - lookback)
@@ -51,6 +57,9 @@ def statements(q: LatestQuery, now: datetime, lookback: timedelta) -> str:
         influxql.last_window([since, *stations]),
         influxql.station_meta(stations, influxql.META_POSITION),
         influxql.station_status(stations),
+        # Unrounded hourly means: the NowCast computes further with them (as /aqi does).
+        influxql.select_aggregates(["pm25"], ["mean"], [influxql.time_range(*nowcast_hours(now)), *stations,
+                                                        *quality], "1h", by_station=True, rounded=False),
     )
 
 
@@ -59,17 +68,20 @@ def statements(q: LatestQuery, now: datetime, lookback: timedelta) -> str:
 async def latest(q: Annotated[LatestQuery, Query()], request: Request, influx: InfluxDep,
                  settings: SettingsDep) -> Response:
     """Per station, the latest reading of the last `latest_lookback_days` (7) without a
-    quality flag (unless `include_flagged=true`), with the US AQI of its PM2.5 and
-    any other `params` of that reading.
+    quality flag (unless `include_flagged=true`), any other `params` of that reading,
+    and the current US AQI as AirNow reports it: of the PM2.5 NowCast (US EPA; the last
+    12 complete hours, weighted towards the recent ones when concentrations change fast).
+    A station with fewer than 2 of the last 3 hours has no NowCast yet: its `aqi` is then
+    of the latest reading, and `aqi_basis` says which.
 
-    That AQI is of one reading, an instant indicator for maps; the regulatory AQI
-    is of the 24-hour mean: see `/v1/aqi`."""
+    The regulatory AQI is of the 24-hour mean: see `/v1/aqi`."""
     q.check(settings)
     fmt = negotiate(request, q.format, q.formats)
     now = time.time()
     results = await influx.query(statements(q, datetime.fromtimestamp(int(now), UTC),
                                             timedelta(days=settings.latest_lookback_days)))
-    rows = latest_rows(results, q, settings, now)
+    rows = latest_rows(results, q, settings, now, int(nowcast_hours(datetime.fromtimestamp(int(now), UTC))[1]
+                                                         .timestamp()))
     columns = (*LEAD, *q.extra_params, *TAIL)
     units = units_for(["pm25", *q.extra_params])
     body = envelope(settings, rows, q.echo(), units=units)
@@ -82,10 +94,17 @@ async def latest(q: Annotated[LatestQuery, Query()], request: Request, influx: I
     return json_response(body, settings)
 
 
+def hourly_means(result: dict[str, Any]) -> dict[str, dict[int, float]]:
+    """Per station, hour start [s] -> mean PM2.5, from the fifth statement's result."""
+    return {s["tags"]["station"]: {t: v for t, v in s["values"] if v is not None} for s in series(result)}
+
+
 def latest_rows(results: list[dict[str, Any]], q: LatestQuery, settings: ApiSettings,
-                now: float) -> list[dict[str, Any]]:
-    """Rows of the response from the four statements' results (pure)."""
+                now: float, hours_end: int) -> list[dict[str, Any]]:
+    """Rows of the response from the five statements' results (pure); ``hours_end``:
+    the end of the NowCast's last complete hour [s]."""
     last = catalog.parse_last_seen(results[1])
+    hourly = hourly_means(results[4])
     infos = catalog.assemble(catalog.parse_meta(results[2]), catalog.parse_status(results[3]), last, {})
     values_of = (*q.extra_params, "qc", "sensor", "channel")
     area = q if q.has_area else None  # pydantic attribute access is slow: ask once, not per station
@@ -99,7 +118,8 @@ def latest_rows(results: list[dict[str, Any]], q: LatestQuery, settings: ApiSett
         if area is not None and not area.contains(lat, lon):
             continue
         values = dict(zip(s["columns"], s["values"][0], strict=True))
-        index = aqi.us_aqi(values["pm25"])
+        now_cast = nowcast.nowcast(nowcast.hourly_series(hourly.get(station, {}), hours_end - nowcast.HOUR_S))
+        index = aqi.us_aqi(now_cast.value if now_cast else values["pm25"])
         last_seen = info.last_seen if info is not None else None
         rows.append({
             "station": station, "name": meta.name or station, "lat": lat, "lon": lon,
@@ -109,7 +129,9 @@ def latest_rows(results: list[dict[str, Any]], q: LatestQuery, settings: ApiSett
                                     windows=windows, min_s=min_s) if info is not None else "unknown",
             "pm25": values["pm25"],
             **{c: values.get(c) for c in values_of},
+            "nowcast": now_cast.value if now_cast else None,
             "aqi": index.value if index else None,
+            "aqi_basis": ("nowcast" if now_cast else "reading") if index else None,
             "aqi_category": index.category if index else None,
             "aqi_colour": index.colour if index else None,
         })

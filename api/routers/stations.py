@@ -21,6 +21,7 @@ from api.schemas import StationDetailResponse, StationsResponse, example, respon
 from civicair import influxql
 from civicair.influx import series
 from civicair.schema import contract
+from civicair.schema.sensors import RATED_LIFE_HOURS
 
 router = APIRouter(prefix="/v1", tags=["stations"])
 
@@ -67,8 +68,9 @@ async def list_stations(q: Annotated[StationsQuery, Query()], request: Request, 
 async def station_detail(station: StationId, q: Annotated[StationQuery, Query()], influx: InfluxDep,
                          settings: SettingsDep) -> Response:
     """The station's metadata and, per day and channel over [`from`, `to`) (default: the
-    last 30 days), the readings present against those expected from its window
-    (86400 / window per full day), and how many of them carry no quality flag."""
+    last 30 days), the readings present against those expected (one per window, or one
+    per duty period for a station that sleeps between windows by design: 86400 / window
+    or 86400 / duty period per full day), and how many of them carry no quality flag."""
     q.check(settings)
     infos = await catalog.load(influx, [station])
     if station not in infos:
@@ -82,25 +84,41 @@ async def station_detail(station: StationId, q: Annotated[StationQuery, Query()]
     result = catalog.station_json(info, settings, now, q.zone)
     channels = sorted({ch for ch, _ in info.series}) or ["a"]
     until = min(q.end, datetime.fromtimestamp(now, UTC))
+    result["health"] = sensor_health(info)
     result["coverage"] = coverage_days(_day_counts(count, q.zone), _day_counts(clean, q.zone), q.start, until,
-                                       q.zone, info.window_s or 60, channels)
+                                       q.zone, info.window_s or 60, channels, info.meta.duty_period_s)
     return json_response(envelope(settings, [result], {"station": station, **q.echo()}, units={}), settings)
 
 
+def sensor_health(info: catalog.StationInfo) -> dict[str, Any]:
+    """Duty cycle and, per sensor, laser hours against the model's rated life (pure)."""
+    hours = dict(info.meta.laser_hours)
+    sensors = []
+    for s in info.sensors():
+        rated = RATED_LIFE_HOURS.get(s["model"])
+        used = hours.get(s["channel"])
+        percent = round(100 * used / rated, 1) if used is not None and rated else None
+        sensors.append({**s, "laser_hours": used, "rated_life_hours": rated, "life_used_percent": percent})
+    return {"duty_period_s": info.meta.duty_period_s or None, "sensors": sensors}
+
+
 def coverage_days(present: dict[tuple[str, str], int], clean: dict[tuple[str, str], int], start: datetime,
-                  end: datetime, tz: ZoneInfo | None, window_s: int, channels: list[str]) -> dict[str, Any]:
+                  end: datetime, tz: ZoneInfo | None, window_s: int, channels: list[str],
+                  duty_period_s: int | None = None) -> dict[str, Any]:
     """Per local day and channel: windows present, clean and expected (pure).
 
-    A day expects one window per ``window_s`` of its part inside [start, end), so the
+    A day expects one window per ``window_s`` of its part inside [start, end) — one per
+    ``duty_period_s`` for a station that sleeps between windows by design — so the
     first and the current day count only their covered hours, and a 23- or 25-hour
     day (daylight saving) its own length.
     """
+    step = duty_period_s or window_s
     days: list[dict[str, Any]] = []
     total_present = total_expected = 0
     day = _local_midnight(start, tz)
     while day < end:
         following = _local_midnight(day + timedelta(hours=26), tz)
-        expected = max(0, int((min(following, end) - max(day, start)).total_seconds()) // window_s)
+        expected = max(0, int((min(following, end) - max(day, start)).total_seconds()) // step)
         date = day.astimezone(tz or UTC).date().isoformat()
         for ch in channels:
             have = present.get((date, ch), 0)
@@ -111,7 +129,10 @@ def coverage_days(present: dict[tuple[str, str], int], clean: dict[tuple[str, st
             total_expected += expected
         day = following
     percent = round(100.0 * total_present / total_expected, 1) if total_expected else None
-    return {"window_s": window_s, "percent": percent, "days": days}
+    out: dict[str, Any] = {"window_s": window_s, "percent": percent, "days": days}
+    if duty_period_s:
+        out["duty_period_s"] = duty_period_s
+    return out
 
 
 def _local_midnight(t: datetime, tz: ZoneInfo | None) -> datetime:

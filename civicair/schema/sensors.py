@@ -41,3 +41,13 @@ RANGE_MAX_UG_M3: Mapping[str, float] = MappingProxyType(
 FRAME_PERIOD_S: Mapping[str, float] = MappingProxyType(
     {**{m: 2.3 for m in PLANTOWER_MODELS}, "sds011": 1.0, "sps30": 1.0}
 )
+
+#: Rated life of the sensor's light source or of the sensor [hours of operation], as its
+#: maker states it. Nova Fitness "SDS011 specification" V1.3: service life up to 8000 h
+#: (hence its recommended duty cycle). Plantower "PMS5003 series data manual" V2.3: MTTF
+#: ≥ 3 years (26,280 h of operation). Sensirion "Datasheet SPS30": lifetime > 10 years in
+#: continuous 24 h/day operation (87,600 h). Laser hours past these do not stop a sensor,
+#: but its readings drift and drop out: the health board shows sensor age against them.
+RATED_LIFE_HOURS: Mapping[str, float] = MappingProxyType(
+    {**{m: 3 * 8760.0 for m in PLANTOWER_MODELS}, "sds011": 8000.0, "sps30": 10 * 8760.0}
+)

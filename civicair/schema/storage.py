@@ -74,7 +74,11 @@ PM25_METHODS: tuple[str, ...] = (
 #: Fields of measurement :data:`STATION` written from a meta message (docs/api.md):
 #: name, position (rounded unless opted in), sensor models per channel, free texts.
 META_FIELDS: tuple[str, ...] = ("name", "lat", "lon", "exact_location", "sensors_a", "sensors_b", "firmware",
-                                "software", "licence")
+                                "software", "licence", "duty_period", "laser_hours_a", "laser_hours_b")
+#: Longest duty period a station may declare [s]: one window a day.
+MAX_DUTY_PERIOD_S = 86400
+#: More laser hours than a century are a broken counter, not a sensor.
+MAX_LASER_HOURS = 876_000.0
 #: The one field of a status point (``online``/``offline``); a status point carries no
 #: ``name``, which is how a reader tells the two kinds apart.
 STATUS_FIELD = "status"
@@ -143,6 +147,36 @@ def _sensors(value: Any) -> dict[str, str]:
     return out
 
 
+def _duty_period(value: Any) -> int | None:
+    """A station's duty period [s]: it measures one window every this many seconds
+    (0: always on). Coverage counts the windows it is meant to produce from it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DUTY_PERIOD_S:
+        raise MetaError(f"meta 'duty_period' must be whole seconds from 0 to {MAX_DUTY_PERIOD_S}, "
+                        f"got {value!r}")
+    return value
+
+
+def _laser_hours(value: Any) -> dict[str, float]:
+    """Hours each channel's sensor has run its laser/fan (the bridge counts them across
+    restarts and re-publishes its meta hourly): ``{"a": 1234.5}``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MetaError("meta 'laser_hours' must map channel to hours, e.g. {\"a\": 1234.5}")
+    out = {}
+    for channel, hours in value.items():
+        if channel not in contract.CHANNELS:
+            raise MetaError(f"meta 'laser_hours' channel must be 'a' or 'b', got {channel!r}")
+        if (isinstance(hours, bool) or not isinstance(hours, int | float) or not math.isfinite(hours)
+                or not 0 <= hours <= MAX_LASER_HOURS):
+            raise MetaError(f"meta 'laser_hours' for channel {channel} must be 0 to "
+                            f"{MAX_LASER_HOURS:g} hours")
+        out[channel] = float(hours)
+    return out
+
+
 def string_field(value: str) -> str:
     """A line-protocol string field value, quoted and escaped."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -165,7 +199,8 @@ def meta_to_line(station: str, meta: Mapping[str, Any], ts: int) -> bytes:
 
             {"name": "Lab 1", "lat": 52.0907, "lon": 5.1214, "sensors": {"a": "pms5003"},
              "software": "civicair 0.1.0", "firmware": "…", "licence": "CC-BY-4.0",
-             "exact_location": false}
+             "exact_location": false, "window": 60, "duty_period": 0,
+             "laser_hours": {"a": 1234.5}}
 
         Keys outside :data:`META_FIELDS` (and ``sensors``) are ignored.
     ts : int
@@ -200,6 +235,10 @@ def meta_to_line(station: str, meta: Mapping[str, Any], ts: int) -> bytes:
     for key in ("firmware", "software", "licence"):
         if (text := _text(key, meta.get(key))) is not None:
             fields.append(f"{key}={string_field(text)}")
+    if (duty := _duty_period(meta.get("duty_period"))) is not None:
+        fields.append(f"duty_period={duty}i")
+    for channel, hours in sorted(_laser_hours(meta.get("laser_hours")).items()):
+        fields.append(f"laser_hours_{channel}={hours!r}")
     return f"{STATION},station={station} {','.join(fields)} {ts}\n".encode()
 
 

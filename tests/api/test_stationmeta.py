@@ -55,8 +55,16 @@ def test_unknown_keys_are_ignored():
     ("lab-1", {"sensors": {"a": "PMS 5003"}}),
     ("lab-1", {"exact_location": "yes"}),
     ("lab-1", ["not", "an", "object"]),
+    ("lab-1", {"duty_period": -60}),
+    ("lab-1", {"duty_period": 1.5}),
+    ("lab-1", {"duty_period": 10**9}),
+    ("lab-1", {"laser_hours": {"c": 1.0}}),
+    ("lab-1", {"laser_hours": {"a": -1.0}}),
+    ("lab-1", {"laser_hours": 5}),
 ], ids=["bad id", "lat out of range", "lat without lon", "bool lat", "nan lat", "name not text",
-        "name too long", "unknown channel", "model with space", "exact not bool", "not an object"])
+        "name too long", "unknown channel", "model with space", "exact not bool", "not an object",
+        "negative duty period", "fractional duty period", "duty period beyond a day",
+        "laser hours of an unknown channel", "negative laser hours", "laser hours not a mapping"])
 def test_invalid_meta_is_refused_with_a_reason(station, meta):
     with pytest.raises(MetaError):
         meta_to_line(station, meta, T0)

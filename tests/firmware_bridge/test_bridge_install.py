@@ -26,6 +26,8 @@ def test_bridge_modules_and_commands_import_without_server_packages():
     code = BLOCKER + """
 import firmware_bridge.app, firmware_bridge.doctor, firmware_bridge.install, firmware_bridge.simulator
 import firmware_bridge.sensors
+import firmware_bridge.climate.i2c, firmware_bridge.climate.iio, firmware_bridge.climate.discover
+import firmware_bridge.climate.simulated, firmware_bridge.climate.window
 from civicair.cli import main
 for argv in (["bridge", "--help"], ["simulate", "--help"]):
     try:
@@ -38,10 +40,11 @@ print("ok")
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr
 
 
-def test_bridge_extra_lists_only_pyserial_and_paho():
+def test_bridge_extra_lists_only_pyserial_paho_and_smbus2():
+    # smbus2: pure-Python I²C for the temperature/humidity companions (docs/climate.md).
     meta = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     deps = meta["project"]["optional-dependencies"]["bridge"]
-    assert sorted(d.split(">")[0].split("=")[0] for d in deps) == ["paho-mqtt", "pyserial"]
+    assert sorted(d.split(">")[0].split("=")[0] for d in deps) == ["paho-mqtt", "pyserial", "smbus2"]
 
 
 def test_shipped_example_config_is_valid(tmp_path):

@@ -52,6 +52,16 @@ def test_aqi_of_the_24_hour_mean_and_who_comparison_by_hand(client, influx):
     assert (meta["aqi_from"], meta["aqi_to"]) == ("2026-01-10T00:00:00Z", "2026-01-11T00:00:00Z")
 
 
+def test_who_days_of_a_duty_cycled_station_count_the_windows_it_is_meant_to_produce(client, influx):
+    # 60 s windows, one every 15 minutes (duty_period 900): 96 a day, all present. Counted
+    # against 86400 / 60 = 1440, every day would be 7 % complete and none valid.
+    influx.write(meta_to_line("duty-1", {"window": 60, "duty_period": 900}, T0 - DAY))
+    write(influx, [pm_line("duty-1", T0 + day * DAY + 900 * i + 60, pm25=8.0) for day in range(10)
+                   for i in range(96)])
+    (row,) = client.get("/v1/aqi", params={**PERIOD, "stations": "duty-1"}).json()["results"]
+    assert (row["who_days"], row["who_valid_days"], row["who_mean"]) == (10, 10, 8.0)
+
+
 def test_aqi_for_chosen_stations_as_csv(client, influx):
     seed(influx)
     r = client.get("/v1/aqi", params={**PERIOD, "stations": "lab-1", "format": "csv"})

@@ -6,6 +6,7 @@ import csv
 import io
 import time
 
+from civicair.schema.aqi import us_aqi
 from civicair.schema.storage import meta_to_line
 from tests.api.conftest import DAY, pm_line, write
 
@@ -34,7 +35,8 @@ def test_latest_clean_reading_with_aqi_category_and_colour(client, influx):
     assert rows["lab-1"] == {
         "station": "lab-1", "name": "Lab 1", "lat": 52.091, "lon": 5.121, "time": iso(now - 180),
         "last_seen": iso(now - 120), "status": "online", "pm25": 12.0, "qc": 0, "sensor": "pms5003",
-        "channel": "a", "aqi": 56, "aqi_category": "Moderate", "aqi_colour": "#FFFF00",  # 49/26.3 × 2.9 + 51
+        "channel": "a", "nowcast": None, "aqi": 56, "aqi_basis": "reading",  # 49/26.3 × 2.9 + 51
+        "aqi_category": "Moderate", "aqi_colour": "#FFFF00",
     }
     assert (rows["lab-2"]["aqi"], rows["lab-2"]["aqi_category"]) == (45, "Good")  # 50/9 × 8.1 = 45
     assert body["meta"]["units"] == {"pm25": "µg/m³"}
@@ -63,7 +65,7 @@ def test_latest_as_geojson_and_csv(client, influx):
     assert feature["geometry"]["coordinates"] == [5.121, 52.091] and feature["properties"]["aqi"] == 56
     text = client.get("/v1/latest", params={"params": "rh"}, headers={"Accept": "text/csv"}).text
     assert text.splitlines()[0] == ("station,name,lat,lon,time,last_seen,status,pm25 (µg/m³),rh (%),qc,"
-                                    "sensor,channel,aqi,aqi_category,aqi_colour")
+                                    "sensor,channel,nowcast,aqi,aqi_basis,aqi_category,aqi_colour")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["station"] for r in rows] == ["lab-1", "lab-2"]
     assert rows[0]["pm25 (µg/m³)"] == "12" and rows[1]["lat"] == "" and rows[0]["aqi_colour"] == "#FFFF00"
@@ -74,3 +76,31 @@ def test_latest_by_area(client, influx):
     seed(influx)
     rows = client.get("/v1/latest", params={"near": "52.09,5.12", "radius": "1000"}).json()["results"]
     assert [r["station"] for r in rows] == ["lab-1"]
+
+
+#: US EPA's worked NowCast example ("PM NowCast" fact sheet): the 12 hourly means, most
+#: recent first, and the NowCast it gives. w = 10/90 < 0.5, so w* = 0.5 and the NowCast
+#: is Σ 0.5^(i-1)·c_i / Σ 0.5^(i-1) = 17.4 µg/m³ (truncated).
+EPA_HOURS = (13, 16, 10, 21, 74, 64, 53, 82, 90, 75, 80, 50)
+
+
+def test_current_aqi_is_the_nowcast_of_the_last_twelve_hours(client, influx):
+    for _ in range(3):  # an hour boundary between seeding and asking shifts every hour: ask again
+        hour = int(time.time()) // 3600 * 3600
+        write(influx, [pm_line("epa-1", hour - i * 3600 + 1800, pm25=float(c))
+                       for i, c in enumerate(EPA_HOURS, start=1)]
+              + [pm_line("epa-1", hour - i * 3600 + 1200, pm25=500.0, qc=4) for i in (1, 2)])  # flagged: left out
+        row = next(r for r in client.get("/v1/latest").json()["results"] if r["station"] == "epa-1")
+        if int(time.time()) // 3600 * 3600 == hour:
+            break
+    assert (row["nowcast"], row["aqi_basis"]) == (17.4, "nowcast")
+    # 17.4 µg/m³ is Moderate: 51 + 49/26.3 × (17.4 − 9.1) = 66.46 → 66
+    assert row["aqi"] == us_aqi(17.4).value == 66
+    assert row["pm25"] == 13.0  # the latest clean reading, kept beside the NowCast
+
+
+def test_a_station_with_one_of_the_last_three_hours_has_no_nowcast_yet(client, influx):
+    hour = int(time.time()) // 3600 * 3600
+    write(influx, [pm_line("new-1", hour - 3 * 3600 + 1800, pm25=30.0)])  # c_3 only: EPA needs 2 of 3
+    row = next(r for r in client.get("/v1/latest").json()["results"] if r["station"] == "new-1")
+    assert (row["nowcast"], row["aqi_basis"], row["aqi"]) == (None, "reading", us_aqi(30.0).value)

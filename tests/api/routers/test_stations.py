@@ -109,6 +109,32 @@ def test_coverage_counts_partial_and_local_days(client, influx):
     assert local["results"][0]["coverage"]["days"][0]["windows"] == 120
 
 
+def test_a_duty_cycled_station_that_produced_every_window_it_was_meant_to_is_fully_covered(client, influx):
+    # One 60 s window every 5 minutes (duty_period 300, as the bridge's meta says): 288 a day.
+    influx.write(meta_to_line("duty-1", {"name": "Sleeper", "window": 60, "duty_period": 300}, T0 - DAY))
+    write(influx, [pm_line("duty-1", T0 + 300 * i + 60, pm25=1) for i in range(2 * 288)])
+    coverage = client.get("/v1/stations/duty-1", params={"from": "2026-01-01", "to": "2026-01-03"}).json()[
+        "results"][0]["coverage"]
+    assert (coverage["percent"], coverage["window_s"], coverage["duty_period_s"]) == (100.0, 60, 300)
+    assert [(d["windows"], d["expected"]) for d in coverage["days"]] == [(288, 288), (288, 288)]
+
+
+def test_station_detail_reports_laser_hours_against_the_rated_life(client, influx):
+    # As the bridge re-publishes its meta: laser hours per channel, counted across restarts.
+    influx.write(meta_to_line("lab-1", {"sensors": {"a": "sds011", "b": "pms5003"}, "duty_period": 300,
+                                        "laser_hours": {"a": 2000.0, "b": 13140}}, T0))
+    write(influx, [pm_line("lab-1", T0 + 60, sensor="sds011", pm25=1), pm_line("lab-1", T0 + 60, channel="b", pm25=1)])
+    health = client.get("/v1/stations/lab-1", params={"from": "2026-01-01", "to": "2026-01-02"}).json()[
+        "results"][0]["health"]
+    assert health == {"duty_period_s": 300, "sensors": [
+        # SDS011: 8000 h rated (Nova); PMS5003: MTTF 3 years = 26,280 h (Plantower).
+        {"channel": "a", "model": "sds011", "laser_hours": 2000.0, "rated_life_hours": 8000.0,
+         "life_used_percent": 25.0},
+        {"channel": "b", "model": "pms5003", "laser_hours": 13140.0, "rated_life_hours": 26280.0,
+         "life_used_percent": 50.0},
+    ]}
+
+
 def test_unknown_station_is_404_and_a_malformed_id_is_422(client):
     r = client.get("/v1/stations/nobody")
     assert r.status_code == 404 and r.json() == {"detail": "no station 'nobody'", "code": "not_found"}
