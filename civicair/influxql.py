@@ -336,12 +336,18 @@ def rollup_readings(parts: Iterable[str | None], interval: str) -> str:
             f'GROUP BY time({group}), "station", "channel" fill(none)')
 
 
+#: Suffix of the hidden column holding a parameter's clean count in :func:`select_rollup`.
+COUNT_SUFFIX = "__n"
+
+
 def select_rollup(params: Sequence[str], aggregates: Sequence[str], parts: Iterable[str | None],
                   interval: str, by_station: bool, clean: bool, rounded: bool = True,
-                  rp: str | None = None) -> str:
+                  rp: str | None = None, tz: str | None = None) -> str:
     """The API's aggregate query (:func:`select_aggregates`) answered from the rollups: one
     stored point per station and interval, so MEAN/MIN/MAX of it return the stored value
-    unchanged and a count is the stored count. Same columns, same rounding."""
+    unchanged and a count is the stored count. Same columns, same rounding, then one
+    hidden ``<param>__n`` count per parameter: where it is 0, a clean statistic left
+    from an earlier computation is stale and the reader drops it (rollup.compute)."""
     if not params or not aggregates:
         raise QueryError("at least one parameter and one aggregate")
     cols = []
@@ -358,9 +364,11 @@ def select_rollup(params: Sequence[str], aggregates: Sequence[str], parts: Itera
                 scale = 10 ** decimals(param)
                 call = f"ROUND({call} * {scale}) / {scale}"
             cols.append(f'{call} AS "{param}_{agg}"')
+    cols += [f'SUM("{storage.rollup_field(ROLLUP_PARAMS[p], "count", clean)}") AS "{p}{COUNT_SUFFIX}"'
+             for p in params]
     group = f"time({ident(interval, INTERVALS).strip(chr(34))})" + (', "station"' if by_station else "")
     return (f"SELECT {', '.join(cols)} FROM {measurement(ROLLUP_MEASUREMENTS[interval], rp)}{where(parts)} "
-            f"GROUP BY {group} fill(none)")
+            f"GROUP BY {group} fill(none){tz_clause(tz)}")
 
 
 def rollup_coverage(station: str, start: datetime, end: datetime, rp: str | None = None) -> str:
