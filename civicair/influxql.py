@@ -390,6 +390,12 @@ def rollup_state(rp: str | None = None) -> str:
             f"FROM {measurement(storage.ROLLUP_STATE, rp)}")
 
 
+def readings_per_day(parts: Iterable[str | None]) -> str:
+    """Readings per UTC day and station (where a backfill has work to do)."""
+    return (f'SELECT count("n") AS "n" FROM "{MEASUREMENT}"{where(parts)} '
+            'GROUP BY time(1d), "station" fill(none)')
+
+
 def first_reading() -> str:
     """Time of the oldest reading (one ``first`` over the whole measurement)."""
     return f'SELECT first("n") AS "n" FROM "{MEASUREMENT}"'

@@ -37,7 +37,8 @@ def cmd_backfill(start: str, end: str | None) -> int:
         except InfluxError as exc:
             print(f"civicair rollup backfill: {exc}", file=sys.stderr)
             return 1
-    print(f"done: {done.days} days, {done.hours} station-hours, {done.station_days} station-days", flush=True)
+    print(f"done: {done.days} days with readings, {done.hours} station-hours, {done.station_days} "
+          "station-days", flush=True)
     return 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from civicair.influx import Influx
+from civicair.influx import Influx, InfluxSettings
 from civicair.services import free_port
 from rollup.metrics import parse
 from rollup.settings import RollupSettings
@@ -122,6 +122,9 @@ def test_rollup_command_refuses_bad_input(influxdb) -> None:
     assert bad.returncode == 2 and "--from must be an ISO 8601 date" in bad.stderr
     backwards = run("backfill", "--from", "2025-01-02", "--to", "2025-01-01")
     assert backwards.returncode == 2 and "--from must be before --to" in backwards.stderr
+    with Influx(InfluxSettings(url=influxdb.url, database=DATABASE)) as influx:
+        influx.write(b"pm,station=cli-1,sensor=pms5003,channel=a pm25=4.0,qc=0i,n=20i 1735779600\n")  # 2 Jan
     days = run("backfill", "--from", "2025-01-01", "--to", "2025-01-03")
-    assert days.returncode == 0 and "(2/2 days" in days.stdout, days.stderr
+    assert days.returncode == 0 and "rollup backfill 2025-01-02 (day 2 of 2, 1 stations)" in days.stdout, days.stderr
+    assert "done: 1 days with readings, 1 station-hours, 1 station-days" in days.stdout
 
