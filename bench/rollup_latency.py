@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -121,11 +122,41 @@ def year_ratio(args: argparse.Namespace, workdir: Path) -> float:
         return statistics.median(ratios)
 
 
+class _Until(threading.Thread):
+    """Polls a count query every 20 ms; ``at`` is when it first reached ``want``."""
+
+    def __init__(self, url: str, query: str, want: int) -> None:
+        super().__init__(daemon=True)
+        self.url, self.query, self.want, self.at = url, query, want, float("nan")
+
+    def run(self) -> None:
+        from civicair.influx import Influx, InfluxSettings, series
+
+        deadline = time.monotonic() + 900
+        with Influx(InfluxSettings(url=self.url, database="bench")) as influx:
+            while time.monotonic() < deadline:
+                (result,) = influx.query(self.query)
+                found = series(result)
+                if found and found[0]["values"][0][1] == self.want:
+                    self.at = time.time()
+                    return
+                time.sleep(0.02)
+
+
+def _watch(url: str, start: int, end: int, want: int) -> tuple[_Until, _Until]:
+    """Threads noting when the run's readings are all stored, and all rolled up."""
+    where = f"WHERE time >= {start}s AND time < {end}s"
+    raw = _Until(url, f'SELECT count("n") FROM "pm" {where}', want)
+    rolled = _Until(url, f'SELECT sum("readings_a") FROM "pm_1h" {where}', want)
+    raw.start()
+    rolled.start()
+    return raw, rolled
+
+
 class RollupIngestBench(ingest_bench.Bench):
     """bench/ingest_throughput.py's ingest run, with marks off, or on with the worker running."""
 
     def run(self, messages: int, marks: bool) -> tuple[float, float]:
-        from civicair.influx import series
         from civicair.services import free_port
 
         os.environ["CIVICAIR_ROLLUP_MARKS"] = "true" if marks else "false"
@@ -139,22 +170,15 @@ class RollupIngestBench(ingest_bench.Bench):
                                           stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
             time.sleep(2)  # its first pass (state, or the marks of earlier runs) before the load starts
         try:
+            if not marks:
+                return self.ingest(messages, 1), float("nan")
+            # The run's time range is known before it starts (Bench.ingest takes two run ids).
+            t0 = ingest_bench.T0 + (self.run_id + 2) * self.span_s
+            raw_done, rolled = _watch(self.influxdb.url, t0, t0 + self.span_s, messages)
             rate = self.ingest(messages, 1)
-            written = time.time()
-            lag = float("nan")
-            if marks:
-                t0 = ingest_bench.T0 + self.run_id * self.span_s
-                q = (f'SELECT sum("readings_a") FROM "pm_1h" WHERE time >= {t0}s AND '
-                     f"time < {t0 + self.span_s}s")
-                deadline = time.monotonic() + 300
-                while time.monotonic() < deadline:
-                    (result,) = self.influx.query(q)
-                    found = series(result)
-                    if found and found[0]["values"][0][1] == messages:
-                        lag = time.time() - written
-                        break
-                    time.sleep(0.05)
-            return rate, lag
+            raw_done.join(300)
+            rolled.join(300)
+            return rate, rolled.at - raw_done.at
         finally:
             if worker is not None:
                 ingest_bench.stop(worker)

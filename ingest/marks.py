@@ -31,12 +31,13 @@ def dirty_marks(station: np.ndarray, ts: np.ndarray, written: int) -> bytes:
     if len(ts) == 0:
         return b""
     names, code = np.unique(station, return_inverse=True)
-    hours = np.asarray(ts, dtype=np.int64) // HOUR_S * HOUR_S
-    pairs = np.unique(np.stack([code.astype(np.int64).ravel(), hours]), axis=1)
-    lags = (written // HOUR_S * HOUR_S - pairs[1]) // HOUR_S
+    # One int64 key per (station, hour): hour numbers since 1970 stay far below 2**40.
+    keys = np.unique(code.astype(np.int64).ravel() << 40 | np.asarray(ts, dtype=np.int64) // HOUR_S)
+    hours = (keys & ((1 << 40) - 1)) * HOUR_S
+    lags = (written // HOUR_S * HOUR_S - hours) // HOUR_S
     template = f"{storage.ROLLUP_DIRTY},station=%s,lag=%d hour=%di {int(written)}\n"
-    return "".join(map(template.__mod__, zip(names[pairs[0]].tolist(), lags.tolist(),
-                                             pairs[1].tolist(), strict=True))).encode()
+    return "".join(map(template.__mod__, zip(names[keys >> 40].tolist(), lags.tolist(), hours.tolist(),
+                                             strict=True))).encode()
 
 
 def batch_marks(columns: Batch, written: int) -> bytes:
