@@ -31,6 +31,8 @@ from rollup.settings import RollupSettings
 log = logging.getLogger("civicair.rollup")
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+#: More dirty hours than this in one day: recompute the day's hours in one query.
+MANY_HOURS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,19 +98,19 @@ class Worker:
         if pending:
             self.metrics.set("civicair_rollup_lag_seconds", max(0, now - min(t for t, _, _ in pending)))
             self.metrics.set("civicair_rollup_oldest_dirty_hour_seconds", min(hours))
-        days: dict[int, set[str]] = defaultdict(set)
-        batch = self.settings.rollup_station_batch
-        for hour, stations in sorted(hours.items()):
-            ids = sorted(stations)
-            for i in range(0, len(ids), batch):
-                recompute(self.influx, ids[i:i + batch], _utc(hour), _utc(hour) + HOUR, "1h", self.rp)
-            self.metrics.inc("civicair_rollup_hours_recomputed_total", len(ids))
-            days[hour // 86400 * 86400] |= stations
-        for day, stations in sorted(days.items()):
-            ids = sorted(stations)
-            for i in range(0, len(ids), batch):
-                recompute(self.influx, ids[i:i + batch], _utc(day), _utc(day) + DAY, "1d", self.rp)
-            self.metrics.inc("civicair_rollup_days_recomputed_total", len(ids))
+        by_day: dict[int, dict[int, set[str]]] = defaultdict(dict)
+        for hour, stations in hours.items():
+            by_day[hour // 86400 * 86400][hour] = stations
+        for day, day_hours in sorted(by_day.items()):
+            # A replay dirties many hours of a day: one query for the day's hours then.
+            touched = set().union(*day_hours.values())
+            ranges = [(_utc(day), _utc(day) + DAY, touched)] if len(day_hours) > MANY_HOURS else \
+                [(_utc(h), _utc(h) + HOUR, st) for h, st in sorted(day_hours.items())]
+            for start, end, stations in ranges:
+                self._recompute(stations, start, end, "1h")
+            self.metrics.inc("civicair_rollup_hours_recomputed_total", sum(map(len, day_hours.values())))
+            self._recompute(touched, _utc(day), _utc(day) + DAY, "1d")
+            self.metrics.inc("civicair_rollup_days_recomputed_total", len(touched))
         # Only now, with every rollup of those marks written, may the cursor move.
         new = State(max(state.cursor, now), max(state.covered_until, self.settled_hour(now)))
         self.influx.write(state_line(new, now), rp=self.rp)
@@ -119,10 +121,15 @@ class Worker:
         self.metrics.inc("civicair_rollup_cycles_total")
         self.metrics.set("civicair_rollup_cycle_seconds", time.perf_counter() - started)
         if pending:
-            log.info("rolled up %d station-hours and %d station-days (%d marks)",
-                     sum(map(len, hours.values())), sum(map(len, days.values())), len(pending))
+            log.info("rolled up %d station-hours of %d days (%d marks)", sum(map(len, hours.values())),
+                     len(by_day), len(pending))
         self._last_ok = time.monotonic()
         return sum(map(len, hours.values()))
+
+    def _recompute(self, stations: set[str], start: datetime, end: datetime, interval: str) -> None:
+        ids, batch = sorted(stations), self.settings.rollup_station_batch
+        for i in range(0, len(ids), batch):
+            recompute(self.influx, ids[i:i + batch], start, end, interval, self.rp)
 
     def health(self) -> tuple[bool, dict]:
         quiet = time.monotonic() - self._last_ok

@@ -80,8 +80,9 @@ def test_worker_killed_mid_pass_loses_nothing(influx, influxdb, spawn_ingest, pu
     worker.cycle()
     initial = read_state(influx, None)
     spawn_ingest()
-    # 240 dirty hours of one station: a pass long enough to be killed in the middle of.
-    _ingest(publisher, influx, [message("roll-1", i, T0 + HOUR * i + 60) for i in range(240)])
+    # 240 dirty hours of one station, three a day (each its own query): a pass long enough
+    # to be killed in the middle of.
+    _ingest(publisher, influx, [message("roll-1", i, T0 + 8 * HOUR * i + 60) for i in range(240)])
 
     port = free_port()
     env = {"CIVICAIR_INFLUX_URL": influxdb.url, "CIVICAIR_INFLUX_DB": DATABASE,
@@ -106,7 +107,7 @@ def test_worker_killed_mid_pass_loses_nothing(influx, influxdb, spawn_ingest, pu
         assert procs.stop(second) == 0
     assert read_state(influx, None).cursor > initial.cursor
     assert len(rollup_points(influx, "pm_1h")) == 240
-    assert assert_rollups_equal_raw(influx) == 240 + 10
+    assert assert_rollups_equal_raw(influx) == 240 + 80
 
 
 def test_rollup_command_refuses_bad_input(influxdb) -> None:
