@@ -340,6 +340,14 @@ def rollup_readings(parts: Iterable[str | None], interval: str) -> str:
 COUNT_SUFFIX = "__n"
 
 
+def rollup_qc(parts: Iterable[str | None]) -> str:
+    """The ``qc`` of every reading carrying any bit, per station in time order: one scan
+    from which the rollup's per-flag counts and OR are taken (InfluxQL has no bitwise-OR
+    aggregate, and counting each bit would scan ``qc`` once per bit)."""
+    any_bit = '"qc" != 0'
+    return f'SELECT "qc" FROM "{MEASUREMENT}"{where([*parts, any_bit])} GROUP BY "station"'
+
+
 def select_rollup(params: Sequence[str], aggregates: Sequence[str], parts: Iterable[str | None],
                   interval: str, by_station: bool, clean: bool, rounded: bool = True,
                   rp: str | None = None, tz: str | None = None) -> str:

@@ -38,7 +38,7 @@ def statements(stations: Sequence[str], start: datetime, end: datetime, interval
     clean = [*base, influxql.clean_only()]
     return [influxql.rollup_compute(clean, interval), influxql.rollup_compute(base, interval),
             influxql.rollup_readings(base, interval), influxql.rollup_readings(clean, interval),
-            *(influxql.rollup_readings([*base, influxql.qc_has(int(f))], interval) for f in FLAGS)]
+            influxql.rollup_qc(base)]
 
 
 def _rows(result: dict[str, Any]) -> Iterable[tuple[dict[str, str], dict[str, Any]]]:
@@ -48,11 +48,11 @@ def _rows(result: dict[str, Any]) -> Iterable[tuple[dict[str, str], dict[str, An
             yield s.get("tags", {}), dict(zip(columns, values, strict=True))
 
 
-def points(results: Sequence[dict[str, Any]]) -> dict[tuple[str, int], Point]:
+def points(results: Sequence[dict[str, Any]], interval: str) -> dict[tuple[str, int], Point]:
     """Rollup fields per (station, interval start [s]) from the results of :func:`statements`
     (queried with ``epoch=s``). Pure."""
     out: dict[tuple[str, int], Point] = defaultdict(dict)
-    clean_stats, all_stats, readings, clean_readings, *flag_counts = results
+    clean_stats, all_stats, readings, clean_readings, flagged = results
     for result, clean in ((all_stats, False), (clean_stats, True)):
         for tags, row in _rows(result):
             point = out[(tags["station"], int(row["time"]))]
@@ -74,12 +74,15 @@ def points(results: Sequence[dict[str, Any]]) -> dict[tuple[str, int], Point]:
         for ch in contract.CHANNELS:
             if f"readings_{ch}" in point:
                 point.setdefault(f"clean_{ch}", 0)
-    for flag, result in zip(FLAGS, flag_counts, strict=True):
-        name = storage.flag_field(flag.name or str(int(flag)))
-        for tags, row in _rows(result):
-            point = out[(tags["station"], int(row["time"]))]
-            point[name] = int(point.get(name, 0)) + int(row["readings"])
-            point[storage.QC_OR] = int(point.get(storage.QC_OR, 0)) | int(flag)
+    step = INTERVAL_S[interval]
+    names = [(int(flag), storage.flag_field(flag.name or str(int(flag)))) for flag in FLAGS]
+    for tags, row in _rows(flagged):
+        point = out[(tags["station"], int(row["time"]) // step * step)]
+        bits = int(row["qc"])
+        point[storage.QC_OR] = int(point.get(storage.QC_OR, 0)) | bits
+        for bit, name in names:
+            if bits & bit:
+                point[name] = int(point.get(name, 0)) + 1
     for point in out.values():
         if any(k.startswith("readings_") for k in point):
             point.setdefault(storage.QC_OR, 0)
@@ -117,7 +120,7 @@ def recompute(influx: Influx, stations: Sequence[str], start: datetime, end: dat
     if floor(end, interval) != end:
         end = floor(end, interval) + timedelta(seconds=INTERVAL_S[interval])
     results = influx.query(influxql.statements(*statements(stations, start, end, interval)), epoch="s")
-    found = points(results)
+    found = points(results, interval)
     payload = lines(storage.ROLLUPS[interval], found)
     if payload:
         influx.write(payload, rp=rp)

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from civicair.influx import Influx, series
-from civicair.schema import contract
+from civicair.schema import contract, qc
 from tests.ingest.conftest import ingest_env, publisher, reading, spawn_ingest  # noqa: F401 (fixtures)
 
 #: 2025-01-06T00:00:00Z
@@ -52,10 +52,25 @@ def rollup_points(influx: Influx, measurement: str) -> dict[tuple[str, int], dic
             for s in series(result) for row in s["values"]}
 
 
+def raw_flags(influx: Influx, interval: str) -> dict[tuple[str, int], dict[str, int]]:
+    """Per station and interval, readings carrying each flag (nonzero only) and their OR."""
+    out: dict[tuple[str, int], dict[str, int]] = {}
+    for flag in qc.Flag:
+        (result,) = influx.query(f'SELECT count("n") FROM "pm" WHERE "qc" & {int(flag)} != 0 AND time >= 0s '
+                                 f'AND time < now() + 1d GROUP BY time({interval}), "station" fill(none)')
+        for s in series(result):
+            for t, n in s["values"]:
+                point = out.setdefault((s["tags"]["station"], int(t)), {"qc_or": 0})
+                point[f"flag_{(flag.name or '').lower()}"] = n
+                point["qc_or"] |= int(flag)
+    return out
+
+
 def assert_rollups_equal_raw(influx: Influx) -> int:
     """Every station and hour (and UTC day): the rollup's statistics are the raw ones. Returns
     how many station-intervals were compared."""
     compared = 0
+    raw_flags_by_interval = {interval: raw_flags(influx, interval) for interval in ("1h", "1d")}
     for interval, measurement in (("1h", "pm_1h"), ("1d", "pm_1d")):
         points = rollup_points(influx, measurement)
         every = raw_aggregates(influx, interval, clean=False)
@@ -68,6 +83,9 @@ def assert_rollups_equal_raw(influx: Influx) -> int:
                  and k.endswith("_all")}, (interval, key)
             want = {k: v for k, v in clean.get(key, {}).items() if v is not None}
             assert want == {k: v for k, v in point.items() if k in raw and not (k.endswith("_count") and v == 0)}, \
+                (interval, key)
+            flags = raw_flags_by_interval[interval].get(key, {"qc_or": 0})
+            assert flags == {k: v for k, v in point.items() if k.startswith("flag_") or k == "qc_or"}, \
                 (interval, key)
             compared += 1
     return compared

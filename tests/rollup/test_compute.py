@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from civicair.schema import qc
 from rollup.cli import retention_statements
-from rollup.compute import FLAGS, lines, points
+from rollup.compute import lines, points
 from rollup.settings import RollupSettings
 
 
@@ -27,9 +27,9 @@ def test_points_from_results_zero_clean_counts_and_flag_summary():
     clean = {"series": []}  # every reading of the hour is flagged
     every = _stats("a", 3600, pm25_mean=5.5, pm25_min=5.0, pm25_max=6.0, pm25_count=2)
     readings = _result(["time", "readings"], [({"station": "a", "channel": "a"}, [[3600, 2]])])
-    flags = [_result(["time", "readings"], [({"station": "a", "channel": "a"}, [[3600, 2]])])
-             if f == qc.Flag.SPIKE else {} for f in FLAGS]
-    found = points([clean, every, readings, {}, *flags])
+    flagged = _result(["time", "qc"], [({"station": "a"}, [[3600, int(qc.Flag.SPIKE)],
+                                                            [3660, int(qc.Flag.SPIKE)]])])
+    found = points([clean, every, readings, {}, flagged], "1h")
     assert found == {("a", 3600): {"pm25_mean_all": 5.5, "pm25_min_all": 5.0, "pm25_max_all": 6.0,
                                    "pm25_count_all": 2, "pm25_count": 0, "readings_a": 2, "clean_a": 0,
                                    "flag_spike": 2, "qc_or": 4}}
