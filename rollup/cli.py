@@ -55,12 +55,31 @@ def retention_statements(settings: RollupSettings, policies: list[list]) -> list
                          "the rollups, or they would expire with the raw readings")
     if rp and rp not in existing:
         out.append(influxql.retention_policy(rp, db, "INF", default=False, create=True))
-    if rp and rp in existing and existing[rp][1] not in ("0s", "INF"):
+    if rp and rp in existing and _go_seconds(existing[rp][1]) != 0:
         out.append(influxql.retention_policy(rp, db, "INF", default=False, create=False))
-    wanted = "0s" if settings.raw_retention == "INF" else None
-    if wanted is None or existing.get(default, [None, None])[1] != wanted:
+    current = existing.get(default, [default, "0s"])[1]
+    if _go_seconds(current) != _seconds(settings.raw_retention):
         out.append(influxql.retention_policy(default, db, settings.raw_retention, default=True, create=False))
     return out
+
+
+def _seconds(duration: str) -> int:
+    """``INF`` (0: forever, as InfluxDB shows it) or ``<n>h|d|w`` in seconds."""
+    if duration == "INF":
+        return 0
+    return int(duration[:-1]) * {"h": 3600, "d": 86400, "w": 604800}[duration[-1]]
+
+
+def _go_seconds(text: str) -> int:
+    """A Go duration as SHOW RETENTION POLICIES prints it (``9600h0m0s``) in seconds."""
+    total, number = 0, ""
+    for ch in text:
+        if ch.isdigit():
+            number += ch
+        else:
+            total += int(number or 0) * {"h": 3600, "m": 60, "s": 1}.get(ch, 0)
+            number = ""
+    return total
 
 
 def cmd_init() -> int:
