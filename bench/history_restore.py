@@ -1,4 +1,4 @@
-"""Ingest start-up: reading the quality history back from InfluxDB (ingest/history.py).
+"""Ingest start-up: reading the quality history back from InfluxDB (ingest/restore.py).
 
 Starts its own InfluxDB (civicair.services.InfluxDB) in a temp dir and seeds 1,000
 stations x channels a and b with ``--hours`` of 1-minute windows. Then, ``--runs`` times
@@ -6,7 +6,7 @@ each, alternating:
 
 - baseline: the very InfluxQL statement the restore sends, posted straight to InfluxDB
   with httpx (the database's own cost, and the HTTP round trip);
-- restore: ``ingest.history.restore`` into a fresh Cleaner (query, JSON decoding, loading
+- restore: ``ingest.restore.restore`` into a fresh Cleaner (query, JSON decoding, loading
   the per-series history).
 
 Prints the medians and, as its last line, ``restore_s=X baseline_s=Y ratio=Z``.
@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from civicair.influx import Influx, InfluxSettings  # noqa: E402
 from civicair.services import InfluxDB  # noqa: E402
-from ingest import history  # noqa: E402
 from ingest.clean import Cleaner  # noqa: E402
+from ingest.restore import query as restore_query  # noqa: E402
+from ingest.restore import restore as restore_history  # noqa: E402
 
 DATABASE = "airquality"
 LOOKBACK_S = 86400
@@ -59,7 +60,7 @@ def main() -> int:
         points = seed(influx, args.stations, args.hours)
         print(f"seeded {points:,} points ({args.stations} stations x 2 channels x {args.hours} h) "
               f"in {time.perf_counter() - started:.1f} s", flush=True)
-        statement = history.query(Cleaner().settings.history_depth, LOOKBACK_S)
+        statement = restore_query(Cleaner().settings.history_depth, LOOKBACK_S)
         baseline, restore = [], []
         with httpx.Client(base_url=db.url, timeout=60) as http:
             for run in range(1, args.runs + 1):
@@ -68,7 +69,7 @@ def main() -> int:
                 baseline.append(time.perf_counter() - t)
                 cleaner = Cleaner()
                 t = time.perf_counter()
-                got = history.restore(influx, cleaner, LOOKBACK_S)
+                got = restore_history(influx, cleaner, LOOKBACK_S)
                 restore.append(time.perf_counter() - t)
                 print(f"run {run}: baseline {baseline[-1]:.3f} s, restore {restore[-1]:.3f} s "
                       f"({got.windows:,} windows of {got.series:,} series)", flush=True)

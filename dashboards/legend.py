@@ -9,6 +9,9 @@ where the API says "Beyond the AQI": a legend needs no seventh row for smoke.
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.models import dashboard as dm
+
 from civicair.schema.aqi import CATEGORIES, WHO_24H_UG_M3
 from civicair.schema.qc import TEXT as QC_TEXT
 from civicair.schema.qc import Flag
@@ -16,27 +19,26 @@ from civicair.schema.qc import Flag
 __all__ = ["WHO_24H_UG_M3", "legend_markdown", "qc_flags", "thresholds", "value_mappings"]
 
 
-def thresholds() -> dict:
+def thresholds() -> db.ThresholdsConfig:
     """Grafana threshold steps, one per category (a value >= step's value takes its colour).
 
     Concentrations are truncated to one decimal before they are categorised, so 9.06 is
     "Good": a threshold at the next category's lower bound (9.1) does exactly that.
     """
-    steps: list[dict[str, str | float | None]] = [{"color": CATEGORIES[0].colour, "value": None}]
-    steps += [{"color": c.colour, "value": c.low_ug_m3} for c in CATEGORIES[1:]]
-    return {"mode": "absolute", "steps": steps}
+    steps = [dm.Threshold(value=None, color=CATEGORIES[0].colour)]
+    steps += [dm.Threshold(value=c.low_ug_m3, color=c.colour) for c in CATEGORIES[1:]]
+    return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps)
 
 
-def value_mappings() -> list[dict]:
+def value_mappings() -> list[dm.ValueMapping]:
     """Grafana range mappings: a concentration shows as its category's name."""
-    out = []
+    out: list[dm.ValueMapping] = []
     for i, c in enumerate(CATEGORIES):
         # The next category's lower bound, so 9.05 (truncated: 9.0) stays "Good".
         upper = CATEGORIES[i + 1].low_ug_m3 - 1e-9 if i + 1 < len(CATEGORIES) else None
-        out.append({"type": "range", "options": {
-            "from": c.low_ug_m3 if i else None, "to": upper,
-            "result": {"text": c.name, "color": c.colour, "index": i},
-        }})
+        out.append(dm.RangeMap(options=dm.DashboardRangeMapOptions(
+            from_val=c.low_ug_m3 if i else None, to=upper,
+            result=dm.ValueMappingResult(text=c.name, color=c.colour, index=i))))
     return out
 
 

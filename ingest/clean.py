@@ -4,36 +4,28 @@ Sets, on a decoded :class:`~ingest.columns.Batch`:
 
 ``derived["pm25"]``         float64, the corrected PM2.5 [µg/m³] (:mod:`ingest.corrections`)
 ``derived["pm25_method"]``  object (str), which correction produced it
-``derived["qc"]``           int64, the quality bitmask (:class:`ingest.quality.Flag`)
+``derived["qc"]``           int64, the quality bitmask (:class:`civicair.schema.qc.Flag`)
 
 Readings are flagged, never dropped or reordered. :class:`Cleaner` holds the
-per-series history that the flat-line, spike and A/B flags need across batches; the
-module-level :func:`clean` uses one shared Cleaner. This module only wires the pure
-kernels of :mod:`ingest.quality` and :mod:`ingest.corrections` to a batch: no I/O.
+per-series history (:mod:`ingest.series`) that the flat-line, spike and A/B flags need
+across batches; there is no shared module-level Cleaner: whoever cleans owns one (the
+consumer owns the ingest's and hands it to the batch step, :mod:`ingest.batch`). This
+module only wires the pure kernels of :mod:`ingest.kernels` and :mod:`ingest.corrections`
+to a batch: no I/O.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
 
 from ingest import corrections
 from ingest.columns import Amendments, Batch
-from ingest.quality import (
-    Flag,
-    QualitySettings,
-    SeriesHistory,
-    clock_unsynced,
-    factorize,
-    flags,
-    future_timestamp,
-    high_humidity,
-    lookup,
-    low_coverage,
-    out_of_range,
-)
+from ingest.grouping import factorize, lookup
+from ingest.kernels import clock_unsynced, flags, future_timestamp, high_humidity, low_coverage, out_of_range
+from ingest.quality import QualitySettings
+from ingest.series import SeriesHistory
 
 #: Mass-concentration columns checked against the sensor's range.
 MASS_COLUMNS = ("pm1_cf1", "pm25_cf1", "pm10_cf1", "pm1_atm", "pm25_atm", "pm4_atm", "pm10_atm")
@@ -44,8 +36,7 @@ PM25_DECIMALS = 2
 class Cleaner:
     """Flags and corrects batches, remembering recent windows of every series.
 
-    Not thread-safe: one writer thread owns a Cleaner (the module-level :func:`clean`
-    serialises its callers).
+    Not thread-safe: one thread owns a Cleaner (the ingest's prepare thread).
     """
 
     def __init__(self, settings: QualitySettings | None = None) -> None:
@@ -54,7 +45,7 @@ class Cleaner:
 
     def restore(self, station: np.ndarray, sensor: np.ndarray, channel: np.ndarray, ts: np.ndarray,
                 pm25_cf1: np.ndarray, pm25_atm: np.ndarray, qc: np.ndarray) -> int:
-        """Remember windows stored before a restart (see :mod:`ingest.history`), so that
+        """Remember windows stored before a restart (see :mod:`ingest.restore`), so that
         flat-line, spike and A/B judge the next windows against them. The value judged
         is ``pm25_cf1``, else ``pm25_atm``, as in :meth:`clean`. Returns windows kept."""
         judged = np.where(np.isnan(pm25_cf1), pm25_atm, pm25_cf1)
@@ -91,10 +82,18 @@ class Cleaner:
         period = lookup(series_sensor, s.frame_period_s, np.nan, sensors)[series.codes]
         family = corrections.sensor_family(series_sensor, sensors)[series.codes]
 
-        pm25, method = corrections.correct_codes(batch, family)
-
+        # A PM2.5 outside what the sensor can output (below 0, above its maximum: a broken
+        # sensor, or a hostile 1e308) is stored as sent and flagged OUT_OF_RANGE, but it
+        # gets no corrected pm25 and does not enter the series' history: a number no sensor
+        # makes must not reach a map, nor overflow the corrections.
         cf1 = batch.values.get("pm25_cf1", missing)
-        judged = np.where(np.isnan(cf1), batch.values.get("pm25_atm", missing), cf1)
+        atm = batch.values.get("pm25_atm", missing)
+        impossible = out_of_range(cf1, upper) | out_of_range(atm, upper)
+        if impossible.any():
+            cf1, atm = np.where(impossible, np.nan, cf1), np.where(impossible, np.nan, atm)
+        pm25, method = corrections.correct_codes(batch, family, cf1, atm)
+
+        judged = np.where(np.isnan(cf1), atm, cf1)
         history = self.history.assess(series, batch.station, batch.sensor, batch.channel,
                                       batch.ints["ts"], judged, s)
 
@@ -127,14 +126,4 @@ class Cleaner:
         return batch
 
 
-_default = Cleaner()
-_default_lock = threading.Lock()
-
-
-def clean(batch: Batch, now: float | None = None) -> Batch:
-    """:meth:`Cleaner.clean` with one Cleaner shared by every caller in the process."""
-    with _default_lock:
-        return _default.clean(batch, now)
-
-
-__all__ = ["MASS_COLUMNS", "Cleaner", "Flag", "QualitySettings", "clean"]
+__all__ = ["MASS_COLUMNS", "PM25_DECIMALS", "Cleaner"]

@@ -36,7 +36,7 @@ class DeadLetter:
 @dataclass(frozen=True, slots=True)
 class Amendments:
     """``qc`` corrections to points written by earlier batches, one per row (see
-    :meth:`ingest.quality.SeriesHistory.assess`): written as ``qc``-only points, which
+    :meth:`ingest.series.SeriesHistory.assess`): written as ``qc``-only points, which
     InfluxDB merges into the stored points (same series, same timestamp)."""
 
     station: np.ndarray  # str

@@ -17,8 +17,8 @@ RH counts as available when it is a number in [0, 100] %: a humidity sensor that
 reports anything else is broken, and a correction fed a broken RH is worse than none.
 Corrected values are never below 0. Formulas are applied per reading (per channel);
 US EPA applies them to the mean of PurpleAir's two channels, which the A/B flag in
-:mod:`ingest.quality` checks instead. Must not import anything beyond numpy and the
-quality module's grouping helpers: no I/O, no clock.
+:mod:`ingest.kernels` checks instead. Must not import anything beyond numpy, the
+schema and the grouping helpers of :mod:`ingest.grouping`: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 
 from civicair.schema.sensors import PLANTOWER_MODELS
 from ingest.columns import Batch
-from ingest.quality import Groups, lookup
+from ingest.grouping import Groups, lookup
 
 # -- method codes -------------------------------------------------------------------------
 
@@ -50,7 +50,7 @@ FAMILY_OF_SENSOR: dict[str, int] = {
 def sensor_family(sensor: np.ndarray, groups: Groups | None = None) -> np.ndarray:
     """Family code (``PLANTOWER``, ``SDS011``, ``SPS30``, ``UNKNOWN_FAMILY``) per reading.
 
-    ``groups`` may pass a grouping of ``sensor`` already made (:func:`~ingest.quality.factorize`).
+    ``groups`` may pass a grouping of ``sensor`` already made (:func:`~ingest.grouping.factorize`).
     """
     codes = lookup(sensor, FAMILY_OF_SENSOR, default=UNKNOWN_FAMILY, groups=groups)
     return codes.astype(np.int8)
@@ -218,7 +218,8 @@ def nilson_2022(pm25: np.ndarray, rh: np.ndarray, growth: float = NILSON_GROWTH)
 # -- routing -----------------------------------------------------------------------------
 
 
-def correct_codes(batch: Batch, family: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def correct_codes(batch: Batch, family: np.ndarray | None = None, pm25_cf1: np.ndarray | None = None,
+                  pm25_atm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(pm25, method code)`` per reading; codes index :data:`METHOD_NAMES`.
 
     Parameters
@@ -228,6 +229,9 @@ def correct_codes(batch: Batch, family: np.ndarray | None = None) -> tuple[np.nd
         columns count as missing) and ``sensor``.
     family : array of int8, optional
         :func:`sensor_family` of ``batch.sensor``, when the caller has it already.
+    pm25_cf1, pm25_atm : array of float, optional
+        The PM2.5 inputs to use instead of the batch's (the cleaner passes them with
+        values outside the sensor's range taken out, as NaN).
 
     Returns
     -------
@@ -237,8 +241,8 @@ def correct_codes(batch: Batch, family: np.ndarray | None = None) -> tuple[np.nd
     """
     size = len(batch)
     missing = np.full(size, np.nan)
-    cf1 = batch.values.get("pm25_cf1", missing)
-    atm = batch.values.get("pm25_atm", missing)
+    cf1 = batch.values.get("pm25_cf1", missing) if pm25_cf1 is None else pm25_cf1
+    atm = batch.values.get("pm25_atm", missing) if pm25_atm is None else pm25_atm
     rh = batch.values.get("rh", missing)
     family = sensor_family(batch.sensor) if family is None else family
 

@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
 
-import numpy as np
 import orjson
+
+from civicair.schema.qc import Flag
 
 log = logging.getLogger("civicair.ingest")
 
@@ -283,11 +284,7 @@ def reason_class(reason: str) -> str:
 
 
 def _flag_bits() -> dict[str, int]:
-    # The qc bits are owned by ingest.quality; without it there is nothing to count yet.
-    try:
-        from ingest.quality import Flag
-    except ImportError:
-        return {}
+    # The qc bits are the schema's (civicair.schema.qc).
     return {f.name.lower(): int(f.value) for f in Flag if f.name}
 
 
@@ -375,11 +372,3 @@ class IngestMetrics:
 
     def deadlettered_count(self) -> int:
         return int(sum(self.deadlettered.value(c) for c in REASON_CLASSES))
-
-    def count_flags(self, qc) -> dict[str, int]:
-        """Readings with each bit set in a batch's ``qc`` column (numpy int array), one
-        vectorised count per bit; added to ``flagged`` once the batch is written."""
-        if qc is None or not len(qc):
-            return {}
-        counts = {name: int(np.count_nonzero(qc & bit)) for name, bit in self.flag_bits.items()}
-        return {name: n for name, n in counts.items() if n}

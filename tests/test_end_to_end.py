@@ -41,6 +41,7 @@ def pipeline(tmp_path, mosquitto, influxdb):
     print((tmp_path / "processes.log").read_text()[-3000:])
 
 
+@pytest.mark.slow  # ~10 s: bridge on a pseudo-terminal, broker, ingest, InfluxDB, API
 def test_known_frames_arrive_through_the_api_averaged_per_window(pipeline):
     api = pipeline
     now = datetime.now(UTC)

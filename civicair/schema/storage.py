@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from civicair.schema import contract
+from civicair.schema import contract, sensors
 from civicair.schema.errors import ContractError
 from civicair.schema.qc import Flag
 
@@ -74,7 +74,8 @@ PM25_METHODS: tuple[str, ...] = (
 #: Fields of measurement :data:`STATION` written from a meta message (docs/api.md):
 #: name, position (rounded unless opted in), sensor models per channel, free texts.
 META_FIELDS: tuple[str, ...] = ("name", "lat", "lon", "exact_location", "sensors_a", "sensors_b", "firmware",
-                                "software", "licence", "duty_period", "laser_hours_a", "laser_hours_b")
+                                "software", "licence", "duty_period", "laser_hours_a", "laser_hours_b",
+                                "life_used_a", "life_used_b")
 #: Longest duty period a station may declare [s]: one window a day.
 MAX_DUTY_PERIOD_S = 86400
 #: More laser hours than a century are a broken counter, not a sensor.
@@ -230,15 +231,20 @@ def meta_to_line(station: str, meta: Mapping[str, Any], ts: int) -> bytes:
     if lat is not None and lon is not None:
         fields += [f"lat={lat!r}", f"lon={lon!r}"]
     fields.append(f"exact_location={'true' if exact else 'false'}")
-    for channel, model in sorted(_sensors(meta.get("sensors")).items()):
+    for channel, model in sorted(_sensors(meta.get("sensors")).items()):  # checked again below: cheap
         fields.append(f"sensors_{channel}={string_field(model)}")
     for key in ("firmware", "software", "licence"):
         if (text := _text(key, meta.get(key))) is not None:
             fields.append(f"{key}={string_field(text)}")
     if (duty := _duty_period(meta.get("duty_period"))) is not None:
         fields.append(f"duty_period={duty}i")
+    models = _sensors(meta.get("sensors"))
     for channel, hours in sorted(_laser_hours(meta.get("laser_hours")).items()):
         fields.append(f"laser_hours_{channel}={hours!r}")
+        # The share of the model's rated life, for the health board (Grafana cannot map a
+        # model to its rating): written with the hours it comes from.
+        if (rated := sensors.RATED_LIFE_HOURS.get(models.get(channel, ""))) is not None:
+            fields.append(f"life_used_{channel}={round(100 * hours / rated, 1)!r}")
     return f"{STATION},station={station} {','.join(fields)} {ts}\n".encode()
 
 

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 
 from api.middleware import RateLimitMiddleware, ResponseCacheMiddleware
-from tests.api.conftest import T0, make_client, pm_line, write
+from tests.api.conftest import make_client, pm_line, write
 
 
 class Clock:
@@ -84,11 +84,14 @@ def test_latest_is_served_from_the_cache_within_its_ttl(influxdb, influx):
     now = int(time.time()) // 60 * 60
     write(influx, [pm_line("lab-1", now - 120, pm25=5.0)])
     with make_client(influxdb) as cached, make_client(influxdb, response_cache_s=0) as fresh:
-        assert cached.get("/v1/latest").json()["results"][0]["pm25"] == 5
+        first = cached.get("/v1/latest")
+        [older] = first.json()["results"]
+        assert older["pm25"] == 5
         write(influx, [pm_line("lab-1", now - 60, pm25=9.0)])
-        assert cached.get("/v1/latest").json()["results"][0]["pm25"] == 5  # up to 10 s old
-        assert fresh.get("/v1/latest").json()["results"][0]["pm25"] == 9
-    assert T0
+        again = cached.get("/v1/latest")  # up to 10 s old: the stored answer, byte for byte
+        assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
+        [newer] = fresh.get("/v1/latest").json()["results"]
+        assert newer["pm25"] == 9 and newer["time"] > older["time"]
 
 
 def test_cache_hits_keep_etag_gzip_and_answer_if_none_match(influxdb, influx):

@@ -99,3 +99,9 @@ def test_published_position_rounds_unless_exact():
 ])
 def test_online_status(last_seen, window, status, status_time, expected):
     assert online_status(last_seen, window, status, status_time, 1000, windows=3, min_s=600) == expected
+
+
+def test_laser_hours_are_stored_with_the_share_of_the_models_rated_life():
+    line = meta_to_line("lab-1", {"sensors": {"a": "sds011", "b": "unknown-model"},
+                                  "laser_hours": {"a": 2000, "b": 10.0}}, T0).decode()
+    assert "laser_hours_a=2000.0,life_used_a=25.0,laser_hours_b=10.0 " in line  # no rating known for b

@@ -101,12 +101,12 @@ def test_flagged_mask_keeps_only_the_uncorrected_bit():
     assert influxql.QC_FLAGGED_MASK | influxql.QC_INFORMATIONAL == 2**63 - 1
 
 
-def test_flagged_mask_agrees_with_the_ingests_flag_bits():
-    from ingest import quality
+def test_flagged_mask_agrees_with_the_flag_bits():
+    from civicair.schema.qc import Flag
 
-    assert quality.Flag.UNCORRECTED.value == influxql.QC_INFORMATIONAL
-    for flag in quality.Flag:
-        if flag is not quality.Flag.UNCORRECTED:
+    assert Flag.UNCORRECTED.value == influxql.QC_INFORMATIONAL
+    for flag in Flag:
+        if flag is not Flag.UNCORRECTED:
             assert flag.value & influxql.QC_FLAGGED_MASK
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from civicair.services import free_port
 
@@ -26,6 +27,7 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
+@pytest.mark.slow  # ~65 s: the stack runs for its full minute
 def test_stack_runs_three_stations_for_a_minute_and_leaves_nothing_behind(tmp_path):
     state = tmp_path / "stack"
     proc = subprocess.Popen(
@@ -58,6 +60,7 @@ def test_stack_runs_three_stations_for_a_minute_and_leaves_nothing_behind(tmp_pa
     assert os.path.exists(state / "logs" / "ingest.log")
 
 
+@pytest.mark.slow  # ~10 s: starts the whole stack
 def test_ctrl_c_stops_every_process_the_stack_started(tmp_path):
     import signal
 

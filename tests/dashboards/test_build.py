@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.plugins import register_default_plugins
+from grafana_foundation_sdk.models.dashboard import Dashboard, RangeMap
 
 from civicair.cli import main
 from dashboards import DATASOURCE_UID, JSON_DIR, PROVISIONING_DIR
@@ -16,12 +19,37 @@ from dashboards import legend as aqi
 from dashboards.boards import BOARDS
 from dashboards.build import build, outputs
 from dashboards.check import FAIL, check, iter_panels, provisioned_datasources, validate
+from dashboards.grafana import InfluxQLQuery, register_influxql
 
 
 def test_committed_files_are_exactly_what_the_code_builds():
     result = build(check=True)
     assert result.stale == [], "run: civicair dashboards build"
     assert len(result.unchanged) == len(BOARDS) + 3
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_committed_json_reads_back_through_grafanas_typed_schema_unchanged(name):
+    """Every key of the committed JSON is one the SDK's model of Grafana 11.6 knows.
+
+    ``from_json`` keeps only the fields of the schema, so a key Grafana would not know
+    (a typo, a field of another version) is lost on the way back and the comparison fails.
+    """
+    register_default_plugins()
+    register_influxql()
+    committed = json.loads((JSON_DIR / f"{name}.json").read_text())
+    board = Dashboard.from_json(committed)
+    targets = [t for p in board.panels or [] for t in getattr(p, "targets", None) or []]
+    assert targets and all(isinstance(t, InfluxQLQuery) for t in targets)
+    assert json.loads(json.dumps(board, cls=JSONEncoder)) == committed
+
+
+def test_a_key_outside_grafanas_schema_does_not_read_back():
+    register_default_plugins()
+    committed = json.loads((JSON_DIR / "station.json").read_text())
+    committed["panels"][0]["fieldConfig"]["defaults"]["unitt"] = "percent"
+    back = json.loads(json.dumps(Dashboard.from_json(committed), cls=JSONEncoder))
+    assert "unitt" not in back["panels"][0]["fieldConfig"]["defaults"] and back != committed
 
 
 def test_build_command_reports_nothing_to_do_when_up_to_date(capsys):
@@ -104,17 +132,18 @@ def test_validate_needs_no_database_and_reads_the_provisioned_min_interval():
 
 
 def test_aqi_thresholds_are_the_2024_breakpoints_with_epa_colours():
-    steps = aqi.thresholds()["steps"]
-    assert [s["value"] for s in steps] == [None, 9.1, 35.5, 55.5, 125.5, 225.5]
-    assert [s["color"] for s in steps] == ["#00E400", "#FFFF00", "#FF7E00", "#FF0000", "#8F3F97", "#7E0023"]
+    steps = aqi.thresholds().build().steps
+    assert [s.value for s in steps] == [None, 9.1, 35.5, 55.5, 125.5, 225.5]
+    assert [s.color for s in steps] == ["#00E400", "#FFFF00", "#FF7E00", "#FF0000", "#8F3F97", "#7E0023"]
 
 
 def _grafana_category(value: float) -> str:
     """A Grafana range mapping: from <= value <= to (a missing bound is open)."""
     for m in aqi.value_mappings():
-        o = m["options"]
-        if (o["from"] is None or value >= o["from"]) and (o["to"] is None or value <= o["to"]):
-            return o["result"]["text"]
+        assert isinstance(m, RangeMap) and m.options is not None and m.options.result is not None
+        low, high = m.options.from_val, m.options.to
+        if (low is None or value >= low) and (high is None or value <= high):
+            return m.options.result.text or ""
     raise AssertionError(value)
 
 

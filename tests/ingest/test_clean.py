@@ -8,10 +8,11 @@ import warnings
 import numpy as np
 import pytest
 
-from ingest.clean import Cleaner, clean
+from civicair.schema.qc import Flag
+from ingest.clean import Cleaner
 from ingest.columns import to_columns
 from ingest.lineprotocol import encode
-from ingest.quality import Flag, QualitySettings
+from ingest.quality import QualitySettings
 
 NOW = 1_800_000_000
 BASE = {"station": "lab-1", "sensor": "pms5003", "channel": "a", "ts": NOW - 60, "window": 60,
@@ -119,7 +120,7 @@ def test_ab_disagreement_through_the_cleaner():
 def test_every_bit_but_spike_on_one_reading():
     # A spike deviates from its past and a flat line repeats it: never both at once.
     cleaner = Cleaner(QualitySettings(flat_line_windows=2))
-    bad = {"pm25_atm": -5.0, "pm25_cf1": None}
+    bad = {"pm10_atm": -5.0, "pm25_atm": 5.0, "pm25_cf1": None}
     assert qc_of(cleaner, {**bad, "ts": NOW + 540, "rh": None}) == [
         int(Flag.OUT_OF_RANGE | Flag.FUTURE_TIMESTAMP | Flag.UNCORRECTED)]
     # RH 101 is humid, and no usable humidity for a correction either
@@ -128,8 +129,8 @@ def test_every_bit_but_spike_on_one_reading():
     assert qc[0] == sum(int(f) for f in Flag) - int(Flag.SPIKE)
 
 
-def test_module_level_clean_still_works_for_existing_callers():
-    b = clean(batch({"ts": int(time.time()) // 60 * 60}))
+def test_clean_without_now_uses_the_clock():
+    b = Cleaner().clean(batch({"ts": int(time.time()) // 60 * 60}))
     assert b.derived["pm25_method"].tolist() == ["epa_barkjohn_2021"]
     assert b.derived["qc"].tolist() == [0]
 

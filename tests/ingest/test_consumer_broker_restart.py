@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.conftest import wait_until
 from tests.ingest.conftest import assert_complete_once, messages_for, stored_count
 
@@ -13,6 +15,7 @@ PER_STATION = 500
 RATE = 200.0
 
 
+@pytest.mark.slow  # an end-to-end scenario of seconds to a minute: not in the inner loop
 def test_broker_restarted_mid_stream_with_persistence_loses_nothing(
         mosquitto, influx, spawn_ingest, publisher):
     ingest = spawn_ingest(batch_age_s=1.0)

@@ -3,6 +3,8 @@ the broker redelivers what was never acknowledged; every reading is stored, once
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import wait_until
 from tests.ingest.conftest import assert_complete_once, messages_for, stored_count
 
@@ -11,6 +13,7 @@ PER_STATION = 750
 RATE = 300.0
 
 
+@pytest.mark.slow  # an end-to-end scenario of seconds to a minute: not in the inner loop
 def test_ingest_killed_mid_batch_and_restarted_stores_everything_once(influx, spawn_ingest, publisher):
     # Long batches, so that a kill lands while hundreds of messages are held unacknowledged.
     settings = {"batch_size": 400, "batch_age_s": 1.5, "receive_maximum": 2000}

@@ -16,7 +16,7 @@ import pytest
 
 from civicair.schema import contract
 from civicair.services import Mosquitto
-from ingest.consumer import DEADLETTER_TOPIC_PAYLOAD
+from ingest.deadletter import DEADLETTER_TOPIC_PAYLOAD
 from tests.conftest import wait_until
 from tests.ingest.conftest import assert_complete_once, messages_for
 
@@ -81,7 +81,7 @@ def test_a_reading_days_ahead_is_a_dead_letter_and_an_hour_ahead_is_stored_flagg
     nothing more than a day (CIVICAIR_MAX_FUTURE_S) ahead of its own clock."""
     import time
 
-    from ingest.quality import Flag
+    from civicair.schema.qc import Flag
 
     ingest = spawn_ingest()
     now = int(time.time()) // 60 * 60

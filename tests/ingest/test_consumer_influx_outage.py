@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.conftest import wait_until
 from tests.ingest.conftest import assert_complete_once, messages_for, stored_count
 
@@ -16,6 +18,7 @@ RECEIVE_MAXIMUM = 200
 OUTAGE_S = 30
 
 
+@pytest.mark.slow  # an end-to-end scenario of seconds to a minute: not in the inner loop
 def test_influxdb_down_for_30_s_mid_stream_loses_nothing_and_holds_at_most_receive_maximum(
         influxdb, influx, spawn_ingest, publisher):
     ingest = spawn_ingest(receive_maximum=RECEIVE_MAXIMUM, batch_size=100)

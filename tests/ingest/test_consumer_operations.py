@@ -13,9 +13,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from civicair.schema import contract
+from civicair.schema.qc import Flag
 from civicair.services import Mosquitto, free_port
 from ingest.metrics import Counter, Histogram, Registry, parse
-from ingest.quality import Flag
 from tests.conftest import wait_until
 from tests.ingest.conftest import messages_for, reading, stored_count
 

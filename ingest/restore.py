@@ -1,8 +1,11 @@
-"""Quality history across restarts: the last windows of every series, read back from
-InfluxDB when the ingest starts.
+"""Restoring the quality history on start: the last windows of every series, read back
+from InfluxDB into a :class:`~ingest.clean.Cleaner` before the first message.
+
+(Was ``ingest/history.py``; renamed for what it does, and so as not to be confused with
+the in-memory per-series history, :mod:`ingest.series`.)
 
 Flat-line, spike and A/B disagreement judge a window against the windows before it
-(:class:`ingest.quality.SeriesHistory`). That history lives in the process; without
+(:class:`ingest.series.SeriesHistory`). That history lives in the process; without
 this, every restart (an upgrade, a crash, a reboot) would leave the first windows of
 every station unjudged: a stuck sensor would be reported clean for another ten
 windows. The database already holds exactly what is needed: each series' newest

@@ -1,7 +1,8 @@
 """Quality history across an ingest restart: flat-line, spike and A/B go on judging.
 
-Before ingest/history.py, a restarted ingest judged the first windows of every series
-with no past: a sensor stuck on one value was reported clean for another ten windows.
+Before ingest/restore.py (first called ingest/history.py), a restarted ingest judged the
+first windows of every series with no past: a sensor stuck on one value was reported
+clean for another ten windows.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import pytest
 
 from civicair.influx import Influx, series
 from civicair.schema import contract
-from ingest import history
+from civicair.schema.qc import Flag
+from ingest import restore
 from ingest.clean import Cleaner
 from ingest.columns import to_columns
 from ingest.lineprotocol import encode, encode_amendments
-from ingest.quality import Flag
 from tests.conftest import wait_until
 
 HISTORY_BITS = Flag.FLAT_LINE | Flag.SPIKE | Flag.AB_DISAGREEMENT
@@ -114,13 +115,13 @@ def test_restore_fills_an_empty_history_only():
 
 
 def test_the_query_is_built_from_constants_and_integers():
-    q = history.query(9, 86400)
+    q = restore.query(9, 86400)
     assert q == ('SELECT "pm25_cf1", "pm25_atm", "qc" FROM "pm" WHERE time > now() - 86400s '
                  'GROUP BY "station", "sensor", "channel" ORDER BY time DESC LIMIT 9')
     with pytest.raises(ValueError):
-        history.query(0, 86400)
+        restore.query(0, 86400)
     with pytest.raises(ValueError):
-        history.query(9, 0)
+        restore.query(9, 0)
 
 
 def test_restore_from_the_real_database_reproduces_the_flags(influx: Influx):
@@ -130,7 +131,7 @@ def test_restore_from_the_real_database_reproduces_the_flags(influx: Influx):
     first, second = run_without_restart(start, now=now)
     influx.write(encode(first))
     restored = Cleaner()
-    got = history.restore(influx, restored, lookback_s=86400)
+    got = restore.restore(influx, restored, lookback_s=86400)
     assert got.series == 4 and got.windows == sum(
         min(len(b), restored.settings.history_depth) for b, _, _ in series_values().values())
     after = restored.clean(to_columns(readings(start, 1)), now=now)
@@ -141,7 +142,7 @@ def test_windows_older_than_the_lookback_are_not_restored(influx: Influx):
     now = int(time.time())
     old = Cleaner().clean(to_columns(windows("old", now - 3 * 86400, [5.0] * 3)), now=now)
     influx.write(encode(old))
-    assert history.restore(influx, Cleaner(), lookback_s=86400) == history.Restored(0, 0)
+    assert restore.restore(influx, Cleaner(), lookback_s=86400) == restore.Restored(0, 0)
 
 
 def test_restore_against_a_database_that_is_down_raises_unavailable(tmp_path):
@@ -150,7 +151,7 @@ def test_restore_against_a_database_that_is_down_raises_unavailable(tmp_path):
 
     down = Influx(InfluxSettings(url=f"http://127.0.0.1:{free_port()}", database="civicair"))
     with pytest.raises(InfluxUnavailable):
-        history.restore(down, Cleaner(), lookback_s=86400)
+        restore.restore(down, Cleaner(), lookback_s=86400)
 
 
 def stored_qc(influx: Influx, station: str) -> dict[int, int]:
@@ -158,6 +159,7 @@ def stored_qc(influx: Influx, station: str) -> dict[int, int]:
     return {int(t): int(q) for s in series(result) for t, q in s["values"]}
 
 
+@pytest.mark.slow  # an end-to-end scenario of seconds to a minute: not in the inner loop
 def test_a_restarted_ingest_flags_a_flat_line_that_began_before_the_restart(influx, spawn_ingest, publisher):
     """As an operator sees it: the ingest is restarted (an upgrade) while a sensor is stuck;
     the tenth equal window, the first after the restart, is flagged FLAT_LINE."""
@@ -268,7 +270,7 @@ def test_after_a_restart_the_restored_half_of_a_pair_is_amended_too(influx: Infl
     a = Cleaner().clean(to_columns(first), now=now)
     influx.write(encode(a))
     restarted = Cleaner()
-    history.restore(influx, restarted, lookback_s=86400)
+    restore.restore(influx, restarted, lookback_s=86400)
     b = restarted.clean(to_columns(second), now=now)
     assert b.amended is not None
     assert b.amended.qc.tolist() == [int(a.derived["qc"][0]) | Flag.AB_DISAGREEMENT]

@@ -1,4 +1,4 @@
-"""Quality-flag kernels and the per-series history, with hand-computed cases."""
+"""Quality-flag kernels (ingest/kernels.py) and the qc bitmask, with hand-computed cases."""
 
 from __future__ import annotations
 
@@ -7,16 +7,12 @@ import warnings
 import numpy as np
 import pytest
 
-from ingest import quality
-from ingest.quality import (
-    FRAME_PERIOD_S,
-    RANGE_MAX_UG_M3,
-    Flag,
-    QualitySettings,
-    SeriesHistory,
+from civicair.schema.qc import Flag
+from civicair.schema.sensors import FRAME_PERIOD_S, RANGE_MAX_UG_M3
+from ingest import kernels
+from ingest.kernels import (
     ab_disagreement,
     clock_unsynced,
-    factorize,
     flags,
     flat_line,
     future_timestamp,
@@ -27,10 +23,6 @@ from ingest.quality import (
 )
 
 NAN = np.nan
-
-
-def obj(*values: str) -> np.ndarray:
-    return np.array(values, dtype=object)
 
 
 # -- the bits ---------------------------------------------------------------------------
@@ -249,218 +241,6 @@ def test_low_coverage_for_a_one_hertz_sensor_and_an_unknown_one():
     assert low_coverage(n, np.full(3, 60), period).tolist() == [True, False, False]
 
 
-# -- grouping --------------------------------------------------------------------------------
-
-
-def test_factorize_groups_rows_by_every_column_exactly():
-    station = obj("s1", "s2", "s1", "s1", "s2")
-    channel = obj("a", "a", "b", "a", "a")
-    groups = factorize(station, channel)
-    assert len(groups) == 3
-    c = groups.codes.tolist()
-    assert c[0] == c[3] and c[1] == c[4] and len({c[0], c[1], c[2]}) == 3
-    assert sorted(groups.first.tolist()) == [0, 1, 2]
-    assert (groups.codes[groups.first] == np.arange(3)).all()
-
-
-def test_factorize_of_nothing():
-    groups = factorize(obj())
-    assert groups.codes.shape == (0,) and len(groups) == 0
-
-
-def test_factorize_with_many_distinct_keys_sorts_instead_of_a_dense_table():
-    station = np.array([f"s{i}" for i in range(300)], dtype=object)
-    sensor = np.array([f"m{i}" for i in range(300)], dtype=object)
-    groups = factorize(station, sensor)  # 300 × 300 = 90 000 codes: too many for a table
-    assert len(groups) == 300
-    assert (station[groups.first][groups.codes] == station).all()
-
-
-def test_factorize_agrees_with_python_grouping_even_when_codes_would_overflow():
-    rng = np.random.default_rng(3)
-    n = 70_000  # four columns of 70 000 distinct values: 70 000⁴ > 2⁶³
-    columns = [np.array([f"{c}{v}" for v in rng.permutation(n)], dtype=object) for c in "wxyz"]
-    columns[0][::7] = "w-same"  # and some repeated keys
-    columns[1][::7] = "x-same"
-    columns[2][::7] = "y-same"
-    columns[3][::7] = "z-same"
-    groups = factorize(*columns)
-    keys = list(zip(*(c.tolist() for c in columns), strict=True))
-    assert len(groups) == len(set(keys))
-    for g, i in enumerate(groups.first.tolist()):
-        assert groups.codes[i] == g
-    same = groups.codes[::7]
-    assert (same == same[0]).all() and (groups.codes[1::7] != same[0]).all()
-
-
-# -- history across batches --------------------------------------------------------------------
-
-SETTINGS = QualitySettings(flat_line_windows=3, hampel_window=3, hampel_min_periods=3,
-                           hampel_min_deviation=0.0)
-
-
-def assess(history, rows, settings=SETTINGS):
-    """rows: (station, sensor, channel, ts, value)."""
-    station, sensor, channel = (obj(*(r[i] for r in rows)) for i in range(3))
-    ts = np.array([r[3] for r in rows], dtype=np.int64)
-    value = np.array([r[4] for r in rows], dtype=np.float64)
-    groups = factorize(station, sensor, channel)
-    return history.assess(groups, station, sensor, channel, ts, value, settings)
-
-
-def test_flat_line_across_two_batches():
-    history = SeriesHistory(SETTINGS.history_depth)
-    first = assess(history, [("s1", "pms5003", "a", 60, 7.0), ("s1", "pms5003", "a", 120, 7.0)])
-    assert first.flat_line.tolist() == [False, False]
-    second = assess(history, [("s1", "pms5003", "a", 180, 7.0), ("s1", "pms5003", "a", 240, 8.0)])
-    assert second.flat_line.tolist() == [True, False]
-
-
-def test_flat_line_history_is_kept_per_series():
-    history = SeriesHistory(SETTINGS.history_depth)
-    assess(history, [("s1", "pms5003", "a", 60, 7.0), ("s1", "pms5003", "a", 120, 7.0),
-                     ("s2", "pms5003", "a", 60, 7.0)])
-    out = assess(history, [("s2", "pms5003", "a", 180, 7.0), ("s1", "pms5003", "b", 180, 7.0),
-                           ("s1", "pms5003", "a", 180, 7.0)])
-    assert out.flat_line.tolist() == [False, False, True]
-    assert len(history) == 3
-
-
-def test_spike_uses_the_previous_batch_as_its_window():
-    history = SeriesHistory(SETTINGS.history_depth)
-    assess(history, [("s1", "sds011", "a", t, v) for t, v in ((60, 10.0), (120, 12.0), (180, 11.0))])
-    # past 10 12 11 -> median 11, MAD 1, threshold 4.4478
-    out = assess(history, [("s1", "sds011", "a", 240, 15.5)])
-    assert out.spike.tolist() == [True]
-    out = assess(SeriesHistory(3), [("s1", "sds011", "a", 240, 15.5)])  # no history: no verdict
-    assert out.spike.tolist() == [False]
-
-
-def test_ab_pairs_within_a_batch_flag_both_channels():
-    history = SeriesHistory(SETTINGS.history_depth)
-    out = assess(history, [("s1", "pms5003", "a", 60, 2.0), ("s1", "pms5003", "b", 60, 8.0),
-                           ("s1", "pms5003", "a", 120, 10.0), ("s1", "pms5003", "b", 120, 16.0),
-                           ("s2", "pms5003", "b", 60, 50.0)])
-    assert out.ab_disagreement.tolist() == [True, True, False, False, False]
-
-
-def test_ab_pairs_with_the_partner_from_an_earlier_batch():
-    history = SeriesHistory(SETTINGS.history_depth)
-    assess(history, [("s1", "pms5003", "a", 60, 2.0)])
-    out = assess(history, [("s1", "pms5003", "b", 60, 8.0), ("s1", "pms5003", "b", 120, 8.0)])
-    assert out.ab_disagreement.tolist() == [True, False]
-
-
-def test_a_written_partner_is_amended_with_its_recorded_qc_plus_the_ab_bit():
-    history = SeriesHistory(SETTINGS.history_depth)
-    first = assess(history, [("s1", "pms5003", "a", 60, 2.0), ("s1", "pms5003", "a", 120, 9.0)])
-    assert first.amend_slot.size == 0
-    history.record_qc(first, np.array([Flag.UNCORRECTED, 0]))
-    out = assess(history, [("s1", "pms5003", "b", 60, 8.0), ("s1", "pms5003", "b", 120, 9.5)])
-    assert out.ab_disagreement.tolist() == [True, False]
-    assert out.amend_ts.tolist() == [60]
-    assert out.amend_qc.tolist() == [Flag.UNCORRECTED | Flag.AB_DISAGREEMENT]
-    station, sensor, channel = history.series_of(out.amend_slot)
-    assert (station.tolist(), sensor.tolist(), channel.tolist()) == (["s1"], ["pms5003"], ["a"])
-    # Amended once: a redelivery of b, or a later batch, asks for nothing more.
-    again = assess(history, [("s1", "pms5003", "b", 60, 8.0)])
-    assert again.ab_disagreement.tolist() == [True] and again.amend_slot.size == 0
-
-
-def test_a_window_whose_qc_was_never_recorded_is_not_amended():
-    """An amendment writes the whole qc: without the recorded value it would wipe bits."""
-    history = SeriesHistory(SETTINGS.history_depth)
-    assess(history, [("s1", "pms5003", "a", 60, 2.0)])  # no record_qc
-    out = assess(history, [("s1", "pms5003", "b", 60, 8.0)])
-    assert out.ab_disagreement.tolist() == [True] and out.amend_slot.size == 0
-
-
-def test_ab_pairs_channels_of_the_same_station_only_at_the_same_ts():
-    history = SeriesHistory(SETTINGS.history_depth)
-    out = assess(history, [("s1", "pms5003", "a", 60, 2.0), ("s2", "pms5003", "b", 60, 8.0),
-                           ("s1", "pms5003", "b", 120, 8.0)])
-    assert not out.ab_disagreement.any()
-
-
-def test_a_redelivered_reading_is_judged_like_its_first_copy():
-    history = SeriesHistory(SETTINGS.history_depth)
-    rows = [("s1", "sds011", "a", t, v) for t, v in ((60, 10.0), (120, 12.0), (180, 11.0),
-                                                     (240, 15.5))]
-    first = assess(history, rows)
-    assert first.spike.tolist() == [False, False, False, True]
-    again = assess(history, rows[-1:])  # QoS 1 redelivery of the last one
-    assert again.spike.tolist() == [True]
-    twice = assess(history, [rows[-1], rows[-1]])  # and twice in one batch
-    assert twice.spike.tolist() == [True, True]
-
-
-def test_a_late_reading_is_judged_against_the_windows_before_it():
-    history = SeriesHistory(SETTINGS.history_depth)
-    settings = QualitySettings(flat_line_windows=3, hampel_window=3, hampel_min_periods=2,
-                               hampel_min_deviation=0.0)
-    assess(history, [("s1", "sds011", "a", t, v) for t, v in ((60, 10.0), (120, 12.0),
-                                                             (180, 11.0), (300, 30.0))], settings)
-    # Stored now: 120 → 12, 180 → 11, 300 → 30. 240 arrives late: its past is 12 and 11
-    # (median 11.5, MAD 0.5, threshold 2.2239), not … 11, 30 (median 12, MAD 1, 4.4478).
-    out = assess(history, [("s1", "sds011", "a", 240, 15.5)], settings)
-    assert out.spike.tolist() == [True]
-
-
-def test_a_redelivery_keeps_its_verdict_after_its_past_is_evicted():
-    history = SeriesHistory(SETTINGS.history_depth)
-    rows = [("s1", "sds011", "a", t, v) for t, v in ((60, 10.0), (120, 12.0), (180, 11.0))]
-    assess(history, rows)
-    assert assess(history, [("s1", "sds011", "a", 240, 15.5)]).spike.tolist() == [True]
-    assess(history, [("s1", "sds011", "a", 300, 11.0), ("s1", "sds011", "a", 360, 11.0)])
-    # 240's past (60-180) is gone from the 3 stored windows; its verdict is not
-    assert assess(history, [("s1", "sds011", "a", 240, 15.5)]).spike.tolist() == [True]
-
-
-def test_history_depth_is_what_the_flags_look_back_at():
-    assert SETTINGS.history_depth == 3
-    assert QualitySettings().history_depth == 9  # flat line 10 -> 9 before; Hampel 7
-
-
-def test_history_keeps_only_depth_windows_per_series():
-    history = SeriesHistory(3)
-    assess(history, [("s1", "sds011", "a", 60 * i, float(i)) for i in range(1, 11)])
-    assert history._len[0] == 3
-    assert history._ts[0].tolist() == [480, 540, 600]
-
-
-def test_history_refuses_settings_that_need_more_depth():
-    with pytest.raises(ValueError, match="history"):
-        assess(SeriesHistory(2), [("s1", "sds011", "a", 60, 1.0)])
-
-
-def test_history_of_an_empty_batch():
-    out = assess(SeriesHistory(SETTINGS.history_depth), [])
-    assert out.flat_line.shape == out.spike.shape == out.ab_disagreement.shape == (0,)
-
-
-def test_history_handles_many_series_and_growth():
-    history = SeriesHistory(SETTINGS.history_depth)
-    rows = [(f"s{i}", "pms5003", "ab"[i % 2], 60, float(i)) for i in range(500)]
-    out = assess(history, rows)
-    assert out.flat_line.shape == (500,)
-    assert len(history) == 500
-
-
-def test_kernels_never_warn_on_missing_values():
-    values = np.array([NAN, 1.0, NAN, NAN, 2.0, NAN, NAN, NAN, NAN])
-    series = np.zeros(values.size, dtype=int)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        out_of_range(values, 1000.0)
-        flat_line(values, series, 2)
-        hampel(values, series, window=3, min_periods=1)
-        high_humidity(values)
-        ab_disagreement(values, values[::-1])
-        low_coverage(values, values, values)
-        assess(SeriesHistory(3), [("s1", "pms5003", "ab"[i % 2], 60 * (i // 2), v)
-                                  for i, v in enumerate(values)])
-
-
 def _reference_hampel(values, series, window, k, min_deviation, min_periods, where):
     """Hampel's rule written out one reading at a time: the obviously-correct reference."""
     out = np.zeros(len(values), dtype=bool)
@@ -490,7 +270,7 @@ def test_hampel_matches_the_rule_written_out_reading_by_reading(seed, window):
     where = rng.random(n) < 0.9
     for min_deviation in (0.0, 1.0):
         for min_periods in {1, max(1, window // 2), window}:
-            got = quality.hampel(values, series, window=window, k=3.0, min_deviation=min_deviation,
+            got = kernels.hampel(values, series, window=window, k=3.0, min_deviation=min_deviation,
                                  min_periods=min_periods, where=where)
             want = _reference_hampel(values, series, window, 3.0, min_deviation, min_periods, where)
             assert got.shape == values.shape

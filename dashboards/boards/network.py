@@ -1,0 +1,149 @@
+"""The Network health board: stations online, coverage, quality-check rates, readings stored."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import bargauge, stat, statetimeline
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+
+from dashboards import legend as aqi
+from dashboards.boards._shared import (
+    NETWORK_UID,
+    ONLINE_MINUTES,
+    ONLINE_WINDOW,
+    TAGS,
+    links,
+    series_panel,
+    stat_panel,
+    tooltip_all,
+)
+from dashboards.grafana import (
+    InfluxQL,
+    by_thresholds,
+    colour,
+    dashboard,
+    datasource,
+    prose,
+    queries,
+    thresholds,
+)
+
+
+def _count(title: str, description: str, query: str) -> stat.Panel:
+    return (stat_panel(title, description, InfluxQL(query), color_mode=cm.BigValueColorMode.VALUE)
+            .unit("none").decimals(0).color_scheme(colour(dm.FieldColorModeId.FIXED, "text")))
+
+
+def _counts() -> list[stat.Panel]:
+    online = _count(
+        "Stations online", f"Stations that sent at least one reading in the last {ONLINE_MINUTES} minutes.",
+        f'SELECT count("recent") AS "online" FROM (SELECT count("n") AS "recent" FROM "pm" '
+        f'WHERE time > now() - {ONLINE_WINDOW} GROUP BY "station")',
+    ).color_scheme(colour(dm.FieldColorModeId.FIXED, "green")).no_value("0")
+    offline = _count(
+        "Stations offline", f"""Stations that have reported before but sent nothing in the last
+        {ONLINE_MINUTES} minutes. They keep their readings and send them when they reconnect.""",
+        'SELECT count("known") - count("recent") AS "offline" FROM '
+        '(SELECT last("n") AS "known" FROM "pm" GROUP BY "station"), '
+        f'(SELECT count("n") AS "recent" FROM "pm" WHERE time > now() - {ONLINE_WINDOW} GROUP BY "station")',
+    ).color_scheme(by_thresholds()).thresholds(thresholds(("green", None), ("orange", 1))).no_value("0")
+    known = _count(
+        "Stations ever seen", "Every station that has sent at least one reading.",
+        'SELECT count("known") AS "known" FROM (SELECT last("n") AS "known" FROM "pm" GROUP BY "station")')
+    last_hour = _count(
+        "Readings stored, last hour",
+        "Readings written to the database in the last hour, all stations and sensors together.",
+        'SELECT count("n") AS "readings" FROM "pm" WHERE time > now() - 1h').no_value("0")
+    return [online, offline, known, last_hour]
+
+
+def _presence() -> statetimeline.Panel:
+    mappings: list[dm.ValueMapping] = [
+        dm.ValueMap(options={"0": dm.ValueMappingResult(text="no readings", index=0)}),
+        dm.RangeMap(options=dm.DashboardRangeMapOptions(
+            from_val=1, to=None, result=dm.ValueMappingResult(text="reporting", index=1))),
+    ]
+    return (
+        statetimeline.Panel().title("Stations reporting").description(prose("""
+        One line per station: green while it is sending readings, red where an interval has
+        none. Gaps that turn green again later were usually filled by the station replaying what
+        it stored while offline."""))
+        .datasource(datasource()).span(24).height(10)
+        .targets(queries(InfluxQL('SELECT count("n") FROM "pm" WHERE $timeFilter '
+                                  'GROUP BY time($__interval), "station" fill(0)').alias("$tag_station")))
+        .color_scheme(by_thresholds()).thresholds(thresholds(("red", None), ("green", 1))).mappings(mappings)
+        .line_width(0).fill_opacity(80)
+        .show_value(cm.VisibilityMode.NEVER).merge_values(True).align_value(cm.TimelineValueAlignment.LEFT)
+        .row_height(0.9).legend(cb.VizLegendOptions().show_legend(False))
+        # Grafana's own default; the SDK's would sort ascending.
+        .tooltip(cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.SINGLE).sort(cm.SortOrder.NONE))
+    )
+
+
+def _coverage() -> bargauge.Panel:
+    return (
+        bargauge.Panel().title("Coverage per station").description(prose("""
+        The share of the selected time range covered by each station's readings, per sensor.
+        Below 75 % the station's averages become unreliable."""))
+        .datasource(datasource()).span(12).height(10)
+        .targets(queries(InfluxQL('SELECT sum("window") * 100000 / $__range_ms FROM "pm" WHERE $timeFilter '
+                                  'GROUP BY "station", "channel"').alias("$tag_station $tag_channel")))
+        .unit("percent").decimals(0).min(0).max(100).color_scheme(by_thresholds())
+        .thresholds(thresholds(("red", None), ("orange", 75), ("green", 90)))
+        .orientation(cm.VizOrientation.HORIZONTAL).display_mode(cm.BarGaugeDisplayMode.BASIC)
+        .show_unfilled(True).reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
+        .value_mode(cm.BarGaugeValueMode.COLOR).name_placement(cm.BarGaugeNamePlacement.AUTO)
+        .sizing(cm.BarGaugeSizing.AUTO).min_viz_height(10).min_viz_width(0).max_viz_height(300)
+    )
+
+
+def _sensor_age() -> bargauge.Panel:
+    return (
+        bargauge.Panel().title("Sensor age: share of rated life").description(prose("""
+        How long each sensor's laser and fan have run, against the life its maker rates it for
+        (Nova SDS011: 8,000 hours; Plantower: 3 years; Sensirion SPS30: over 10 years). Past
+        100 % a sensor keeps measuring, but drifts and drops out more: time to replace it.
+        Duty cycling (measuring one window in several) makes a sensor last longer."""))
+        .datasource(datasource()).span(12).height(10)
+        .targets(queries(InfluxQL('SELECT last("life_used_a") AS "a", last("life_used_b") AS "b" '
+                                  'FROM "station" GROUP BY "station"').alias("$tag_station $col")))
+        .unit("percent").decimals(0).min(0).max(100).color_scheme(by_thresholds())
+        .thresholds(thresholds(("green", None), ("orange", 75), ("red", 100)))
+        .orientation(cm.VizOrientation.HORIZONTAL).display_mode(cm.BarGaugeDisplayMode.BASIC)
+        .show_unfilled(True).reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
+        .value_mode(cm.BarGaugeValueMode.COLOR).name_placement(cm.BarGaugeNamePlacement.AUTO)
+        .sizing(cm.BarGaugeSizing.AUTO).min_viz_height(10).min_viz_width(0).max_viz_height(300)
+    )
+
+
+def network() -> db.Dashboard:
+    per_minute = series_panel("Readings stored per minute", """
+        How many readings reach the database each minute, all stations together. A steady line
+        is one reading per sensor per minute; a burst is stations catching up after an outage.""",
+                              InfluxQL('SELECT count("n") * 60000 / $__interval_ms AS "readings per minute" '
+                                       'FROM "pm" WHERE $timeFilter GROUP BY time($__interval) fill(0)'),
+                              width=12, height=10, unit="none", decimals=0).fill_opacity(10)
+    flag_targets = [
+        InfluxQL(f'SELECT mean("flag") * 100 / {int(bit)} FROM (SELECT "qc" & {int(bit)} AS "flag" FROM "pm" '
+                 f"WHERE $timeFilter) WHERE $timeFilter GROUP BY time($__interval) fill(none)").alias(label)
+        for bit, label, _ in aqi.qc_flags()
+    ]
+    flags_md = "; ".join(f"{label}: {explanation}" for _, label, explanation in aqi.qc_flags())
+    flags = (
+        series_panel("Share of readings flagged, by quality check", f"""
+        The percentage of readings in each interval that a quality check flagged. Flagged
+        readings are kept and published with their flags, never deleted. The checks are:
+        {flags_md}.""", *flag_targets, width=24, height=10, unit="percent").max(100)
+        .legend(cb.VizLegendOptions().display_mode(cm.LegendDisplayMode.TABLE)
+                .placement(cm.LegendPlacement.RIGHT).show_legend(True).calcs(["mean", "max"]))
+        .tooltip(tooltip_all(cm.SortOrder.DESCENDING))
+    )
+    return dashboard(
+        NETWORK_UID, "Air quality: network health",
+        """Is the network working? Stations online and offline, how complete each station's data
+        are, how often each quality check fires, and how many readings are stored.""",
+        [*_counts(), _presence(), _coverage(), per_minute, _sensor_age(), flags],
+        tags=TAGS, links=links(), time_from="now-24h",
+    )
