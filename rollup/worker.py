@@ -31,6 +31,8 @@ from rollup.settings import RollupSettings
 log = logging.getLogger("civicair.rollup")
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+#: Marks this close to the newest one may still be rewritten by a batch of the same second [s].
+UNSETTLED_S = 10
 #: More dirty hours than this in one day: recompute the day's hours in one query.
 MANY_HOURS = 3
 
@@ -92,6 +94,12 @@ class Worker:
         (result,) = self.influx.query(influxql.dirty_marks(_utc(since)), epoch="s")
         marks = [(int(t), s["tags"]["station"], int(hour)) for s in series(result) for t, hour in s["values"]]
         pending = [m for m in marks if m not in self._done]
+        # A mark is one point per (station, hour, second): a batch written later in the same
+        # second as one already rolled up rewrites that same point. So the newest marks
+        # (within UNSETTLED_S of the newest, for several ingests' clocks) are never taken
+        # as done: the next pass recomputes them once more.
+        newest = max((t for t, _, _ in marks), default=0)
+        settled = {m for m in pending if m[0] <= newest - UNSETTLED_S}
         hours: dict[int, set[str]] = defaultdict(set)
         for _t, station, hour in pending:
             hours[hour].add(station)
@@ -114,7 +122,7 @@ class Worker:
         # Only now, with every rollup of those marks written, may the cursor move.
         new = State(max(state.cursor, now), max(state.covered_until, self.settled_hour(now)))
         self.influx.write(state_line(new, now), rp=self.rp)
-        self._done = {m for m in self._done | set(pending) if m[0] > since}
+        self._done = {m for m in self._done | settled if m[0] > since}
         self.metrics.set("civicair_rollup_lag_seconds", 0)
         self.metrics.set("civicair_rollup_oldest_dirty_hour_seconds", 0)
         self.metrics.set("civicair_rollup_covered_until_seconds", new.covered_until)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -56,7 +57,9 @@ def test_rollups_equal_raw_and_a_late_reading_changes_exactly_its_hour_and_day(i
     hours, days = rollup_points(influx, "pm_1h"), rollup_points(influx, "pm_1d")
     late = T0 + 5 * HOUR + 7 * 60  # replayed from a spool three days after its time
     _ingest(publisher, influx, [message("roll-2", 10_000, late)])
-    assert worker.cycle() == 1
+    # Its mark may share the second of marks already rolled up (the test is quick): the
+    # worker redoes such recent marks, so count what changed, not what was recomputed.
+    assert worker.cycle() >= 1
     new_hours, new_days = rollup_points(influx, "pm_1h"), rollup_points(influx, "pm_1d")
     changed_hours = {k for k in hours if hours[k] != new_hours[k]}
     changed_days = {k for k in days if days[k] != new_days[k]}
@@ -129,3 +132,18 @@ def test_rollup_command_refuses_bad_input(influxdb) -> None:
     assert days.returncode == 0 and "rollup backfill 2025-01-02 (day 2 of 2, 1 stations)" in days.stdout, days.stderr
     assert "done: 1 days with readings, 1 station-hours, 1 station-days" in days.stdout
 
+
+
+def test_a_batch_in_the_same_second_as_one_already_rolled_up_is_not_missed(influx: Influx, influxdb) -> None:
+    worker = _worker(influxdb)
+    worker.cycle()
+    now = int(time.time())
+    hour = T0 + 3 * HOUR
+    mark = f"rollup_dirty,station=same-1,lag={(now // HOUR * HOUR - hour) // HOUR} hour={hour}i {now}\n"
+    reading = "pm,station=same-1,sensor=pms5003,channel=a pm25={v},qc=0i,n=20i {t}\n"
+    influx.write((reading.format(v=4.0, t=hour + 60) + mark).encode())
+    worker.cycle(now)
+    # A second batch, same second, same station and hour: its mark is the very same point.
+    influx.write((reading.format(v=8.0, t=hour + 120) + mark).encode())
+    worker.cycle(now + 1)
+    assert rollup_points(influx, "pm_1h")[("same-1", hour)]["pm25_count"] == 2
