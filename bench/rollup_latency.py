@@ -133,12 +133,15 @@ class _Until(threading.Thread):
         self.url, self.query, self.want, self.at = url, query, want, float("nan")
 
     def run(self) -> None:
-        from civicair.influx import Influx, InfluxSettings, series
+        from civicair.influx import Influx, InfluxError, InfluxSettings, series
 
         deadline = time.monotonic() + 900
-        with Influx(InfluxSettings(url=self.url, database="bench")) as influx:
+        with Influx(InfluxSettings(url=self.url, database="bench", timeout_s=60)) as influx:
             while time.monotonic() < deadline:
-                (result,) = influx.query(self.query)
+                try:
+                    (result,) = influx.query(self.query)
+                except InfluxError:  # busy under the load: ask again
+                    continue
                 found = series(result)
                 if found and found[0]["values"][0][1] == self.want:
                     self.at = time.time()
@@ -154,6 +157,18 @@ def _watch(url: str, start: int, end: int, want: int) -> tuple[_Until, _Until]:
     raw.start()
     rolled.start()
     return raw, rolled
+
+
+def _metric(port: str, name: str) -> float:
+    import urllib.request
+
+    from rollup.metrics import parse
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            return parse(r.read().decode()).get(name, 0.0)
+    except OSError:
+        return 0.0
 
 
 class RollupIngestBench(ingest_bench.Bench):
@@ -174,7 +189,12 @@ class RollupIngestBench(ingest_bench.Bench):
             with open(self.workdir / "rollup.log", "ab") as log:
                 worker = subprocess.Popen([sys.executable, "-m", "rollup", "run"], env=env, stdout=log,
                                           stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
-            time.sleep(2)  # its first pass (state, or the marks of earlier runs) before the load starts
+            # Its start-up and first pass (state, or the marks of earlier runs) before the load.
+            deadline = time.monotonic() + 300
+            while _metric(env["CIVICAIR_ROLLUP_METRICS_PORT"], "civicair_rollup_cycles_total") < 1:
+                if time.monotonic() > deadline or worker.poll() is not None:
+                    raise RuntimeError(f"no rollup pass; see {self.workdir}/rollup.log")
+                time.sleep(0.1)
         try:
             if worker is None:
                 return self.ingest(messages, 1), float("nan")

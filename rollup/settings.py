@@ -17,6 +17,11 @@ class RollupSettings(ServerSettings):
     #: become visible a little later (writes in flight, retries, clocks apart). A write
     #: that lands later than this after its stamp is missed until a backfill.
     rollup_margin_s: int = Field(600, ge=0)
+    #: An hour still being written (marks keep coming: a replay, the current hour under
+    #: load) is recomputed once its marks have been quiet this long [s] …
+    rollup_quiet_s: float = Field(5.0, ge=0)
+    #: … or at the latest this long after its first mark waiting [s].
+    rollup_max_delay_s: float = Field(60.0, ge=0)
     #: Hours end this long before they count as covered (the last readings of an hour
     #: arrive just after it; until then the API reads that hour raw).
     rollup_settle_s: int = Field(120, ge=0)

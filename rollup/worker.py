@@ -93,7 +93,19 @@ class Worker:
         since = state.cursor - self.settings.rollup_margin_s
         (result,) = self.influx.query(influxql.dirty_marks(_utc(since)), epoch="s")
         marks = [(int(t), s["tags"]["station"], int(hour)) for s in series(result) for t, hour in s["values"]]
-        pending = [m for m in marks if m not in self._done]
+        waiting = [m for m in marks if m not in self._done]
+        # Debounce: a (station, hour) whose marks keep coming waits until they are quiet
+        # (or it has waited max_delay), so a burst is recomputed once, not every pass.
+        first: dict[tuple[str, int], int] = {}
+        last: dict[tuple[str, int], int] = {}
+        for t, station, hour in waiting:
+            key = (station, hour)
+            first[key] = min(first.get(key, t), t)
+            last[key] = max(last.get(key, t), t)
+        ready = {k for k in first if now - last[k] >= self.settings.rollup_quiet_s
+                 or now - first[k] >= self.settings.rollup_max_delay_s}
+        pending = [m for m in waiting if (m[1], m[2]) in ready]
+        postponed = [m[0] for m in waiting if (m[1], m[2]) not in ready]
         # A mark is one point per (station, hour, second): a batch written later in the same
         # second as one already rolled up rewrites that same point. So the newest marks
         # (within UNSETTLED_S of the newest, for several ingests' clocks) are never taken
@@ -103,9 +115,9 @@ class Worker:
         hours: dict[int, set[str]] = defaultdict(set)
         for _t, station, hour in pending:
             hours[hour].add(station)
-        if pending:
-            self.metrics.set("civicair_rollup_lag_seconds", max(0, now - min(t for t, _, _ in pending)))
-            self.metrics.set("civicair_rollup_oldest_dirty_hour_seconds", min(hours))
+        if waiting:
+            self.metrics.set("civicair_rollup_lag_seconds", max(0, now - min(t for t, _, _ in waiting)))
+            self.metrics.set("civicair_rollup_oldest_dirty_hour_seconds", min(h for _, _, h in waiting))
         by_day: dict[int, dict[int, set[str]]] = defaultdict(dict)
         for hour, stations in hours.items():
             by_day[hour // 86400 * 86400][hour] = stations
@@ -119,12 +131,15 @@ class Worker:
             self.metrics.inc("civicair_rollup_hours_recomputed_total", sum(map(len, day_hours.values())))
             self._recompute(touched, _utc(day), _utc(day) + DAY, "1d")
             self.metrics.inc("civicair_rollup_days_recomputed_total", len(touched))
-        # Only now, with every rollup of those marks written, may the cursor move.
-        new = State(max(state.cursor, now), max(state.covered_until, self.settled_hour(now)))
+        # Only now, with every rollup of those marks written, may the cursor move; not past a
+        # postponed mark (the next pass reads from the cursor minus the margin anyway).
+        cursor = min([now, *(t + self.settings.rollup_margin_s - 1 for t in postponed)])
+        new = State(max(state.cursor, cursor), max(state.covered_until, self.settled_hour(now)))
         self.influx.write(state_line(new, now), rp=self.rp)
         self._done = {m for m in self._done | settled if m[0] > since}
-        self.metrics.set("civicair_rollup_lag_seconds", 0)
-        self.metrics.set("civicair_rollup_oldest_dirty_hour_seconds", 0)
+        if not postponed:
+            self.metrics.set("civicair_rollup_lag_seconds", 0)
+            self.metrics.set("civicair_rollup_oldest_dirty_hour_seconds", 0)
         self.metrics.set("civicair_rollup_covered_until_seconds", new.covered_until)
         self.metrics.inc("civicair_rollup_cycles_total")
         self.metrics.set("civicair_rollup_cycle_seconds", time.perf_counter() - started)

@@ -34,7 +34,8 @@ STATIONS = ["roll-1", "roll-2"]
 
 
 def _worker(influxdb) -> Worker:
-    return Worker(RollupSettings(influx_url=influxdb.url, influx_db=DATABASE, rollup_metrics_port=0))
+    return Worker(RollupSettings(influx_url=influxdb.url, influx_db=DATABASE, rollup_metrics_port=0,
+                                 rollup_quiet_s=0))
 
 
 def _ingest(publisher, influx: Influx, messages: list[tuple[str, bytes]]) -> None:
@@ -98,14 +99,16 @@ def test_worker_killed_mid_pass_loses_nothing(influx, influxdb, spawn_ingest, pu
         procs.stop(first, signal.SIGKILL)
     finally:
         procs.stop(first)
-    assert at_kill["civicair_rollup_cycles_total"] == 0  # killed before the pass completed
-    assert read_state(influx, None) == initial  # so the cursor did not move
+    # Killed in the middle of the pass that recomputes them (the passes before it only
+    # waited for the marks to be quiet):
+    assert 20 <= at_kill["civicair_rollup_hours_recomputed_total"] < 240
     assert len(rollup_points(influx, "pm_1h")) < 240
 
     second = procs.spawn(["rollup", "run"], env, tmp_path / "rollup-2.log")
     try:
-        wait_until(lambda: _metrics(port).get("civicair_rollup_cycles_total", 0) >= 1, timeout=120,
-                   message="a pass of the restarted worker")
+        wait_until(lambda: _metrics(port).get("civicair_rollup_hours_recomputed_total", 0) >= 240, timeout=120,
+                   message="the restarted worker's pass over every dirty hour")
+        wait_until(lambda: len(rollup_points(influx, "pm_1h")) == 240, timeout=30, message="every hour")
     finally:
         assert procs.stop(second) == 0
     assert read_state(influx, None).cursor > initial.cursor
@@ -147,3 +150,18 @@ def test_a_batch_in_the_same_second_as_one_already_rolled_up_is_not_missed(influ
     influx.write((reading.format(v=8.0, t=hour + 120) + mark).encode())
     worker.cycle(now + 1)
     assert rollup_points(influx, "pm_1h")[("same-1", hour)]["pm25_count"] == 2
+
+
+def test_an_hour_still_being_written_waits_until_its_marks_are_quiet(influx: Influx, influxdb) -> None:
+    worker = Worker(RollupSettings(influx_url=influxdb.url, influx_db=DATABASE, rollup_metrics_port=0,
+                                   rollup_quiet_s=5, rollup_max_delay_s=60))
+    worker.cycle()
+    now = int(time.time())
+    hour = T0 + 5 * HOUR
+    lag = (now // HOUR * HOUR - hour) // HOUR
+    influx.write((f"pm,station=busy-1,sensor=pms5003,channel=a pm25=4.0,qc=0i,n=20i {hour + 60}\n"
+                  f"rollup_dirty,station=busy-1,lag={lag} hour={hour}i {now}\n").encode())
+    assert worker.cycle(now + 1) == 0  # marks 1 s old: postponed
+    assert worker.metrics.values["civicair_rollup_lag_seconds"] == 1
+    assert worker.cycle(now + 6) == 1  # quiet for 5 s: done
+    assert rollup_points(influx, "pm_1h")[("busy-1", hour)]["pm25_count"] == 1
