@@ -12,6 +12,7 @@ COPY ingest ./ingest
 COPY api ./api
 COPY dashboards ./dashboards
 COPY rollup ./rollup
+COPY archive ./archive
 RUN python -m venv /opt/civicair \
  && /opt/civicair/bin/pip install --no-cache-dir --disable-pip-version-check ".[server]"
 
@@ -20,10 +21,12 @@ COPY --from=build /opt/civicair /opt/civicair
 ENV PATH=/opt/civicair/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
-# A fixed uid, no login, no root: the ingest keeps its dead letters in /var/lib/civicair
-# (a named volume takes this directory's owner when it is first created).
+# A fixed uid, no login, no root: the ingest keeps its dead letters in /var/lib/civicair,
+# the archive its files in /var/lib/civicair/archive (a named volume takes the owner of
+# the directory it is mounted on when it is first created).
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/civicair --create-home \
-        --shell /usr/sbin/nologin civicair
+        --shell /usr/sbin/nologin civicair \
+ && install -d -o civicair -g civicair /var/lib/civicair/archive
 USER civicair
 WORKDIR /var/lib/civicair
 # 8000: the API; 9108: the ingest's /metrics and /health; 9109: the rollup worker's.

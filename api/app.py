@@ -13,14 +13,16 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from pydantic.json_schema import models_json_schema
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from api import errors
 from api.envelope import JSONResponse
 from api.middleware import ConditionalGetMiddleware, RateLimitMiddleware, ResponseCacheMiddleware
 from api.rollups import Coverage
-from api.routers import aqi, health, latest, measurements, stations
+from api.routers import aqi, archive, health, latest, measurements, stations
 from api.schemas import FeatureCollection
 from api.settings import ApiSettings
+from api.sta import router as sta_router
 from civicair import __version__
 from civicair.influx import AsyncInflux
 
@@ -61,12 +63,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.rollup_coverage = Coverage(settings.rollup_rp or None) if settings.rollups else None
     errors.install(app)
-    for router in (stations.router, measurements.router, latest.router, aqi.router, health.router):
+    for router in (stations.router, measurements.router, latest.router, aqi.router, archive.router,
+                   health.router, sta_router.router):
         app.include_router(router)
 
     app.add_middleware(ConditionalGetMiddleware, max_age_s=settings.cache_max_age_s)
     if settings.gzip_level:
-        app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=settings.gzip_level)
+        # Archive files are compressed already (Parquet, .csv.gz): sent as they are, with their length.
+        app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=settings.gzip_level,
+                           exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES,
+                                                  "application/vnd.apache.parquet"))
     if settings.response_cache_s > 0:
         app.add_middleware(ResponseCacheMiddleware, ttl_s=settings.response_cache_s,
                            paths=("/v1/latest", "/v1/stations", "/v1/aqi"))

@@ -10,18 +10,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from civicair.settings import ServerSettings
+from civicair.settings import OpenDataSettings
 
 
-class ApiSettings(ServerSettings):
-    """InfluxDB settings come from :class:`civicair.settings.ServerSettings`."""
-
-
-    # -- open data ---------------------------------------------------------------------
-    #: Licence of the data served (SPDX id), echoed in every response.
-    licence: str = "CC-BY-4.0"
-    licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
-    attribution: str = "civicair contributors and volunteer station hosts"
+class ApiSettings(OpenDataSettings):
+    """InfluxDB settings come from :class:`civicair.settings.ServerSettings`; licence,
+    attribution and the archive directory from :class:`civicair.settings.OpenDataSettings`
+    (shared with ``civicair archive build``)."""
 
     # -- limits ------------------------------------------------------------------------
     #: Largest raw page (JSON); the rest is reached by cursor paging.

@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -122,6 +123,51 @@ def cmd_stack(args: argparse.Namespace) -> int:
         stations=args.simulate, state_dir=args.state_dir, window_s=args.window,
         api_port=args.api_port, mqtt_port=args.mqtt_port, influx_port=args.influx_port,
     ).run(duration=args.duration)
+
+
+# -- archive ------------------------------------------------------------------------------
+def cmd_archive_build(args: argparse.Namespace) -> int:
+    from archive.build import ArchiveError, parse_day
+    from archive.command import build
+    from civicair.influx import InfluxError
+    from civicair.settings import OpenDataSettings
+
+    _logging(args.verbose)
+    # SIGTERM (docker stop, the stack's Ctrl-C) unwinds like an error: the day being written
+    # removes its temporary files instead of leaving them behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    settings = OpenDataSettings(**({"archive_dir": args.archive_dir} if args.archive_dir else {}))
+    try:
+        days = [parse_day(d) for d in args.day or ()]
+        start = parse_day(args.start) if args.start else None
+        end = parse_day(args.end) if args.end else None
+        report = build(settings, days=days, start=start, end=end, force=args.force)
+    except ArchiveError as exc:
+        print(f"civicair archive build: {exc}", file=sys.stderr)
+        return 1
+    except InfluxError as exc:
+        print(f"civicair archive build: {exc}; the day being built was not written (no partial file)",
+              file=sys.stderr)
+        return 1
+    print(f"archive {settings.archive_dir}/v1: {report.summary()}")
+    return 0
+
+
+def _add_archive_parser(sub) -> None:
+    a = sub.add_parser("archive", help="the open-data archive: daily Parquet and CSV.gz files")
+    asub = a.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
+    s = asub.add_parser("build", help="write every complete UTC day not built yet, and rebuild days that "
+                                      "changed (settings from CIVICAIR_* variables)")
+    s.add_argument("--day", action="append", metavar="YYYY-MM-DD",
+                   help="build this day (repeatable; today's day is built partial)")
+    s.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="first day of a range")
+    s.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="last day of a range (default yesterday)")
+    s.add_argument("--force", action="store_true",
+                   help="read the days again even if InfluxDB's fingerprint is unchanged (files are "
+                        "still replaced only when their bytes differ)")
+    s.add_argument("--archive-dir", help="default $CIVICAIR_ARCHIVE_DIR or ./archive")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(func=cmd_archive_build)
 
 
 # -- dashboards ---------------------------------------------------------------------------
@@ -406,6 +452,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_rollup)
     _add_dashboards_parser(sub)
     _add_station_parser(sub)
+    _add_archive_parser(sub)
     return p
 
 

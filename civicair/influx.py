@@ -13,7 +13,9 @@ and :class:`InfluxRejected` (4xx: the data or the query is wrong; do not retry).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+import io
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +117,28 @@ class Influx:
         _raise_for(resp)
         return _results(resp.content)
 
+    @contextmanager
+    def query_csv(self, q: str, *, chunk_size: int = 10_000, epoch: str = "s") -> Iterator[io.BufferedReader]:
+        """Run one InfluxQL statement with ``chunked=true`` and CSV output; yield the body as a
+        binary file that reads from the network as it is read (never the whole result in memory).
+
+        InfluxDB writes one header (``name,tags,time,<columns>``) and then one row per point,
+        chunk after chunk. A connection lost mid-stream raises :class:`InfluxUnavailable` from
+        ``read``; a refused statement raises :class:`InfluxRejected` before anything is read.
+        """
+        params = {"db": self.settings.database, "q": q, "epoch": epoch, "chunked": "true",
+                  "chunk_size": str(int(chunk_size))}
+        try:
+            with self._http.stream("GET", "/query", params=params,
+                                   headers={"Accept": "application/csv"}) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    _raise_for(resp)
+                yield io.BufferedReader(_StreamBody(resp.iter_bytes(), self.settings.url), 1 << 20)
+        except httpx.HTTPError as exc:
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.settings.url} (mid-query): {exc}") \
+                from exc
+
     def create_database(self) -> None:
         # CREATE DATABASE is idempotent; the name is an identifier we validate.
         self.query(f"CREATE DATABASE {quote_ident(self.settings.database)}", method="POST")
@@ -170,6 +194,31 @@ class AsyncInflux:
                 self._slots.release()
         _raise_for(resp)
         return _results(resp.content)
+
+
+class _StreamBody(io.RawIOBase):
+    """A streamed response body as a raw binary file (for readers that want ``read``)."""
+
+    def __init__(self, chunks: Iterator[bytes], url: str) -> None:
+        self._chunks = chunks
+        self._url = url
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._left:
+            try:
+                self._left = next(self._chunks)
+            except StopIteration:
+                return 0
+            except httpx.HTTPError as exc:
+                raise InfluxUnavailable(f"InfluxDB unreachable at {self._url} (mid-query): {exc}") from exc
+        size = min(len(buffer), len(self._left))
+        buffer[:size] = self._left[:size]
+        self._left = self._left[size:]
+        return size
 
 
 def _results(content: bytes) -> list[dict[str, Any]]:

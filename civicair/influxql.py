@@ -424,3 +424,141 @@ def retention_policy(name: str, database: str, duration: str, default: bool, cre
 
 def retention_policies(database: str) -> str:
     return f"SHOW RETENTION POLICIES ON {quote_ident(database)}"
+
+
+# -- the open-data archive (archive/build.py) ---------------------------------------------
+
+
+def archive_readings(start: datetime, end: datetime) -> str:
+    """Every reading in [start, end), one series per station: InfluxDB returns series in
+    station order and each in time order, so a day streams out station by station. (Grouped
+    by station and channel too, series would come in channel-then-station order: InfluxDB
+    sorts series keys by tag name.)"""
+    return f'SELECT * FROM "{MEASUREMENT}"{where([time_range(start, end)])} GROUP BY "station"'
+
+
+def archive_fingerprint(start: datetime, end: datetime) -> str:
+    """What changes when readings of [start, end) are added or amended: their count and sums."""
+    return (f'SELECT count("n") AS "rows", sum("seq") AS "seq", sum("qc") AS "qc", sum("n") AS "n" '
+            f'FROM "{MEASUREMENT}"{where([time_range(start, end)])}')
+
+
+def archive_day_counts(start: datetime, end: datetime) -> str:
+    """Readings per UTC day in [start, end); days without any are left out."""
+    return (f'SELECT count("n") AS "rows" FROM "{MEASUREMENT}"{where([time_range(start, end)])} '
+            "GROUP BY time(1d) fill(none)")
+
+
+# -- SensorThings (api/sta) ---------------------------------------------------------------
+
+#: Fields an Observation carries beside its result (api/sta/observations.py).
+STA_OBS_EXTRA = ("qc", "n", "window", "pm25_method")
+
+
+def number_literal(value: float | int) -> str:
+    """A finite number as InfluxQL text (``repr`` of a float: no exponent surprises)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise QueryError("not a number")
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")) or abs(number) > 1e300:
+        raise QueryError("number out of range")
+    return repr(number)
+
+
+def field_present(field: str) -> str:
+    """Rows where ``field`` has a value (a field compared with itself is false when missing)."""
+    name = ident(field, frozenset(PARAMS.values()))
+    return f"{name} = {name}"
+
+
+def series_in(pairs: Sequence[tuple[str, str]]) -> str:
+    """(station, channel) tag pairs, as an OR of equalities."""
+    if not pairs:
+        raise QueryError("at least one series")
+    terms = [f"({station_eq(s)} AND \"channel\" = {literal(_channel(c))})" for s, c in pairs]
+    return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
+
+
+def _channel(channel: str) -> str:
+    if channel not in contract.CHANNELS:
+        raise QueryError("unknown channel")
+    return channel
+
+
+def time_compare(op: str, t: datetime) -> str:
+    """``time <op> '…'`` with op one of = < <= > >= (InfluxDB 1.x has no != or OR on time)."""
+    if op not in ("=", "<", "<=", ">", ">="):
+        raise QueryError(f"time comparison {op!r}")
+    return f"time {op} {time_literal(t)}"
+
+
+def sta_observations(field: str, parts: Iterable[str | None], descending: bool, limit: int,
+                     offset: int = 0) -> str:
+    """One property's Observations in time order (ties are left to the caller: ``station``
+    and ``channel`` come back as columns)."""
+    result = ident(field, frozenset(PARAMS.values()))
+    extra = ", ".join(f'"{f}"' for f in STA_OBS_EXTRA)
+    order = "DESC" if descending else "ASC"
+    offset_clause = f" OFFSET {int(offset)}" if offset else ""
+    return (f'SELECT {result} AS "result", {extra}, "station", "channel" FROM "{MEASUREMENT}"'
+            f"{where([field_present(field), *parts])} ORDER BY time {order} "
+            f"LIMIT {int(limit)}{offset_clause}")
+
+
+def sta_latest(field: str, parts: Iterable[str | None]) -> str:
+    """The latest value of ``field`` per station and channel: one pass for every Datastream."""
+    result = ident(field, frozenset(PARAMS.values()))
+    extra = ", ".join(f'"{f}"' for f in STA_OBS_EXTRA)
+    return (f'SELECT last({result}) AS "result", {extra} FROM "{MEASUREMENT}"{where(parts)} '
+            'GROUP BY "station", "channel"')
+
+
+def sta_count(field: str, parts: Iterable[str | None]) -> str:
+    result = ident(field, frozenset(PARAMS.values()))
+    return f'SELECT count({result}) AS "count" FROM "{MEASUREMENT}"{where(parts)}'
+
+
+def station_positions(parts: Iterable[str | None] = ()) -> str:
+    """Every stored position of every station, oldest first (status points have none)."""
+    return (f'SELECT "lat", "lon", "exact_location" FROM "{STATION_MEASUREMENT}"'
+            f'{where(parts)} GROUP BY "station"')
+
+
+def first_seen_series(parts: Iterable[str | None] = ()) -> str:
+    """Time of the first reading per station and channel."""
+    return f'SELECT first("n") AS "n" FROM "{MEASUREMENT}"{where(parts)} GROUP BY "station", "channel"'
+
+
+#: $filter operators of SensorThings (OData) -> InfluxQL.
+STA_COMPARE = {"eq": "=", "ne": "!=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+STA_ARITH = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%"}
+
+
+def sta_field(field: str) -> str:
+    return ident(field, frozenset(PARAMS.values()))
+
+
+def sta_compare(op: str, left: str, right: str) -> str:
+    """``left <op> right``; operands come from :func:`sta_field`, :func:`number_literal` or
+    this group of builders, never from a client."""
+    if op not in STA_COMPARE:
+        raise QueryError(f"comparison {op!r}")
+    return f"{left} {STA_COMPARE[op]} {right}"
+
+
+def sta_arith(op: str, left: str, right: str) -> str:
+    if op not in STA_ARITH:
+        raise QueryError(f"operator {op!r}")
+    return f"({left} {STA_ARITH[op]} {right})"
+
+
+def sta_bool(op: str, parts: Sequence[str]) -> str:
+    if op not in ("and", "or") or not parts:
+        raise QueryError(f"boolean {op!r}")
+    return "(" + f" {op.upper()} ".join(parts) + ")"
+
+
+def field_seen(field: str, parts: Iterable[str | None] = ()) -> str:
+    """Per station and channel, the last value of ``field``: which series carry it at all."""
+    name = ident(field, frozenset(PARAMS.values()))
+    return f'SELECT last({name}) AS "value" FROM "{MEASUREMENT}"{where(parts)} GROUP BY "station", "channel"'

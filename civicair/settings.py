@@ -7,6 +7,8 @@ Secrets have no default and never appear in a URL.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,3 +36,18 @@ class ServerSettings(BaseSettings):
             password=self.influx_password.get_secret_value() if self.influx_password else None,
             timeout_s=self.influx_timeout_s,
         )
+
+
+class OpenDataSettings(ServerSettings):
+    """The terms and the archive the API and ``civicair archive build`` share, so both state
+    the same licence and attribution and agree on where the archive lives (docs/archive.md)."""
+
+    #: Licence of the data served (SPDX id), echoed in every response and in datapackage.json.
+    licence: str = "CC-BY-4.0"
+    licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
+    attribution: str = "civicair contributors and volunteer station hosts"
+    #: Where ``civicair archive build`` writes ``v1/…`` and ``/v1/archive`` serves it from.
+    archive_dir: Path = Path("archive")
+    #: A day is final (never rebuilt, served ``immutable``) this many days after it ended:
+    #: the bridge's spool keeps readings 30 days, plus a day for the ingest.
+    archive_final_after_days: int = Field(31, ge=0)

@@ -27,6 +27,8 @@ DEMO_CENTRE = (52.5200, 13.4050)
 #: Sensor models the simulated stations cycle through: with and without humidity, so
 #: each correction (and the "uncorrected" flag) shows up in the demo.
 DEMO_MODELS = ("pms5003t", "sds011", "pms5003", "sps30", "pms5003st")
+#: How often the stack rebuilds today's partial archive day.
+ARCHIVE_EVERY_S = 300.0
 
 
 def _port_or_free(port: int) -> int:
@@ -59,6 +61,7 @@ class Stack:
         self.children: list[_Child] = []
         self.broker: Mosquitto | None = None
         self.influxd: InfluxDB | None = None
+        self._archive: subprocess.Popen | None = None  # today's archive build, while it runs
         self._stopping = False
 
     def say(self, message: str) -> None:
@@ -85,6 +88,7 @@ class Stack:
             "CIVICAIR_INFLUX_URL": self.influxd.url,
             "CIVICAIR_INFLUX_DB": DATABASE,
             "CIVICAIR_DEADLETTER_PATH": str(self.state / "deadletter.jsonl"),
+            "CIVICAIR_ARCHIVE_DIR": str(self.state / "archive"),
         }
 
     def start(self) -> None:
@@ -161,6 +165,12 @@ class Stack:
         self.say("stopping")
         # Bridges first (they publish "offline" and keep their spool), then the
         # simulators, ingest and API; the servers last.
+        if self._archive is not None and self._archive.poll() is None:
+            try:
+                os.killpg(self._archive.pid, signal.SIGTERM)  # leaves no file: it writes temp, then renames
+            except ProcessLookupError:
+                pass
+            self._archive.wait()
         bridges = [c for c in self.children if c.name.startswith("bridge")]
         others = [c for c in self.children if c not in bridges]
         for group in (bridges, others):
@@ -207,6 +217,7 @@ class Stack:
         assert self.influxd is not None  # start() made it first
         db = Influx(InfluxSettings(url=self.influxd.url, database=DATABASE))
         last_count, last_stations, dead = -1, -1, set()
+        next_archive = 0.0  # today's partial day as soon as readings are stored, then every few minutes
         try:
             while end is None or time.monotonic() < end:
                 time.sleep(min(2.0, max(0.0, end - time.monotonic())) if end else 2.0)
@@ -222,8 +233,34 @@ class Stack:
                 if (count, stations) != (last_count, last_stations):
                     self.say(f"stored: {count} readings from {stations} of {len(self.stations)} stations")
                     last_count, last_stations = count, stations
+                if self._archive_finished() and count and time.monotonic() >= next_archive:
+                    self._archive_today()
+                    next_archive = time.monotonic() + ARCHIVE_EVERY_S
         finally:
             db.close()
+
+    def _archive_today(self) -> None:
+        """Start building today's partial day of the open-data archive (``civicair archive
+        build --day``), so a new user finds it at ``/v1/archive`` at once. A child process in
+        the background: pyarrow stays out of the stack's own process, Ctrl-C is not held up,
+        and a failed build only costs a log line."""
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        with open(self.logs / "archive.log", "ab") as log:
+            self._archive = subprocess.Popen(
+                [sys.executable, "-m", "civicair", "archive", "build", "--day", today], stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **self._server_env()},
+                preexec_fn=new_session_dying_with_parent)
+
+    def _archive_finished(self) -> bool:
+        """True (and says how it went) once the archive build started last has ended."""
+        if self._archive is None or self._archive.poll() is None:
+            return self._archive is None
+        if self._archive.returncode == 0:
+            self.say(f"archive: today's partial day built; {self.api_url}/v1/archive")
+        else:
+            self.say(f"archive build failed ({self._archive.returncode}); see {self.logs / 'archive.log'}")
+        self._archive = None
+        return True
 
     @staticmethod
     def _stored(db: Influx) -> tuple[int, int]:

@@ -1,6 +1,10 @@
 """The bridge process: one thread per sensor, a spool, one MQTT publisher.
 
-serial bytes -> sans-IO parser -> sampler -> spool (durable) -> publisher (QoS 1)
+serial bytes -> sans-IO parser -> sensor state machine (sampler inside) -> spool (durable)
+-> publisher (QoS 1)
+
+Owns the threads and the wiring; the sensor logic (warm-up, zero guard, duty cycle,
+polling, laser accounting) is :mod:`firmware_bridge.sensorloop`'s and must stay there.
 """
 
 from __future__ import annotations
@@ -11,25 +15,23 @@ import signal
 import threading
 import time
 
-from firmware_bridge import __version__, contract, systemd
+from civicair.schema import contract
+from firmware_bridge import __version__, systemd
 from firmware_bridge.clock import clock_synced
 from firmware_bridge.config import BridgeConfig, SensorConfig
 from firmware_bridge.publisher import Publisher
-from firmware_bridge.sampler import Sampler
+from firmware_bridge.sensorloop import Input, Now, PortLost, PortOpened, SensorMachine, Step, Stopping
 from firmware_bridge.sensors import family
-from firmware_bridge.sensors.base import CommandReply, Measurement
 from firmware_bridge.serial_reader import SerialPort
 from firmware_bridge.spool import Spool
 
 log = logging.getLogger("civicair.bridge")
 
-#: Plantower particle counts: all zero right after wake means the fan is not up yet.
-_COUNT_FIELDS = ("n0_3", "n0_5", "n1_0", "n2_5", "n5_0", "n10_0")
-#: Persist laser-on seconds at most this often.
-_LASER_SAVE_S = 60.0
-
 
 class SensorLoop(threading.Thread):
+    """The I/O shell of one sensor: port bytes -> parser -> :class:`SensorMachine` -> port
+    writes, spool rows and the persisted laser seconds. Every decision is the machine's."""
+
     def __init__(self, bridge: Bridge, sensor: SensorConfig) -> None:
         super().__init__(name=f"sensor-{sensor.channel}", daemon=True)
         self.bridge = bridge
@@ -37,105 +39,60 @@ class SensorLoop(threading.Thread):
         self.proto = family(sensor.model)
         self.parser = self.proto.Parser(sensor.model)
         cfg = bridge.config
+        self.topic = contract.readings_topic(cfg.station)
         self.seq_key = f"seq_{sensor.channel}"
         self.laser_key = f"laser_s_{sensor.channel}"
-        self.sampler = Sampler(
+        self.machine = SensorMachine(
+            self.proto,
             station=cfg.station,
-            sensor=sensor.model,
+            model=sensor.model,
             channel=sensor.channel,
             window_s=cfg.window_s,
+            warmup_s=cfg.warmup_s,
+            duty_period_s=cfg.duty_period_s,
             boot=bridge.boot,
             seq=bridge.spool.get_state(self.seq_key),
+            laser_s=float(bridge.spool.get_state(self.laser_key)),
         )
         self.port = SerialPort(sensor.port, self.proto.BAUD_RATE, stop=bridge.stop_event,
-                               on_open=self._initialise)
-        self.frames = 0
-        self.discarded_zero = 0
-        self.awake = False
-        self._zero_guard = False
-        self._awake_since: float | None = None
-        self.laser_s = float(bridge.spool.get_state(self.laser_key))
-        self._laser_saved = time.monotonic()
-        poll = getattr(self.proto, "POLL", None)  # (command name, period s) for sensors that must be asked
-        self._poll = poll
-        self._next_poll = 0.0
+                               on_open=self._on_open)
 
-    # -- sensor state ----------------------------------------------------------------
-    def _initialise(self, port: SerialPort) -> None:
-        """After every (re)open: the sensor may have been power-cycled; set it up again."""
-        for name in getattr(self.proto, "INIT_SEQUENCE", ()):
-            port.write(self.proto.COMMANDS[name])
-        self._woke(time.time())
+    # What the rest of the bridge (meta) and the tests read.
+    @property
+    def laser_s(self) -> float:
+        return self.machine.laser_s
 
-    def _woke(self, now: float) -> None:
-        self.awake = True
-        self._awake_since = time.monotonic()
-        self._zero_guard = True
-        self.sampler.discard()
-        self.sampler.warmup_until = now + self.bridge.config.warmup_s
-        if self.bridge.config.warmup_s:
-            log.info("sensor %s (%s) awake, warming up for %.0f s", self.sensor.channel,
-                     self.sensor.model, self.bridge.config.warmup_s)
+    @property
+    def frames(self) -> int:
+        return self.machine.frames
 
-    def _sleep(self) -> None:
-        if "sleep" in self.proto.COMMANDS:
-            self.port.write(self.proto.COMMANDS["sleep"])
-        self._account_laser(force=True)
-        self.awake = False
-        self._awake_since = None
-        self.sampler.discard()
-        log.info("sensor %s asleep until the next duty-cycle window", self.sensor.channel)
+    @property
+    def discarded_zero(self) -> int:
+        return self.machine.discarded_zero
 
-    def _wake(self, now: float) -> None:
-        if "wake" in self.proto.COMMANDS:
-            self.port.write(self.proto.COMMANDS["wake"])
-        self._woke(now)
+    @property
+    def awake(self) -> bool:
+        return self.machine.awake
 
-    def _account_laser(self, force: bool = False) -> None:
-        if self._awake_since is None:
-            return
-        now = time.monotonic()
-        self.laser_s += now - self._awake_since
-        self._awake_since = now
-        if force or now - self._laser_saved > _LASER_SAVE_S:
-            self.bridge.spool.set_state(self.laser_key, int(self.laser_s))
-            self._laser_saved = now
+    # -- I/O -------------------------------------------------------------------------
+    def _now(self) -> Now:
+        return Now(time.time(), time.monotonic(), self.bridge.synced())
 
-    def _duty(self, now: float) -> None:
-        """Duty cycle: awake only for warm-up + one window before each period boundary."""
-        period = self.bridge.config.duty_period_s
-        if not period:
-            return
-        cfg = self.bridge.config
-        boundary = (int(now) // period + 1) * period  # next window end that we publish
-        wake_at = boundary - cfg.window_s - cfg.warmup_s
-        should_be_awake = now >= wake_at
-        if should_be_awake and not self.awake:
-            self._wake(now)
-            self.sampler.warmup_until = boundary - cfg.window_s
-        elif not should_be_awake and self.awake and self.sampler.warmup_until < now:
-            # The measured window has closed (tick ran first): sleep until the next one.
-            self._sleep()
+    def _on_open(self, port: SerialPort) -> None:
+        """Called by the port right after every (re)open, before its first read."""
+        self._apply(self.machine.step(self._now(), [PortOpened()]))
 
-    def _on_reply(self, reply: CommandReply) -> None:
-        """Settings the sensor keeps in flash are rewritten only when they differ."""
-        reconcile = getattr(self.proto, "reconcile", None)
-        command = reconcile(reply) if reconcile else None
-        if command:
-            log.info("sensor %s (%s): setting 0x%02x differs from what the bridge needs; writing it",
-                     self.sensor.channel, self.sensor.model, reply.command)
+    def _apply(self, step: Step) -> None:
+        for command in step.commands:
             self.port.write(command)
+        for reading in step.readings:
+            payload = json.dumps(reading, separators=(",", ":")).encode()
+            self.bridge.spool.put(self.topic, payload, state={self.seq_key: self.machine.seq})
+        if step.readings:
+            self.bridge.publisher.wake()
+        if step.laser_s is not None:
+            self.bridge.spool.set_state(self.laser_key, step.laser_s)
 
-    def _keep(self, m: Measurement) -> bool:
-        if self._zero_guard:
-            counts = [m.values[k] for k in _COUNT_FIELDS if k in m.values]
-            if counts and not any(counts):
-                self.discarded_zero += 1
-                return False
-            self._zero_guard = False
-        return True
-
-    # -- loop ------------------------------------------------------------------------
     def run(self) -> None:
         stop = self.bridge.stop_event
         while not stop.is_set():
@@ -145,35 +102,19 @@ class SensorLoop(threading.Thread):
                 log.exception("sensor %s loop failed; restarting it in 5 s", self.sensor.channel)
                 self.port.close()
                 stop.wait(5)
-        self._account_laser(force=True)
+        self._apply(self.machine.step(self._now(), [Stopping()]))
         self.port.close()
 
     def _run(self) -> None:
-        topic = contract.readings_topic(self.bridge.config.station)
         stop = self.bridge.stop_event
         while not stop.is_set():
-            data = self.port.read()
-            now = time.time()
-            synced = self.bridge.synced()
-            readings = self.sampler.tick(now, synced, live=self.awake and self.port.is_open)
-            for event in self.parser.feed(data) if data else ():
-                if isinstance(event, Measurement) and self.awake and self._keep(event):
-                    self.frames += 1
-                    readings += self.sampler.add(event.values, now, synced)
-                elif isinstance(event, CommandReply):
-                    self._on_reply(event)
-            for reading in readings:
-                payload = json.dumps(reading, separators=(",", ":")).encode()
-                self.bridge.spool.put(topic, payload, state={self.seq_key: self.sampler.seq})
-            if readings:
-                self.bridge.publisher.wake()
-            self._duty(now)
-            self._account_laser()
-            if self._poll and self.awake and now >= self._next_poll:
-                self.port.write(self.proto.COMMANDS[self._poll[0]])
-                self._next_poll = now + self._poll[1]
-            if not self.port.is_open:
-                self.sampler.discard()  # frames of a lost port do not make a window
+            data = self.port.read()  # (re)opens the port when needed: see _on_open
+            events: list[Input] = []
+            if self.machine.port_open and not self.port.is_open:
+                events.append(PortLost())
+            if data:
+                events += self.parser.feed(data)
+            self._apply(self.machine.step(self._now(), events))
 
 
 class Bridge:

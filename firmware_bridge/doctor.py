@@ -72,9 +72,9 @@ def check_sensor(sensor: SensorConfig, timeout: float = 6.0) -> Check:
     measurements: list[Measurement] = []
     parser = proto.Parser(sensor.model)
     try:
-        for command in getattr(proto, "INIT_SEQUENCE", ()):
+        for command in proto.INIT_SEQUENCE:
             port.write(proto.COMMANDS[command])
-        poll = getattr(proto, "POLL", None)
+        poll = proto.POLL
         deadline = time.monotonic() + timeout
         next_poll = 0.0
         while time.monotonic() < deadline and len(measurements) < 2:

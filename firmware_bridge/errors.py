@@ -1,7 +1,11 @@
 """The bridge's errors: the shared hierarchy of :mod:`civicair.schema.errors`, plus the
-serial-frame errors only the bridge raises.
+one error only the bridge raises.
 
 The I/O shells count and skip :class:`RecoverableError`; anything else is fatal.
+The serial parsers raise nothing on bad input: they count it by reason in their
+:class:`~firmware_bridge.sensors.base.ParserStats` (so there is no frame-layout error
+class), and warm-up is a state of :mod:`firmware_bridge.sensorloop`, not an error.
+:class:`ChecksumError` is raised by the climate codecs (a CRC-8 that does not match).
 """
 
 from civicair.schema.errors import (
@@ -12,17 +16,9 @@ from civicair.schema.errors import (
     RecoverableError,
 )
 
-__all__ = ["CivicairError", "ChecksumError", "ConfigError", "ContractError", "FatalError", "FrameError",
-           "RecoverableError", "WarmingUp"]
+__all__ = ["CivicairError", "ChecksumError", "ConfigError", "ContractError", "FatalError",
+           "RecoverableError"]
 
 
 class ChecksumError(RecoverableError):
-    """A frame whose checksum does not match its bytes."""
-
-
-class FrameError(RecoverableError):
-    """A frame with an impossible length or layout."""
-
-
-class WarmingUp(RecoverableError):
-    """A frame read while the sensor is still warming up."""
+    """Bytes whose checksum does not match them."""

@@ -1,10 +1,16 @@
-"""Serial shell: opens the port, survives unplugging, hands bytes to the parser."""
+"""Serial shell: opens the port, survives unplugging, hands bytes to the parser.
+
+Owns the pyserial port and its reopening with backoff. It must not parse or decide:
+what to write after an open is the sensor state machine's (:mod:`firmware_bridge.sensorloop`),
+passed in as ``on_open``.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 import serial
 
@@ -15,7 +21,8 @@ class SerialPort:
     """A pyserial port that reopens itself with backoff when it fails."""
 
     def __init__(self, path: str | os.PathLike, baudrate: int, *, read_timeout: float = 0.5,
-                 stop: threading.Event | None = None, on_open=None) -> None:
+                 stop: threading.Event | None = None,
+                 on_open: Callable[[SerialPort], None] | None = None) -> None:
         self.path = os.fspath(path)
         self.baudrate = baudrate
         self.read_timeout = read_timeout

@@ -17,10 +17,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 
+from civicair.schema import sensors as schema_sensors
 from firmware_bridge.sensors.base import CommandReply, Event, Measurement, ParserStats
+from firmware_bridge.sensors.framing import FrameReader
 
 BAUD_RATE = 9600
-MODELS = ("pms5003", "pms7003", "pmsa003", "pms5003t", "pms5003st")
+#: The models of this family, as the schema lists them (``civicair.schema.sensors``).
+MODELS: tuple[str, ...] = schema_sensors.FAMILIES["plantower"]
 HEADER = b"\x42\x4d"
 
 #: Data-word layouts, by model. ``None`` marks a reserved word. Temperatures
@@ -68,7 +71,14 @@ COMMANDS: dict[str, bytes] = {
 }
 
 #: Sent after every (re)open of the port: wake the fan and laser, report actively.
-INIT_SEQUENCE = ("wake", "active_mode")
+INIT_SEQUENCE: tuple[str, ...] = ("wake", "active_mode")
+#: In active mode the sensor streams by itself: nothing to poll.
+POLL: tuple[str, float] | None = None
+
+
+def reconcile(event: Event) -> bytes | None:
+    """Part of the family contract: a Plantower keeps no setting the bridge must correct."""
+    return None
 
 
 def data_length(model: str) -> int:
@@ -118,7 +128,7 @@ class Parser:
     """Stream parser: ``feed(bytes) -> list[Event]``; resyncs on the header.
 
     It never raises on input: bad frames are counted in :attr:`stats` and the
-    search for the next header goes on one byte further.
+    search for the next header goes on one byte further (:class:`FrameReader`).
     """
 
     def __init__(self, model: str = "pms5003") -> None:
@@ -126,49 +136,35 @@ class Parser:
             raise ValueError(f"not a Plantower model: {model!r}; one of {', '.join(MODELS)}")
         self.model = model
         self._data_len = data_length(model)
-        self._buf = bytearray()
         self.stats = ParserStats()
+        self._reader = FrameReader((HEADER,), prefix=4, length=self._frame_length, check=_checksum_error,
+                                   max_buffer=MAX_BUFFER, errors=self.stats.errors)
+
+    @property
+    def _buf(self) -> bytearray:  # the same name in every family, for the tests
+        return self._reader._buf
+
+    def _frame_length(self, prefix: bytes) -> int | str:
+        length = (prefix[2] << 8) | prefix[3]
+        if length not in _KNOWN_LENS or (length != _ACK_LEN and length != self._data_len):
+            return "bad length"
+        return 4 + length
 
     def feed(self, data: bytes) -> list[Event]:
-        self._buf += data
+        reader = self._reader
+        before = reader.skipped_bytes
         events: list[Event] = []
-        buf = self._buf
-        while True:
-            start = buf.find(HEADER)
-            if start < 0:
-                # Keep a trailing 0x42: it may be the first half of a header.
-                keep = 1 if buf[-1:] == HEADER[:1] else 0
-                self._skip(len(buf) - keep)
-                break
-            if start:
-                self._skip(start)
-            if len(buf) < 4:
-                break
-            length = (buf[2] << 8) | buf[3]
-            if length not in _KNOWN_LENS or (length != _ACK_LEN and length != self._data_len):
-                self.stats.errors["bad length"] += 1
-                self._skip(1)
-                continue
-            end = 4 + length
-            if len(buf) < end:
-                break
-            frame = bytes(buf[:end])
-            if sum(frame[:-2]) & 0xFFFF != (frame[-2] << 8) | frame[-1]:
-                self.stats.errors["bad checksum"] += 1
-                self._skip(1)
-                continue
-            del buf[:end]
-            if length == _ACK_LEN:
+        for frame in reader.feed(data):
+            if len(frame) == 4 + _ACK_LEN:
                 self.stats.replies += 1
                 events.append(CommandReply(self.model, frame[4], frame[5:6]))
             else:
                 self.stats.frames += 1
                 events.append(_decode(self.model, frame))
-        if len(buf) > MAX_BUFFER:  # only reachable with a partial frame longer than any real one
-            self._skip(len(buf) - MAX_BUFFER)
+        self.stats.skipped_bytes += reader.skipped_bytes - before
         return events
 
-    def _skip(self, count: int) -> None:
-        if count > 0:
-            del self._buf[:count]
-            self.stats.skipped_bytes += count
+
+def _checksum_error(frame: bytes) -> str | None:
+    """The 16-bit sum of every byte before the checksum, against the checksum."""
+    return None if sum(frame[:-2]) & 0xFFFF == (frame[-2] << 8) | frame[-1] else "bad checksum"

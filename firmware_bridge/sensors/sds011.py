@@ -27,10 +27,13 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from civicair.schema import sensors as schema_sensors
 from firmware_bridge.sensors.base import CommandReply, Event, Measurement, ParserStats
+from firmware_bridge.sensors.framing import FrameReader
 
 BAUD_RATE = 9600
-MODELS = ("sds011",)
+#: The models of this family, as the schema lists them (``civicair.schema.sensors``).
+MODELS: tuple[str, ...] = schema_sensors.FAMILIES["sds011"]
 
 HEAD = 0xAA
 TAIL = 0xAB
@@ -39,6 +42,9 @@ CMD_DATA = 0xC0  # sensor -> host: a measurement
 CMD_REPLY = 0xC5  # sensor -> host: the answer to a command
 FRAME_LEN = 10
 COMMAND_LEN = 19
+#: What a frame from the sensor starts with; a host frame starts with ``AA B4``.
+_SENSOR_HEADS = (bytes((HEAD, CMD_DATA)), bytes((HEAD, CMD_REPLY)))
+HOST_HEAD = bytes((HEAD, CMD_HOST))
 #: Keep at most this much unparsed input (h11's habit: cap the buffer).
 MAX_BUFFER = 4 * FRAME_LEN
 
@@ -107,7 +113,7 @@ COMMANDS: dict[str, bytes] = {
 #: not kept over a power cycle, so writing it costs no flash), then *read* the
 #: two flash-kept settings; the bridge answers the replies with
 #: :func:`write_needed` and writes only what differs.
-INIT_SEQUENCE = ("wake", "get_report_mode", "get_working_period")
+INIT_SEQUENCE: tuple[str, ...] = ("wake", "get_report_mode", "get_working_period")
 #: In active mode the sensor streams by itself: nothing to poll.
 POLL: tuple[str, float] | None = None
 
@@ -248,61 +254,48 @@ def _decode(model: str, frame: bytes) -> Event:
     return CommandReply(model, frame[2], bytes(frame[3:8]))
 
 
+def _frame_error(frame: bytes) -> str | None:
+    """What is wrong with a 10-byte frame from the sensor: its tail, then its checksum."""
+    if frame[-1] != TAIL:
+        return "bad tail"
+    if sum(frame[2:8]) & 0xFF != frame[8]:
+        return "bad checksum"
+    return None
+
+
 class Parser:
     """Stream parser: ``feed(bytes) -> list[Event]``; resyncs on ``AA C0``/``AA C5``.
 
     It never raises on input: a frame with a wrong tail or checksum is counted in
-    :attr:`stats` and the search for the next head goes on one byte further.
-    ``C5`` replies come out as :class:`CommandReply` (``command`` is the command
-    id; ``data`` the three parameter bytes and the device id).
+    :attr:`stats` and the search for the next head goes on one byte further
+    (:class:`FrameReader`); an ``AA`` followed by another byte is noise, skipped
+    without counting an error. ``C5`` replies come out as :class:`CommandReply`
+    (``command`` is the command id; ``data`` the three parameter bytes and the
+    device id).
     """
 
     def __init__(self, model: str = "sds011") -> None:
         if model not in MODELS:
             raise ValueError(f"not a Nova Fitness model: {model!r}; one of {', '.join(MODELS)}")
         self.model = model
-        self._buf = bytearray()
         self.stats = ParserStats()
+        self._reader = FrameReader(_SENSOR_HEADS, length=FRAME_LEN, check=_frame_error,
+                                   max_buffer=MAX_BUFFER, errors=self.stats.errors)
+
+    @property
+    def _buf(self) -> bytearray:  # the same name in every family, for the tests
+        return self._reader._buf
 
     def feed(self, data: bytes) -> list[Event]:
-        self._buf += data
+        reader = self._reader
+        before = reader.skipped_bytes
         events: list[Event] = []
-        buf = self._buf
-        while True:
-            start = buf.find(HEAD)
-            if start < 0:
-                self._skip(len(buf))
-                break
-            if start:
-                self._skip(start)
-            if len(buf) < 2:
-                break
-            if buf[1] not in (CMD_DATA, CMD_REPLY):
-                self._skip(1)  # an AA inside noise, not a head
-                continue
-            if len(buf) < FRAME_LEN:
-                break
-            frame = bytes(buf[:FRAME_LEN])
-            if frame[-1] != TAIL:
-                self.stats.errors["bad tail"] += 1
-                self._skip(1)
-                continue
-            if sum(frame[2:8]) & 0xFF != frame[8]:
-                self.stats.errors["bad checksum"] += 1
-                self._skip(1)
-                continue
-            del buf[:FRAME_LEN]
+        for frame in reader.feed(data):
             event = _decode(self.model, frame)
             if isinstance(event, Measurement):
                 self.stats.frames += 1
             else:
                 self.stats.replies += 1
             events.append(event)
-        if len(buf) > MAX_BUFFER:  # unreachable with 10-byte frames; kept as the family habit
-            self._skip(len(buf) - MAX_BUFFER)
+        self.stats.skipped_bytes += reader.skipped_bytes - before
         return events
-
-    def _skip(self, count: int) -> None:
-        if count > 0:
-            del self._buf[:count]
-            self.stats.skipped_bytes += count

@@ -29,10 +29,12 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from civicair.schema import sensors as schema_sensors
 from firmware_bridge.sensors.base import CommandReply, Event, Measurement, ParserStats
 
 BAUD_RATE = 115200
-MODELS = ("sps30",)
+#: The models of this family, as the schema lists them (``civicair.schema.sensors``).
+MODELS: tuple[str, ...] = schema_sensors.FAMILIES["sps30"]
 
 FLAG = 0x7E
 ESCAPE = 0x7D
@@ -217,11 +219,17 @@ COMMANDS["wake"] = WAKE_PULSE + COMMANDS["wake_up"] + COMMANDS["start"]
 COMMANDS["passive_read"] = COMMANDS["read_values"]
 
 #: Sent after every (re)open of the port: wake up and measure (float format).
-INIT_SEQUENCE = ("wake",)
+INIT_SEQUENCE: tuple[str, ...] = ("wake",)
 #: The SPS30 answers reads only: (command name, period s) the host polls with. A new
 #: reading is ready every second; polling twice as often fetches each one, at most
 #: half a second late, and a poll with nothing new costs only an empty answer.
 POLL: tuple[str, float] | None = ("read_values", 0.5)
+
+
+def reconcile(event: Event) -> bytes | None:
+    """Part of the family contract. The one flash-kept setting, the fan auto-cleaning
+    interval, is left as the owner set it: the bridge corrects nothing."""
+    return None
 
 
 def encode_values(values: Mapping[str, float], fmt: int = FORMAT_FLOAT) -> bytes:

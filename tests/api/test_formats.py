@@ -111,7 +111,8 @@ def test_openapi_documents_every_endpoint_with_examples(client):
     doc = client.get("/openapi.json").json()
     assert set(doc["paths"]) == {"/v1/stations", "/v1/stations/{station}",
                                  "/v1/stations/{station}/measurements", "/v1/measurements", "/v1/latest",
-                                 "/v1/aqi", "/v1/health"}
+                                 "/v1/aqi", "/v1/health", "/v1/archive", "/v1/archive/{path}", "/sta/v1.1",
+                                 "/sta/v1.1/{path}"}
     for path, item in doc["paths"].items():
         assert set(item) == {"get"}, path  # read-only
         assert item["get"]["responses"]["200"]["content"]["application/json"].get("example"), path

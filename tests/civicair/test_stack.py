@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,11 +37,13 @@ def test_stack_runs_three_stations_for_a_minute_and_leaves_nothing_behind(tmp_pa
          "--mqtt-port", str(free_port()), "--influx-port", str(free_port())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    lines, api, seen = [], None, {}
+    lines, api, seen, archived = [], None, {}, None
     for line in proc.stdout:  # ends when the stack exits
         lines.append(line)
         if api is None and (m := re.search(r"API up: (http://\S+?)/v1/stations", line)):
             api = m.group(1)
+        if api and archived is None and "archive: today's partial day built" in line:
+            archived = httpx.get(f"{api}/v1/archive", timeout=5).json()["results"]
         if api and "stored:" in line and len(seen) < 3:
             stations = httpx.get(f"{api}/v1/stations", timeout=5).json()["results"]
             for s in stations:
@@ -55,6 +58,10 @@ def test_stack_runs_three_stations_for_a_minute_and_leaves_nothing_behind(tmp_pa
         assert reading["pm25_atm"] >= 0 and reading["n"] > 0
     assert re.search(r"stored: \d+ readings from 3 of 3 stations", output)
     assert "nothing left running" in output
+    # Today's partial day of the open-data archive, listed by the API at once.
+    assert archived and archived[0]["day"] == time.strftime("%Y-%m-%d", time.gmtime()), output
+    assert archived[0]["complete"] is False and archived[0]["rows"] > 0
+    assert (state / "archive" / "v1" / "datapackage.json").is_file()
     time.sleep(0.5)
     assert _processes_mentioning(str(state)) == []
     assert os.path.exists(state / "logs" / "ingest.log")
@@ -71,14 +78,23 @@ def test_ctrl_c_stops_every_process_the_stack_started(tmp_path):
          "--mqtt-port", str(free_port()), "--influx-port", str(free_port())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if re.search(r"stored: [1-9]\d* readings", line):
-            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
-            break
-    lines += proc.stdout.readlines()
+    # If no reading is stored within 120 s (a machine under heavy load), Ctrl-C anyway: the
+    # test then fails on what the stack printed instead of hanging until pytest's timeout.
+    watchdog = threading.Timer(120, proc.send_signal, (signal.SIGINT,))
+    watchdog.start()
+    lines, stored = [], False
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if re.search(r"stored: [1-9]\d* readings", line):
+                stored = True
+                proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+                break
+        lines += proc.stdout.readlines()
+    finally:
+        watchdog.cancel()
     output = "".join(lines)
+    assert stored, output
     assert proc.wait(30) == 0, output
     assert "nothing left running" in output
     time.sleep(0.5)

@@ -31,3 +31,11 @@ def feeds(before: bytes, after: bytes):
     feed_with_garbage.garbage = True
     return pytest.mark.parametrize("feed", [feed_whole, feed_bytewise, feed_with_garbage],
                                    ids=["whole", "byte by byte", "garbage around"])
+
+
+def chunked(parser, stream: bytes, chunk: int) -> list:
+    """Feed ``stream`` in pieces of ``chunk`` bytes; every event that comes out."""
+    events: list = []
+    for i in range(0, len(stream), chunk):
+        events += parser.feed(stream[i : i + chunk])
+    return events

@@ -63,6 +63,9 @@ def rig(tmp_path, mosquitto, influxdb, influx):
     env = server_env(mosquitto, influxdb, tmp_path)
     log = tmp_path / "processes.log"
     procs = {"ingest": spawn(["ingest"], env, log)}
+    # The broker keeps nothing for a session that does not exist yet: a reading published
+    # before the ingest's first subscription would be lost to the rig, not to the bridge.
+    wait_until(lambda: "subscribed to" in log.read_text(), message="the ingest's subscription")
     args = bridge_args(STATION, tmp_path / "ttyPMS", tmp_path / "spool.sqlite3")
 
     def start_bridge():

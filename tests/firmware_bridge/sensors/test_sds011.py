@@ -3,34 +3,23 @@ and the flash-kind setting helper."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from firmware_bridge.sensors import FAMILIES, family, sds011
+from firmware_bridge.sensors import sds011
 from firmware_bridge.sensors.base import CommandReply, Measurement
 from tests.firmware_bridge.feeding import feeds
-
-# Hand-built from "Laser Dust Sensor Control Protocol V1.3": AA C0, PM2.5 and PM10 as
-# little-endian words in 0.1 µg/m³, device id A1 60, checksum = low byte of the sum of
-# the six data bytes, AB.
-# PM2.5 0x04D4 = 1236 -> 123.6, PM10 0x0A3A = 2618 -> 261.8;
-# checksum D4+04+3A+0A+A1+60 = 0x21D -> 1D.
-QUERY_EXAMPLE = bytes.fromhex("aa c0 d4 04 3a 0a a1 60 1d ab")
-QUERY_VALUES = {"pm25_atm": 123.6, "pm10_atm": 261.8}
-# PM2.5 0x007B = 123 -> 12.3, PM10 0x01C8 = 456 -> 45.6; 7B+00+C8+01+A1+60 = 0x245 -> 45.
-GOLDEN = bytes.fromhex("aa c0 7b 00 c8 01 a1 60 45 ab")
-GOLDEN_VALUES = {"pm25_atm": 12.3, "pm10_atm": 45.6}
-
-# Replies (AA C5): command id, three parameter bytes, device id, checksum, AB.
-REPLY_QUERY_MODE_SET = bytes.fromhex("aa c5 02 01 01 00 a1 60 05 ab")  # 02+01+01+A1+60 = 0x105
-REPLY_REPORT_MODE_ACTIVE = bytes.fromhex("aa c5 02 00 00 00 a1 60 03 ab")  # a "get": 0x103
-REPLY_SLEEP_SET = bytes.fromhex("aa c5 06 01 00 00 a1 60 08 ab")  # 06+01+A1+60 = 0x108
-REPLY_PERIOD_1_SET = bytes.fromhex("aa c5 08 01 01 00 a1 60 0b ab")  # 08+01+01+A1+60 = 0x10B
-REPLY_PERIOD_GET_5 = bytes.fromhex("aa c5 08 00 05 00 a1 60 0e ab")  # 08+05+A1+60 = 0x10E
-REPLY_FIRMWARE = bytes.fromhex("aa c5 07 0f 07 0a a1 60 28 ab")  # 2015-07-10: 0x128
+from tests.firmware_bridge.sensors.frames_sds011 import (
+    GOLDEN,
+    GOLDEN_VALUES,
+    QUERY_EXAMPLE,
+    QUERY_VALUES,
+    REPLY_FIRMWARE,
+    REPLY_PERIOD_1_SET,
+    REPLY_PERIOD_GET_5,
+    REPLY_QUERY_MODE_SET,
+    REPLY_REPORT_MODE_ACTIVE,
+    REPLY_SLEEP_SET,
+)
 
 
 def test_golden_frames_hold_their_own_checksums():
@@ -100,38 +89,6 @@ def test_unknown_command_byte_after_head_is_noise_not_a_frame():
     assert events == [Measurement("sds011", GOLDEN_VALUES)]
     assert not parser.stats.errors  # not even a frame: skipped, not counted
     assert parser.stats.skipped_bytes == 10
-
-
-def test_concatenated_and_arbitrarily_split_frames_all_come_out():
-    stream = (GOLDEN + QUERY_EXAMPLE + REPLY_SLEEP_SET) * 20
-    rng = random.Random(3)
-    parser = sds011.Parser()
-    events, i = [], 0
-    while i < len(stream):
-        n = rng.randint(1, 25)
-        events += parser.feed(stream[i : i + n])
-        i += n
-    assert events == [Measurement("sds011", GOLDEN_VALUES), Measurement("sds011", QUERY_VALUES),
-                      CommandReply("sds011", sds011.SLEEP_WORK, bytes.fromhex("010000a160"))] * 20
-    assert parser.stats.skipped_bytes == 0
-
-
-def test_random_bytes_between_frames_are_skipped():
-    rng = random.Random(11)
-    stream = b""
-    for _ in range(50):
-        stream += rng.randbytes(rng.randint(0, 30)) + GOLDEN
-    parser = sds011.Parser()
-    measurements = [e for e in parser.feed(stream) if isinstance(e, Measurement)]
-    assert measurements.count(Measurement("sds011", GOLDEN_VALUES)) == 50
-    assert parser.stats.skipped_bytes > 0
-
-
-def test_buffer_stays_capped_on_endless_heads():
-    parser = sds011.Parser()
-    for _ in range(1000):
-        parser.feed(b"\xaa\xc0\x00")
-    assert len(parser._buf) <= sds011.MAX_BUFFER
 
 
 # -- commands --------------------------------------------------------------------------
@@ -255,55 +212,10 @@ def test_encode_rounds_and_clamps_like_the_wire(values, expected):
     assert event.values == expected
 
 
-def test_sds011_is_a_registered_family():
-    assert family("sds011") is sds011
-    assert FAMILIES["sds011"].BAUD_RATE == 9600
-
-
-def test_parser_refuses_a_foreign_model():
-    with pytest.raises(ValueError):
-        sds011.Parser("pms5003")
-
-
-# -- hypothesis ---------------------------------------------------------------------------
-def chunked(parser, stream, chunk):
-    events = []
-    for i in range(0, len(stream), chunk):
-        events += parser.feed(stream[i : i + chunk])
-    return events
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=600), st.integers(1, 64))
-def test_parser_never_raises_on_arbitrary_bytes(stream, chunk):
-    parser = sds011.Parser()
-    events = chunked(parser, stream, chunk)
-    assert len(parser._buf) <= sds011.MAX_BUFFER
-    assert all(isinstance(e, Measurement | CommandReply) for e in events)
-
-
-# Why the property below holds for *any* garbage: a false frame that begins in the
+# Why the recovery property (test_families.py) holds for *any* garbage: a false frame that begins in the
 # garbage and runs into GOLDEN ends at one of GOLDEN's first nine bytes, and it is
 # accepted only if that byte is the AB tail. GOLDEN holds no AB before its own tail,
 # so no false frame can swallow GOLDEN's head; GOLDEN is complete when its last byte
 # arrives, so what follows cannot matter.
 def test_recovery_property_precondition():
     assert sds011.TAIL not in GOLDEN[:9]
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300), st.binary(max_size=300), st.integers(1, 64))
-def test_valid_frame_after_arbitrary_garbage_is_recovered(before, after, chunk):
-    parser = sds011.Parser()
-    events = chunked(parser, before + GOLDEN + after, chunk)
-    assert Measurement("sds011", GOLDEN_VALUES) in events
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from([GOLDEN, QUERY_EXAMPLE, REPLY_FIRMWARE]), min_size=1, max_size=30),
-       st.integers(1, 64))
-def test_joined_frames_split_anywhere_decode_one_event_each(frames, chunk):
-    parser = sds011.Parser()
-    events = chunked(parser, b"".join(frames), chunk)
-    assert events == [reply(f) for f in frames]
-    assert parser.stats.skipped_bytes == 0

@@ -3,61 +3,38 @@ of feeding, garbage, hypothesis, the device status register."""
 
 from __future__ import annotations
 
-import random
 import struct
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_bridge.sensors import family, sps30
+from firmware_bridge.sensors import sps30
 from firmware_bridge.sensors.base import CommandReply, Measurement
 from firmware_bridge.sensors.sps30 import StatusFlag
-from tests.firmware_bridge.feeding import feeds
-
-# MISO frames: 7E ADR CMD STATE L data CHK 7E, CHK = ~(sum of ADR..data) & 0xFF.
-# From the datasheet's example frames (section 5.3):
-START_OK = bytes.fromhex("7e 00 00 00 00 ff 7e")
-STOP_OK = bytes.fromhex("7e 00 01 00 00 fe 7e")
-READ_EMPTY = bytes.fromhex("7e 00 03 00 00 fc 7e")
-READ_ZEROS = bytes.fromhex("7e 00 03 00 28" + "00" * 40 + "d4 7e")
-SLEEP_OK = bytes.fromhex("7e 00 10 00 00 ef 7e")
-WAKE_OK_AS_PRINTED = bytes.fromhex("7e 00 11 00 00 ee 7e")  # the datasheet prints 0x11 unstuffed
-FAN_CLEANING_OK = bytes.fromhex("7e 00 56 00 00 a9 7e")
-INTERVAL_WRITE_OK = bytes.fromhex("7e 00 80 00 00 7f 7e")
-INTERVAL_ZERO = bytes.fromhex("7e 00 80 00 04 00 00 00 00 7b 7e")
-SERIAL_ZEROS = bytes.fromhex("7e 00 d0 00 15" + "30" * 20 + "00 5a 7e")
-VERSION_2_1 = bytes.fromhex("7e 00 d1 00 07 02 01 00 06 00 02 00 1c 7e")
-STATUS_CLEAR = bytes.fromhex("7e 00 d2 00 05 00 00 00 00 00 28 7e")
-RESET_OK = bytes.fromhex("7e 00 d3 00 00 2c 7e")
-# The datasheet prints checksum 0x9B for the product-type answer; the sum of
-# D0 09 "00080000" 00 is 0x261, so the checksum is ~0x61 = 0x9E. The rule wins.
-PRODUCT_TYPE = bytes.fromhex("7e 00 d0 00 09 30 30 30 38 30 30 30 30 00 9e 7e")
-
-# Hand-built read-values answer, floats exactly representable in binary32:
-# 1.5 2.5 3.0 3.25 µg/m³; 10.0 12.0 12.5 12.625 12.75 #/cm³; 0.5 µm. Sum 0x55C -> ~5C = A3.
-GOLDEN_VALUES = {"pm1_atm": 1.5, "pm25_atm": 2.5, "pm4_atm": 3.0, "pm10_atm": 3.25,
-                 "nc0_5": 10.0, "nc1_0": 12.0, "nc2_5": 12.5, "nc4_0": 12.625, "nc10_0": 12.75,
-                 "tps": 0.5}
-GOLDEN = bytes.fromhex(
-    "7e 00 03 00 28"
-    "3fc00000 40200000 40400000 40500000"
-    "41200000 41400000 41480000 414a0000 414c0000"
-    "3f000000"
-    "a3 7e")
-# The same with PM2.5 15.875 (41 7E 00 00) and tps 0.56640625 (3F 11 00 00): 7E and 11
-# are stuffed as 7D 5E and 7D 31. Sum 0x55C + 0x5F + 0x11 = 0x5CC -> ~CC = 33.
-STUFFED_VALUES = {**GOLDEN_VALUES, "pm25_atm": 15.875, "tps": 0.56640625}
-STUFFED = bytes.fromhex(
-    "7e 00 03 00 28"
-    "3fc00000 417d5e0000 40400000 40500000"
-    "41200000 41400000 41480000 414a0000 414c0000"
-    "3f7d310000"
-    "33 7e")
-# Status register 0x00200010: SPEED (bit 21) and FAN (bit 4); FAN is an error, so
-# bit 7 of the state byte is set. Sum D2+80+05+20+10 = 0x187 -> ~87 = 78.
-STATUS_SPEED_FAN = bytes.fromhex("7e 00 d2 80 05 00 20 00 10 00 78 7e")
-NOT_ALLOWED = bytes.fromhex("7e 00 00 43 00 bc 7e")  # start while measuring: state 0x43
+from tests.firmware_bridge.feeding import chunked, feeds
+from tests.firmware_bridge.sensors.frames_sps30 import (
+    FAN_CLEANING_OK,
+    GOLDEN,
+    GOLDEN_VALUES,
+    INTERVAL_WRITE_OK,
+    INTERVAL_ZERO,
+    NOT_ALLOWED,
+    PRODUCT_TYPE,
+    READ_EMPTY,
+    READ_ZEROS,
+    RESET_OK,
+    SERIAL_ZEROS,
+    SLEEP_OK,
+    START_OK,
+    STATUS_CLEAR,
+    STATUS_SPEED_FAN,
+    STOP_OK,
+    STUFFED,
+    STUFFED_VALUES,
+    VERSION_2_1,
+    WAKE_OK_AS_PRINTED,
+)
 
 
 def test_golden_frames_hold_their_own_checksums():
@@ -272,31 +249,6 @@ def test_overlong_frame_is_dropped_and_the_buffer_stays_capped():
     assert parser.feed(GOLDEN) == [Measurement("sps30", GOLDEN_VALUES)]
 
 
-def test_concatenated_and_arbitrarily_split_frames_all_come_out():
-    frames = [GOLDEN, READ_EMPTY, STUFFED, STATUS_CLEAR, NOT_ALLOWED] * 20
-    stream = b"".join(frames)
-    rng = random.Random(5)
-    parser = sps30.Parser()
-    events, i = [], 0
-    while i < len(stream):
-        n = rng.randint(1, 40)
-        events += parser.feed(stream[i : i + n])
-        i += n
-    assert events == [one(f) for f in frames]
-    assert parser.stats.skipped_bytes == 0 and not parser.stats.errors
-
-
-def test_random_bytes_between_frames_are_skipped():
-    rng = random.Random(13)
-    stream = b""
-    for _ in range(50):
-        stream += rng.randbytes(rng.randint(0, 30)) + GOLDEN
-    parser = sps30.Parser()
-    events = parser.feed(stream)
-    assert events.count(Measurement("sps30", GOLDEN_VALUES)) == 50
-    assert parser.stats.skipped_bytes > 0
-
-
 def one(frame):
     (event,) = sps30.Parser().feed(frame)
     return event
@@ -317,58 +269,9 @@ def test_encode_then_parse_round_trips_to_float32():
             assert event.values[name] == pytest.approx(value, rel=tolerance, abs=tolerance), (fmt, name)
 
 
-def test_sps30_is_a_registered_family():
-    assert family("sps30") is sps30
-    assert sps30.BAUD_RATE == 115200
-
-
-def test_parser_refuses_a_foreign_model():
-    with pytest.raises(ValueError):
-        sps30.Parser("sds011")
-
-
-# -- hypothesis ---------------------------------------------------------------------------------------
-def chunked(parser, stream, chunk):
-    events = []
-    for i in range(0, len(stream), chunk):
-        events += parser.feed(stream[i : i + chunk])
-    return events
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=800), st.integers(1, 64))
-def test_parser_never_raises_on_arbitrary_bytes(stream, chunk):
-    parser = sps30.Parser()
-    events = chunked(parser, stream, chunk)
-    assert len(parser._buf) <= sps30.MAX_BUFFER
-    assert all(isinstance(e, Measurement | CommandReply) for e in events)
-
-
+# -- hypothesis (the properties every family shares are in test_families.py) -------------------------
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from([b"\x7e", b"\x7d", b"\x11", b"\x00", b"\xff", b"\x03"]), max_size=200),
        st.integers(1, 64))
 def test_parser_never_raises_on_flag_and_escape_soup(parts, chunk):
     chunked(sps30.Parser(), b"".join(parts), chunk)
-
-
-# Why the property below holds for *any* garbage: 0x7E never occurs inside a frame
-# (stuffing), so a false frame that begins in the garbage ends at GOLDEN's opening
-# flag at the latest, and the parser never consumes a closing flag (it may open the
-# next frame). GOLDEN's content between its own flags therefore always reaches the
-# decoder intact; what follows it cannot matter. An overlong false frame is dropped
-# only up to a flag it has not seen, so never GOLDEN's.
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=700), st.binary(max_size=300), st.integers(1, 64))
-def test_valid_frame_after_arbitrary_garbage_is_recovered(before, after, chunk):
-    parser = sps30.Parser()
-    events = chunked(parser, before + GOLDEN + after, chunk)
-    assert Measurement("sps30", GOLDEN_VALUES) in events
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from([GOLDEN, STUFFED, READ_EMPTY, NOT_ALLOWED, VERSION_2_1]),
-                min_size=1, max_size=20), st.integers(1, 64))
-def test_joined_frames_split_anywhere_decode_one_event_each(frames, chunk):
-    parser = sps30.Parser()
-    assert chunked(parser, b"".join(frames), chunk) == [one(f) for f in frames]
-    assert parser.stats.skipped_bytes == 0
