@@ -17,6 +17,10 @@ class RollupSettings(ServerSettings):
     #: become visible a little later (writes in flight, retries, clocks apart). A write
     #: that lands later than this after its stamp is missed until a backfill.
     rollup_margin_s: int = Field(600, ge=0)
+    #: Every this many seconds a pass reads all marks of the margin again (a write that
+    #: became visible long after its stamp); the passes between read only the marks
+    #: stamped from 30 s before the previous pass on.
+    rollup_full_read_s: float = Field(60.0, ge=0)
     #: An hour still being written (marks keep coming: a replay, the current hour under
     #: load) is recomputed once its marks have been quiet this long [s] …
     rollup_quiet_s: float = Field(5.0, ge=0)

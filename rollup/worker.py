@@ -33,6 +33,9 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 #: Marks this close to the newest one may still be rewritten by a batch of the same second [s].
 UNSETTLED_S = 10
+#: Between full reads of the margin (rollup_full_read_s), marks are read from this long
+#: before the last pass on [s].
+RECENT_S = 30
 #: More dirty hours than this in one day: recompute the day's hours in one query.
 MANY_HOURS = 3
 
@@ -69,6 +72,8 @@ class Worker:
         self.metrics = RollupMetrics()
         self.stop_event = threading.Event()
         self._done: set[tuple[int, str, int]] = set()  # marks recomputed since this process started
+        self._recent: int | None = None  # where the next incremental read of marks starts [s]
+        self._full_read_at = -1e18
         self._last_ok = time.monotonic()
 
     def settled_hour(self, now: int) -> int:
@@ -91,7 +96,15 @@ class Worker:
         now = int(time.time()) if now is None else now
         state = read_state(self.influx, self.rp) or self.initialize(now)
         since = state.cursor - self.settings.rollup_margin_s
-        (result,) = self.influx.query(influxql.dirty_marks(_utc(since)), epoch="s")
+        # The whole margin is read again every rollup_full_read_s; in between only the marks
+        # stamped since shortly before the last pass (and any still waiting).
+        read_from = since
+        if self._recent is not None and \
+                time.monotonic() - self._full_read_at < self.settings.rollup_full_read_s:
+            read_from = max(since, self._recent)
+        else:
+            self._full_read_at = time.monotonic()
+        (result,) = self.influx.query(influxql.dirty_marks(_utc(read_from)), epoch="s")
         marks = [(int(t), s["tags"]["station"], int(hour)) for s in series(result) for t, hour in s["values"]]
         waiting = [m for m in marks if m not in self._done]
         # Debounce: a (station, hour) whose marks keep coming waits until they are quiet
@@ -137,6 +150,7 @@ class Worker:
         new = State(max(state.cursor, cursor), max(state.covered_until, self.settled_hour(now)))
         self.influx.write(state_line(new, now), rp=self.rp)
         self._done = {m for m in self._done | settled if m[0] > since}
+        self._recent = min([now - RECENT_S, *(t - 1 for t in postponed)])
         if not postponed:
             self.metrics.set("civicair_rollup_lag_seconds", 0)
             self.metrics.set("civicair_rollup_oldest_dirty_hour_seconds", 0)

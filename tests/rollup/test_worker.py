@@ -165,3 +165,20 @@ def test_an_hour_still_being_written_waits_until_its_marks_are_quiet(influx: Inf
     assert worker.metrics.values["civicair_rollup_lag_seconds"] == 1
     assert worker.cycle(now + 6) == 1  # quiet for 5 s: done
     assert rollup_points(influx, "pm_1h")[("busy-1", hour)]["pm25_count"] == 1
+
+
+def test_a_mark_visible_long_after_its_stamp_is_found_by_the_next_full_read(influx: Influx, influxdb) -> None:
+    settings = {"influx_url": influxdb.url, "influx_db": DATABASE, "rollup_metrics_port": 0, "rollup_quiet_s": 0}
+    worker = Worker(RollupSettings(**settings, rollup_full_read_s=3600))
+    worker.cycle()
+    now = int(time.time())
+    hour = T0 + 7 * HOUR
+    lag = (now // HOUR * HOUR - hour) // HOUR
+    # A batch stamped 200 s ago lands only now (an ingest retrying a slow InfluxDB).
+    late = (f"pm,station=slow-1,sensor=pms5003,channel=a pm25=4.0,qc=0i,n=20i {hour + 60}\n"
+            f"rollup_dirty,station=slow-1,lag={lag} hour={hour}i {now - 200}\n").encode()
+    worker.cycle(now)
+    influx.write(late)
+    assert worker.cycle(now + 5) == 0  # incremental read: from 30 s before the last pass
+    assert Worker(RollupSettings(**settings, rollup_full_read_s=0)).cycle(now + 10) == 1  # a full read
+    assert rollup_points(influx, "pm_1h")[("slow-1", hour)]["pm25_count"] == 1
