@@ -5,7 +5,11 @@ bridge runs as its own process against a real Mosquitto; the simulators run in
 other processes so they are not counted. For context it also measures, in the
 same run, a bare Python process that only imports paho-mqtt and pyserial.
 
-    python bench/bridge_footprint.py [--seconds 60]
+    python bench/bridge_footprint.py [--seconds 60] [--window 60] [--confirm]
+
+``--confirm`` also runs InfluxDB and the ingest (their own processes, not counted), so
+the bridge gets stored confirmations (docs/delivery.md): it subscribes, marks readings
+sent on PUBACK and deletes them on each confirmation.
 
 Last line: ``rss_mb=X cpu_pct=Y``.
 """
@@ -22,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from civicair.services import Mosquitto  # noqa: E402
+from civicair.services import InfluxDB, Mosquitto  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -42,11 +46,21 @@ def peak_rss_mb(pid: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--window", type=int, default=60, help="bridge averaging window, s (default 60)")
+    ap.add_argument("--confirm", action="store_true",
+                    help="run InfluxDB and the ingest too, so the bridge gets stored confirmations")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="civicair-bench-"))
     broker = Mosquitto(tmp / "mosquitto").start()
+    influxdb = InfluxDB(tmp / "influxdb").start() if args.confirm else None
     procs = []
     try:
+        if influxdb is not None:
+            env = {**os.environ, "CIVICAIR_MQTT_HOST": broker.host, "CIVICAIR_MQTT_PORT": str(broker.port),
+                   "CIVICAIR_INFLUX_URL": influxdb.url, "CIVICAIR_INFLUX_DB": "bench",
+                   "CIVICAIR_DEADLETTER_PATH": str(tmp / "dead.jsonl"), "CIVICAIR_METRICS_PORT": "0"}
+            procs.append(subprocess.Popen([sys.executable, "-m", "ingest"], env=env,
+                                          stdout=open(tmp / "ingest.log", "wb"), stderr=subprocess.STDOUT))
         for ch in ("a", "b"):
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "civicair", "simulate", "--sensor", "pms5003", "--rate", "1",
@@ -67,7 +81,7 @@ channel = "a"
 port = "{tmp / 'ttyb'}"
 channel = "b"
 [sampling]
-window = 60
+window = {args.window}
 warmup = 0
 [spool]
 path = "{tmp / 'spool.sqlite3'}"
@@ -87,6 +101,9 @@ path = "{tmp / 'spool.sqlite3'}"
         print(f"baseline: bare python with paho-mqtt + pyserial imported: {peak_rss_mb(bare.pid):.1f} MB")
         print(f"bridge: peak RSS {rss:.1f} MB, CPU {cpu_pct:.2f} % of one core over {args.seconds:.0f} s "
               f"(goal < 40 MB, < 2 %)")
+        if args.confirm:
+            confirmed = "the server confirms stored readings" in (tmp / "bridge.log").read_text()
+            print(f"stored confirmations: {'received' if confirmed else 'NONE received'}")
         print(f"rss_mb={rss:.1f} cpu_pct={cpu_pct:.2f}")
     finally:
         for p in procs:
@@ -94,6 +111,8 @@ path = "{tmp / 'spool.sqlite3'}"
         for p in procs:
             p.wait(10)
         broker.stop()
+        if influxdb is not None:
+            influxdb.stop()
 
 
 if __name__ == "__main__":

@@ -258,6 +258,11 @@ def cmd_station_add(args: argparse.Namespace) -> int:
     except stations.StationError as exc:
         print(f"civicair station add: {exc}", file=sys.stderr)
         return 2
+    acl = args.acl_file or os.environ.get("CIVICAIR_ACL_FILE")
+    if acl and not stations.acl_lets_stations_read_confirmations(acl):
+        print(f"civicair station add: warning: {acl} lacks '{stations.STATION_STORED_ACL}': the station "
+              "cannot receive the ingest's stored confirmations, so its bridge deletes readings as soon "
+              "as the broker has them (see docs/delivery.md)", file=sys.stderr)
     tls = not args.no_tls
     port = args.mqtt_port or (8883 if tls else 1883)
     toml = stations.bridge_snippet(new, args.mqtt_host, port, tls=tls, sensor=args.sensor,

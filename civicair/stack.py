@@ -170,7 +170,13 @@ class Stack:
                 os.killpg(self._archive.pid, signal.SIGTERM)  # leaves no file: it writes temp, then renames
             except ProcessLookupError:
                 pass
-            self._archive.wait()
+            try:
+                self._archive.wait(10)
+            except subprocess.TimeoutExpired:  # stuck in a C call: a killed build's temp files go next time
+                self.say("archive build did not stop on SIGTERM within 10 s; killed "
+                         f"(see {self.logs / 'archive.log'})")
+                os.killpg(self._archive.pid, signal.SIGKILL)
+                self._archive.wait()
         bridges = [c for c in self.children if c.name.startswith("bridge")]
         others = [c for c in self.children if c not in bridges]
         for group in (bridges, others):

@@ -250,6 +250,21 @@ STATION_ACL_PATTERNS = tuple(f"pattern write civicair/v1/%u/{leaf}"
                              for leaf in ("readings", "status", "meta"))
 
 
+#: The ACL line that lets each station read the ingest's confirmations of its own stored
+#: readings; without it bridges keep deleting on PUBACK (docs/delivery.md).
+STATION_STORED_ACL = "pattern read civicair/v1/%u/stored"
+
+
+def acl_lets_stations_read_confirmations(acl_file: str | Path) -> bool:
+    """Whether the ACL file lets each station read its own stored confirmations."""
+    for line in Path(acl_file).read_text().splitlines():
+        words = line.split()
+        if (len(words) == 3 and words[0] == "pattern" and words[1] in ("read", "readwrite")
+                and words[2] == STATION_STORED_ACL.split()[2]):
+            return True
+    return False
+
+
 def acl_grants_stations(acl_file: str | Path) -> bool:
     """Whether the ACL file lets each station write its readings, status and meta (each
     by its own pattern, or by ``civicair/v1/%u/#``)."""

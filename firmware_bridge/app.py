@@ -128,9 +128,12 @@ class Bridge:
             config.spool_path,
             max_rows=config.spool_max_rows,
             max_age_s=config.spool_max_age_days * 86400,
+            resend_after_s=config.spool_resend_after_s,
+            resend_max_s=config.spool_resend_max_s,
         )
         self.boot = self.spool.next_boot()
-        self.publisher = Publisher(self.spool, config.station, config.mqtt, meta=self.meta())
+        self.publisher = Publisher(self.spool, config.station, config.mqtt, meta=self.meta(),
+                                   confirmations=config.spool_confirmations)
         self.loops = [SensorLoop(self, s) for s in config.sensors]
         self._synced_at = -1e9
         self._synced = False
@@ -139,7 +142,9 @@ class Bridge:
         meta = self.config.meta(f"civicair {__version__}")
         loops = getattr(self, "loops", [])
         meta["laser_hours"] = {loop.sensor.channel: round(loop.laser_s / 3600, 2) for loop in loops}
-        meta["spool"] = {"evicted": self.spool.evicted, "boot": self.boot}
+        unconfirmed, oldest = self.spool.unconfirmed()
+        meta["spool"] = {"evicted": self.spool.evicted, "boot": self.boot,
+                         "unconfirmed": unconfirmed, "oldest_unconfirmed_s": round(oldest)}
         return meta
 
     def synced(self) -> bool:

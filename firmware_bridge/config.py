@@ -57,6 +57,13 @@ class BridgeConfig:
     spool_path: str = "/var/lib/civicair/spool.sqlite3"  # DEFAULT_SPOOL
     spool_max_rows: int = 500_000
     spool_max_age_days: float = 30.0
+    #: Delete a reading when the ingest confirms it stored (once it has shown it does);
+    #: False: on the broker's PUBACK, as bridges did before confirmations (docs/delivery.md).
+    spool_confirmations: bool = True
+    #: A reading sent and not confirmed is sent again after this, then twice as long … [s]
+    spool_resend_after_s: float = 300.0
+    #: … up to this [s].
+    spool_resend_max_s: float = 3600.0
     #: "auto": ask the kernel whether NTP synchronised the clock; "trusted": always synced.
     clock: str = "auto"
     name: str | None = None
@@ -85,6 +92,9 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CIVICAIR_MQTT_PASSWORD": ("mqtt.password", str),
     "CIVICAIR_MQTT_TLS": ("mqtt.tls", lambda v: v.lower() in ("1", "true", "yes")),
     "CIVICAIR_SPOOL_PATH": ("spool.path", str),
+    "CIVICAIR_SPOOL_CONFIRMATIONS": ("spool.confirmations", lambda v: v.lower() in ("1", "true", "yes")),
+    "CIVICAIR_SPOOL_RESEND_AFTER": ("spool.resend_after", float),
+    "CIVICAIR_SPOOL_RESEND_MAX": ("spool.resend_max", float),
 }
 
 
@@ -167,6 +177,9 @@ def _build(raw: dict[str, Any]) -> BridgeConfig:
             spool_path=str(spool.get("path", DEFAULT_SPOOL)),
             spool_max_rows=int(spool.get("max_rows", 500_000)),
             spool_max_age_days=float(spool.get("max_age_days", 30)),
+            spool_confirmations=_flag(spool.get("confirmations", True), "spool.confirmations"),
+            spool_resend_after_s=float(spool.get("resend_after", 300)),
+            spool_resend_max_s=float(spool.get("resend_max", 3600)),
             clock=str(raw.get("clock", "auto")),
             name=raw.get("name"),
             lat=raw.get("lat"),
@@ -176,6 +189,12 @@ def _build(raw: dict[str, Any]) -> BridgeConfig:
     except (TypeError, ValueError) as exc:  # unknown key in a table, or a wrong type
         raise ConfigError(f"config: {exc}") from None
     return validate(cfg)
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 _CLIMATE_KEYS = {"kind", "bus", "address", "device", "model", "interval"}
@@ -254,6 +273,11 @@ def validate(cfg: BridgeConfig) -> BridgeConfig:
         raise ConfigError("sampling.duty_period must be 0 (always on) or at least window + warmup")
     if cfg.duty_period_s and cfg.duty_period_s % cfg.window_s:
         raise ConfigError("sampling.duty_period must be a multiple of sampling.window")
+    if not cfg.spool_resend_after_s >= 1:
+        raise ConfigError("spool.resend_after must be at least 1 second (default 300: longer than "
+                          "the ingest's batch age and restart)")
+    if not cfg.spool_resend_max_s >= cfg.spool_resend_after_s:
+        raise ConfigError("spool.resend_max must be at least spool.resend_after")
     if cfg.clock not in ("auto", "trusted"):
         raise ConfigError("clock must be 'auto' or 'trusted'")
     places = [(c.bus, c.address) if c.kind != "iio" else (None, c.device) for c in cfg.climate]

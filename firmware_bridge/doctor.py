@@ -170,13 +170,41 @@ def check_spool(cfg: BridgeConfig) -> Check:
             status = db.execute("PRAGMA integrity_check").fetchone()[0]
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             waiting = db.execute("SELECT count(*) FROM spool").fetchone()[0] if "spool" in tables else 0
+            awaiting = _awaiting_confirmation(db) if "spool" in tables else ""
     except (OSError, sqlite3.Error) as exc:
         return Check(False, "spool", f"{path}: {exc}",
                      f"make {path.parent} writable by this user (sudo chown $USER {path.parent})")
     if status != "ok":
         return Check(False, "spool", f"{path} is damaged: {status}",
                      f"stop the bridge, move {path} aside and start again (its readings are then lost)")
-    return Check(True, "spool", f"{path} ok, {waiting} readings waiting to be sent")
+    return Check(True, "spool", f"{path} ok, holds {waiting} readings{awaiting}")
+
+
+def _awaiting_confirmation(db: sqlite3.Connection) -> str:
+    """What the spool says about stored confirmations (docs/delivery.md), for the spool line."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(spool)")}
+    if "sent" not in columns:
+        return ""  # a spool this bridge version has not opened yet
+    row = db.execute("SELECT value FROM state WHERE key = 'confirmed_at'").fetchone()
+    if not row:
+        return "; the server has not confirmed a stored reading yet (readings leave on the broker's ack)"
+    count, oldest = db.execute("SELECT count(*), min(created) FROM spool WHERE sent IS NOT NULL").fetchone()
+    last = time.time() - row[0]
+    text = f" ({count} of them sent and awaiting the server's stored confirmation"
+    if count:
+        text += f", the oldest for {_duration(time.time() - oldest)}"
+    return text + f"; last confirmation {_duration(last)} ago)"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 I2C_ENABLE = "sudo raspi-config nonint do_i2c 0, then reboot (docs/raspberry-pi.md)"

@@ -28,6 +28,7 @@ from civicair.schema.qc import FUTURE_TOLERANCE_S, Flag
 from ingest import meta
 from ingest.clean import Cleaner
 from ingest.columns import DeadLetter, decode
+from ingest.confirm import KeyColumns
 from ingest.lineprotocol import encode, encode_amendments
 from ingest.marks import batch_marks
 
@@ -73,6 +74,9 @@ class Prepared:
     dead: list[DeadLetter]
     #: Readings with each ``qc`` bit set (names as :data:`FLAG_BITS`), amendments included.
     flagged: dict[str, int] = field(default_factory=dict)
+    #: (station, channel, boot, seq) columns of the readings, for the stored confirmations
+    #: (:mod:`ingest.confirm`); None when the batch holds no reading.
+    keys: KeyColumns | None = None
 
 
 def flag_counts(qc: np.ndarray | None) -> dict[str, int]:
@@ -135,7 +139,9 @@ def prepare(messages: Sequence[Held], cleaner: Cleaner, now: int, max_future_s: 
     lines = b""
     newest = None
     flagged: dict[str, int] = {}
+    keys = None
     if len(columns):
+        keys = (columns.station, columns.channel, columns.ints["boot"], columns.ints["seq"])
         cleaner.clean(columns, now=now)
         lines = encode(columns)
         if columns.amended is not None:  # an A/B pair completed across batches
@@ -151,7 +157,7 @@ def prepare(messages: Sequence[Held], cleaner: Cleaner, now: int, max_future_s: 
         if columns.amended is not None:  # written unflagged before, flagged now
             flagged["ab_disagreement"] = flagged.get("ab_disagreement", 0) + len(columns.amended)
     return Prepared(list(messages), lines + b"".join(station_lines), len(columns), len(station_lines),
-                    newest, dead, flagged)
+                    newest, dead, flagged, keys)
 
 
 def prepare_one_by_one(messages: Sequence[Held], cleaner: Cleaner, now: int, max_future_s: int,
@@ -161,6 +167,7 @@ def prepare_one_by_one(messages: Sequence[Held], cleaner: Cleaner, now: int, max
     ``internal``), the rest are prepared as usual. Never raises."""
     whole = Prepared(list(messages), b"", 0, 0, None, [])
     lines = []
+    keys: list[KeyColumns] = []
     for held in messages:
         try:
             p = prepare([held], cleaner, now, max_future_s, marks)
@@ -169,6 +176,8 @@ def prepare_one_by_one(messages: Sequence[Held], cleaner: Cleaner, now: int, max
             whole.dead.append(DeadLetter(held.topic, held.payload, reason))
             continue
         lines.append(p.lines)
+        if p.keys is not None:
+            keys.append(p.keys)
         whole.readings += p.readings
         whole.station_points += p.station_points
         whole.dead.extend(p.dead)
@@ -177,4 +186,7 @@ def prepare_one_by_one(messages: Sequence[Held], cleaner: Cleaner, now: int, max
         if p.newest_ts is not None:
             whole.newest_ts = max(whole.newest_ts or 0, p.newest_ts)
     whole.lines = b"".join(lines)
+    if keys:
+        station, channel, boot, seq = (np.concatenate(column) for column in zip(*keys, strict=True))
+        whole.keys = (station, channel, boot, seq)
     return whole

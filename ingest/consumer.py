@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from civicair.influx import Influx, InfluxRejected, InfluxUnavailable
-from ingest import restore
+from ingest import confirm, restore
 from ingest.batch import Held, Prepared, prepare, prepare_one_by_one
 from ingest.clean import Cleaner
 from ingest.deadletter import DeadLetterSink
@@ -203,8 +203,11 @@ class Consumer:
             m.last_write_time.set(time.time())
             if p.newest_ts is not None and p.newest_ts > m.newest_ts:
                 m.newest_ts = p.newest_ts
+        failed_appends = self.deadletter.failed_appends
         if p.dead:
             self.deadletter(p.dead)
+        if self.settings.confirm_stored:
+            self._confirm(p, dead_kept=self.deadletter.failed_appends == failed_appends)
         m.received_readings.inc(p.readings)
         m.written_readings.inc(p.readings - rejected)
         m.written_station_points.inc(p.station_points)
@@ -214,6 +217,26 @@ class Consumer:
         m.acked_messages.inc(self.session.ack(p.messages))
         self.session.settle(len(p.messages))
         return True
+
+    def _confirm(self, p: Prepared, dead_kept: bool) -> None:
+        """Tell each station which of its readings the ingest is done with (after the write,
+        before the acknowledgement: a crash in between makes the broker redeliver, and the
+        rewrite and its confirmation are idempotent): those InfluxDB now holds, and those
+        kept as dead letters (a resend would be refused again). Dead letters the file did not
+        take (``dead_kept`` False) are not confirmed: the bridge keeps them and resends."""
+        try:
+            if dead_kept:
+                dead = confirm.dead_readings((d.topic, d.payload) for d in p.dead)
+                msgs = confirm.for_batch(p.keys, dead=dead)
+            else:
+                msgs = confirm.for_batch(p.keys, self.writer.rejected_lines if p.lines else ())
+        except Exception:  # a bug here must not stop the readings: the bridges resend
+            log.exception("could not build the stored confirmations of a batch; none sent for it")
+            self.metrics.confirmation_failures += 1
+            return
+        for topic, payload in msgs:
+            self.session.publish(topic, payload)
+        self.metrics.confirmations_sent += len(msgs)
 
 
 def run(settings: IngestSettings) -> None:

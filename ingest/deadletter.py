@@ -50,6 +50,8 @@ class DeadLetterSink:
         self._metrics = metrics
         self._logged_at = 0.0
         self._since_log = 0
+        #: Appends to the file that failed (each a batch of dead letters kept on the topic only).
+        self.failed_appends = 0
 
     def __call__(self, dead: list[DeadLetter]) -> None:
         """Each dead letter to the file (whole payload) and to the dead-letter topic (the
@@ -79,6 +81,7 @@ class DeadLetterSink:
                 f.write(b"\n".join(lines) + b"\n")
         except OSError as exc:
             self._metrics.deadletter_file_errors.inc(len(dead))
+            self.failed_appends += 1
             log.error("could not append %d dead letter(s) to %s (%s); they went to %s only",
                       len(dead), self.path, exc, contract.DEADLETTER_TOPIC)
         self._since_log += len(dead)

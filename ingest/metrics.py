@@ -302,6 +302,9 @@ class IngestMetrics:
         self.receive_maximum_waits = 0  # paho network thread
         self.settled_messages = 0  # writer thread: acknowledged, or left to the broker's redelivery
         self.newest_ts = 0  # writer thread
+        self.confirmations_sent = 0  # writer thread
+        self.confirmation_failures = 0  # writer thread
+        self.sessions_lost = 0  # paho network thread
         self.flag_bits = _flag_bits()
         r = self.registry = Registry()
         p = "civicair_ingest_"
@@ -360,6 +363,15 @@ class IngestMetrics:
                     value_fn=self.held))
         r.add(Gauge(p + "buffered_messages_max", "Highest buffered_messages seen since start.",
                     value_fn=lambda: self.held_max))
+        r.add(Counter(p + "confirmations_sent_total",
+                      "Stored confirmations published to stations (one per station per written batch).",
+                      value_fn=lambda: self.confirmations_sent))
+        r.add(Counter(p + "confirmation_failures_total",
+                      "Written batches whose stored confirmations could not be built (a bug; logged).",
+                      value_fn=lambda: self.confirmation_failures))
+        r.add(Counter(p + "sessions_lost_total",
+                      "Reconnects where the broker answered with a new session instead of resuming ours.",
+                      value_fn=lambda: self.sessions_lost))
         r.add(Counter(p + "receive_maximum_waits_total",
                       "Times the broker sent beyond our Receive Maximum and the network thread "
                       "stopped reading until the writer caught up.",

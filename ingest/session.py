@@ -121,7 +121,7 @@ class Session:
         self.client.loop_stop()
 
     def publish(self, topic: str, payload: bytes) -> None:
-        """QoS 1, not retained (the dead letter's copy on its topic)."""
+        """QoS 1, not retained (the dead letter's copy on its topic, stored confirmations)."""
         self.client.publish(topic, payload, qos=1)
 
     # -- paho callbacks (network thread) ------------------------------------------------
@@ -132,6 +132,14 @@ class Session:
         with self._buf_cond:
             self._generation += 1
             self._session_resumed = flags.session_present
+            if self._generation > 1 and not flags.session_present:
+                # We connected before with clean_start=False: the broker lost our session
+                # (restarted without persistence, or crashed before it saved it). Whatever it
+                # queued for us is gone; bridges that get stored confirmations resend it.
+                self.metrics.sessions_lost += 1
+                log.warning("broker answered with a new session where ours should have been resumed: "
+                            "messages queued for this ingest are lost; stations with stored "
+                            "confirmations resend them, older bridges cannot")
             released = 0
             if flags.session_present:
                 # The broker redelivers every unacknowledged message of a resumed session

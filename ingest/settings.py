@@ -35,6 +35,12 @@ class IngestSettings(ServerSettings):
     #: This bounds memory while InfluxDB is down (nothing is acked then).
     receive_maximum: int = Field(10000, ge=1, le=65535)
 
+    #: After each write, publish to every station of the batch which of its readings
+    #: InfluxDB now holds (``civicair/v1/{station}/stored``, QoS 1), so that its bridge
+    #: deletes them from its spool (docs/delivery.md). Off: bridges delete on the
+    #: broker's PUBACK, as before.
+    confirm_stored: bool = True
+
     #: Also take ``civicair/v1/+/meta`` and ``…/status`` (retained) into measurement ``station``.
     subscribe_station_topics: bool = True
 

@@ -62,8 +62,10 @@ class InfluxWriter:
         #: When InfluxDB came back after an outage (monotonic), until the backlog is drained.
         self.draining_since: float | None = None
         self._draining_from = 0.0
-        #: Readings lines of the last :meth:`write` that InfluxDB refused [count].
+        #: Readings lines of the last :meth:`write` that InfluxDB refused [count] …
         self.rejected_readings = 0
+        #: … and the lines themselves (for the stored confirmations, :mod:`ingest.confirm`).
+        self.rejected_lines: list[bytes] = []
 
     def ensure_database(self, name: str) -> None:
         """CREATE DATABASE, best effort: not fatal if InfluxDB is down (the writer retries
@@ -78,6 +80,7 @@ class InfluxWriter:
         says the batch need not be written any more (its messages come again). Lines
         InfluxDB refuses go to the dead letter (counted in :attr:`rejected_readings`)."""
         self.rejected_readings = 0
+        self.rejected_lines = []
         return self._write_with_retry(lines, abandon)
 
     def _write_with_retry(self, lines: bytes, abandon: Callable[[], bool] = lambda: False) -> bool | None:
@@ -115,6 +118,7 @@ class InfluxWriter:
         if len(rows) == 1:
             if rows[0].startswith(_READINGS_LINE):
                 self.rejected_readings += 1
+                self.rejected_lines.append(rows[0])
             self._deadletter([DeadLetter("influxdb", rows[0], f"rejected by InfluxDB: {exc.message}")])
             return True
         half = len(rows) // 2

@@ -7,6 +7,7 @@ bridge's serial stack. ``firmware_bridge.contract`` re-exports it for the bridge
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -99,14 +100,20 @@ def meta_topic(station: str) -> str:
     return f"{TOPIC_ROOT}/{_checked(station)}/meta"
 
 
+def stored_topic(station: str) -> str:
+    return f"{TOPIC_ROOT}/{_checked(station)}/stored"
+
+
 def readings_subscription() -> str:
     return f"{TOPIC_ROOT}/+/readings"
 
 
 #: What a ``civicair/v1/{station}/{kind}`` topic carries: readings (QoS 1, batches of
-#: JSON objects), status (retained ``online``/``offline``), meta (retained JSON object).
-READINGS, STATUS, META = "readings", "status", "meta"
-TOPIC_KINDS = (READINGS, STATUS, META)
+#: JSON objects), status (retained ``online``/``offline``), meta (retained JSON object),
+#: stored (QoS 1, not retained, ingest -> station: which readings InfluxDB holds; see
+#: :func:`encode_stored`).
+READINGS, STATUS, META, STORED = "readings", "status", "meta", "stored"
+TOPIC_KINDS = (READINGS, STATUS, META, STORED)
 _TOPIC_KIND_SET = frozenset(TOPIC_KINDS)
 
 
@@ -313,3 +320,99 @@ def _check_stats(key: str, stats: Any) -> None:
             raise ContractError(f"unknown field {name!r} in {key!r}")
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ContractError(f"{key}.{name} must be a finite number, got {value!r}")
+
+
+# -- stored confirmations (ingest -> station) ------------------------------------------
+#
+# ``civicair/v1/{station}/stored``, QoS 1, not retained, published by the ingest after
+# InfluxDB accepted a batch, one message per station per batch:
+#
+#     {"v": 1, "station": "lab-1",
+#      "stored": [{"channel": "a", "boot": 3, "seq": [[0, 41], [43, 50]]}]}
+#
+# ``seq`` holds inclusive ranges of stored ``seq`` numbers of one channel and boot,
+# ascending and not touching (coalesced). Ranges, not a "highest contiguous seq": a
+# reading the ingest cannot store (a dead letter) must not hold back the confirmation
+# of every later one.
+#
+# Compatibility: ``v`` is this format's version, independent of the readings' ``v``.
+# Within v1, new keys may be added (at the top or in an entry); a receiver ignores keys
+# it does not know. A receiver ignores a whole message whose ``v`` it does not know:
+# ignoring a confirmation is always safe (the bridge keeps the readings and resends
+# them), deleting on a misread one would not be. An incompatible change takes v=2.
+
+STORED_VERSION = 1
+#: Ranges in one confirmation at most: bounds what a bridge parses. The ingest splits
+#: a station's confirmation that would hold more over several messages.
+MAX_STORED_RANGES = 4096
+
+#: (channel, boot) -> ascending, coalesced inclusive (first, last) ``seq`` ranges.
+StoredRanges = dict[tuple[str, int], list[tuple[int, int]]]
+
+
+def encode_stored(station: str, ranges: StoredRanges) -> bytes:
+    """The payload of a confirmation for ``station`` (see the format above)."""
+    _checked(station)
+    entries = [{"channel": channel, "boot": boot, "seq": [[lo, hi] for lo, hi in spans]}
+               for (channel, boot), spans in sorted(ranges.items()) if spans]
+    return json.dumps({"v": STORED_VERSION, "station": station, "stored": entries},
+                      separators=(",", ":")).encode()
+
+
+def decode_stored(payload: bytes, topic_station: str | None = None) -> StoredRanges:
+    """The ranges of a confirmation, checked; :class:`ContractError` with the reason if
+    it is not one this receiver understands (then it must be ignored, never half-used)."""
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ContractError(f"stored confirmation is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ContractError(f"stored confirmation must be a JSON object, got {type(doc).__name__}")
+    version = doc.get("v")
+    if type(version) is not int:
+        raise ContractError(f"stored confirmation: 'v' must be an integer, got {version!r}")
+    if version != STORED_VERSION:
+        raise ContractError(f"unsupported stored confirmation version v={version} "
+                            f"(this receiver understands v={STORED_VERSION}); ignored")
+    station = doc.get("station")
+    if not is_station_id(station):
+        raise ContractError(f"stored confirmation: station id {station!r} must match {STATION_ID_PATTERN}")
+    if topic_station is not None and station != topic_station:
+        raise ContractError(f"stored confirmation for station {station!r} "
+                            f"differs from topic station {topic_station!r}")
+    entries = doc.get("stored")
+    if not isinstance(entries, list):
+        raise ContractError("stored confirmation: 'stored' must be a list of "
+                            "{channel, boot, seq: [[first, last], ...]}")
+    out: StoredRanges = {}
+    count = 0
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise ContractError(f"stored confirmation: entry must be an object, got {entry!r}")
+        channel, boot, spans = entry.get("channel"), entry.get("boot"), entry.get("seq")
+        if channel not in CHANNELS:
+            raise ContractError(f"stored confirmation: channel must be 'a' or 'b', got {channel!r}")
+        if type(boot) is not int or not 0 <= boot <= MAX_INT:
+            raise ContractError(f"stored confirmation: boot must be an integer >= 0, got {boot!r}")
+        if (channel, boot) in out:
+            raise ContractError(f"stored confirmation: channel {channel!r} boot {boot} appears twice")
+        if not isinstance(spans, list) or not spans:
+            raise ContractError("stored confirmation: 'seq' must be a non-empty list of [first, last]")
+        count += len(spans)
+        if count > MAX_STORED_RANGES:
+            raise ContractError(f"stored confirmation holds more than {MAX_STORED_RANGES} ranges")
+        checked: list[tuple[int, int]] = []
+        for span in spans:
+            if (not isinstance(span, list) or len(span) != 2
+                    or not all(type(x) is int and 0 <= x <= MAX_INT for x in span)):
+                raise ContractError(f"stored confirmation: seq range {span!r} must be [first, last], "
+                                    "integers >= 0")
+            lo, hi = span
+            if lo > hi:
+                raise ContractError(f"stored confirmation: seq range [{lo}, {hi}] runs backwards")
+            if checked and lo <= checked[-1][1] + 1:
+                raise ContractError(f"stored confirmation: seq range [{lo}, {hi}] overlaps or touches "
+                                    "the one before (ranges must be ascending and coalesced)")
+            checked.append((lo, hi))
+        out[(channel, boot)] = checked
+    return out

@@ -76,6 +76,11 @@ PM25_METHODS: tuple[str, ...] = (
 META_FIELDS: tuple[str, ...] = ("name", "lat", "lon", "exact_location", "sensors_a", "sensors_b", "firmware",
                                 "software", "licence", "duty_period", "laser_hours_a", "laser_hours_b",
                                 "life_used_a", "life_used_b")
+#: Fields of measurement :data:`STATION` from a meta message's ``spool`` object, for the
+#: health board (docs/delivery.md): readings the bridge sent that no stored confirmation
+#: covered yet [count], and how long the oldest of them has waited [s]. Kept apart from
+#: :data:`META_FIELDS` (the API's station description): they are operations, not metadata.
+SPOOL_FIELDS: tuple[str, ...] = ("spool_unconfirmed", "spool_oldest_unconfirmed_s")
 #: Longest duty period a station may declare [s]: one window a day.
 MAX_DUTY_PERIOD_S = 86400
 #: More laser hours than a century are a broken counter, not a sensor.
@@ -159,6 +164,24 @@ def _duty_period(value: Any) -> int | None:
     return value
 
 
+def _spool(value: Any) -> dict[str, int]:
+    """The bridge's confirmation backlog from meta ``spool`` (``unconfirmed``,
+    ``oldest_unconfirmed_s``; other keys, e.g. ``evicted``, are not stored): field -> value."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MetaError("meta 'spool' must be an object, e.g. {\"unconfirmed\": 0}")
+    out = {}
+    for key, field_name in (("unconfirmed", SPOOL_FIELDS[0]), ("oldest_unconfirmed_s", SPOOL_FIELDS[1])):
+        number = value.get(key)
+        if number is None:
+            continue
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 2**53:
+            raise MetaError(f"meta 'spool.{key}' must be a whole number >= 0, got {number!r}")
+        out[field_name] = number
+    return out
+
+
 def _laser_hours(value: Any) -> dict[str, float]:
     """Hours each channel's sensor has run its laser/fan (the bridge counts them across
     restarts and re-publishes its meta hourly): ``{"a": 1234.5}``."""
@@ -201,7 +224,8 @@ def meta_to_line(station: str, meta: Mapping[str, Any], ts: int) -> bytes:
             {"name": "Lab 1", "lat": 52.0907, "lon": 5.1214, "sensors": {"a": "pms5003"},
              "software": "civicair 0.1.0", "firmware": "…", "licence": "CC-BY-4.0",
              "exact_location": false, "window": 60, "duty_period": 0,
-             "laser_hours": {"a": 1234.5}}
+             "laser_hours": {"a": 1234.5},
+             "spool": {"evicted": 0, "unconfirmed": 3, "oldest_unconfirmed_s": 120}}
 
         Keys outside :data:`META_FIELDS` (and ``sensors``) are ignored.
     ts : int
@@ -245,6 +269,8 @@ def meta_to_line(station: str, meta: Mapping[str, Any], ts: int) -> bytes:
         # model to its rating): written with the hours it comes from.
         if (rated := sensors.RATED_LIFE_HOURS.get(models.get(channel, ""))) is not None:
             fields.append(f"life_used_{channel}={round(100 * hours / rated, 1)!r}")
+    for name, number in _spool(meta.get("spool")).items():
+        fields.append(f"{name}={number}i")
     return f"{STATION},station={station} {','.join(fields)} {ts}\n".encode()
 
 

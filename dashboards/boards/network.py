@@ -118,6 +118,26 @@ def _sensor_age() -> bargauge.Panel:
     )
 
 
+def _awaiting_confirmation() -> bargauge.Panel:
+    return (
+        bargauge.Panel().title("Oldest reading awaiting a stored confirmation").description(prose("""
+        How long the oldest reading each station sent has waited for the server to confirm that
+        the database holds it (the station's hourly report). A station keeps every reading until
+        then and resends it after 5 minutes, then 10, 20, up to an hour: minutes here are normal
+        after an outage, hours mean its readings are not getting through. Stations whose
+        bridge predates confirmations report nothing."""))
+        .datasource(datasource()).span(12).height(10)
+        .targets(queries(InfluxQL('SELECT last("spool_oldest_unconfirmed_s") AS "oldest" '
+                                  'FROM "station" GROUP BY "station"').alias("$tag_station")))
+        .unit("s").decimals(0).min(0).color_scheme(by_thresholds())
+        .thresholds(thresholds(("green", None), ("orange", 600), ("red", 3600)))
+        .orientation(cm.VizOrientation.HORIZONTAL).display_mode(cm.BarGaugeDisplayMode.BASIC)
+        .show_unfilled(True).reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
+        .value_mode(cm.BarGaugeValueMode.COLOR).name_placement(cm.BarGaugeNamePlacement.AUTO)
+        .sizing(cm.BarGaugeSizing.AUTO).min_viz_height(10).min_viz_width(0).max_viz_height(300)
+    )
+
+
 def network() -> db.Dashboard:
     per_minute = series_panel("Readings stored per minute", """
         How many readings reach the database each minute, all stations together. A steady line
@@ -144,6 +164,6 @@ def network() -> db.Dashboard:
         NETWORK_UID, "Air quality: network health",
         """Is the network working? Stations online and offline, how complete each station's data
         are, how often each quality check fires, and how many readings are stored.""",
-        [*_counts(), _presence(), _coverage(), per_minute, _sensor_age(), flags],
+        [*_counts(), _presence(), _coverage(), per_minute, _sensor_age(), _awaiting_confirmation(), flags],
         tags=TAGS, links=links(), time_from="now-24h",
     )

@@ -284,6 +284,18 @@ def test_acl_file_must_let_stations_publish(passwd, tmp_path):
         add_station("park-2", passwd, acl_file=bad)
 
 
+def test_station_add_warns_when_the_acl_does_not_let_stations_read_their_confirmations(passwd, tmp_path, capsys):
+    assert stations.acl_lets_stations_read_confirmations(SHIPPED_ACL)
+    code, _, err = cli_add(capsys, passwd, "lab-1", "--acl-file", str(SHIPPED_ACL))
+    assert code == 0 and "warning" not in err
+    old = tmp_path / "acl"
+    old.write_text("\n".join(stations.STATION_ACL_PATTERNS) + "\n")  # the ACL shipped before confirmations
+    assert not stations.acl_lets_stations_read_confirmations(old)
+    code, _, err = cli_add(capsys, passwd, "park-2", "--acl-file", str(old))
+    assert code == 0  # readings still flow: the station works, as before confirmations
+    assert f"lacks '{stations.STATION_STORED_ACL}'" in err and "docs/delivery.md" in err
+
+
 def test_missing_passwd_file_option_is_explained(monkeypatch, capsys):
     monkeypatch.delenv("CIVICAIR_PASSWD_FILE", raising=False)
     with pytest.raises(SystemExit, match="--passwd-file"):

@@ -73,7 +73,8 @@ def seed_lines(now_s: int) -> list[str]:
                 )
                 lines.append(f"pm,station={s.id},sensor=pms5003,channel={ch} {fields} {ts}")
         lines.append(f'station,station={s.id} name="{s.name}",lat={s.lat},lon={s.lon},'
-                     f'sensors_a="pms5003",exact_location=false,laser_hours_a=12000.0,life_used_a=45.7 '
+                     f'sensors_a="pms5003",exact_location=false,laser_hours_a=12000.0,life_used_a=45.7,'
+                     f'spool_unconfirmed=2i,spool_oldest_unconfirmed_s=180i '
                      f'{end - 3 * 86400}')
         lines.append(f'station,station={s.id} status="{"offline" if s.stopped_s_ago else "online"}" {last}')
     return lines

@@ -83,6 +83,16 @@ def test_resolved_config_wires_the_services_together(tmp_path):
     assert services["api"]["environment"]["CIVICAIR_INFLUX_USERNAME"] == read_user
     assert services["grafana"]["environment"]["CIVICAIR_GRAFANA_INFLUX_USER"] == read_user
     assert services["ingest"]["depends_on"]["mosquitto"]["condition"] == "service_healthy"
+    # Two ingests on one shared subscription, each with its own account and dead-letter file
+    # (docs/delivery.md: safe through a broker restart with confirming bridges).
+    second = services["ingest-2"]
+    assert second["environment"]["CIVICAIR_MQTT_USERNAME"] == "civicair-ingest-2"
+    assert second["environment"]["CIVICAIR_SHARE_GROUP"] == ingest["CIVICAIR_SHARE_GROUP"] == "ingest"
+    assert second["environment"]["CIVICAIR_DEADLETTER_PATH"] != ingest["CIVICAIR_DEADLETTER_PATH"]
+    assert second["environment"]["CIVICAIR_MQTT_PASSWORD"] == ingest["CIVICAIR_MQTT_PASSWORD"]
+    assert second["healthcheck"] == services["ingest"]["healthcheck"]
+    assert second["depends_on"]["mosquitto"]["condition"] == "service_healthy"
+    assert "civicair-ingest-2" in services["mosquitto-init"]["command"][0]
     init = services["mosquitto"]["depends_on"]["mosquitto-init"]
     assert init["condition"] == "service_completed_successfully"
 

@@ -17,7 +17,8 @@ from civicair.stations import INGEST_ACCOUNT, PasswordFile, revoke_station
 from tests.conftest import wait_until
 from tests.deploy.broker import connect, shipped_broker, shipped_options
 
-PASSWORDS = {INGEST_ACCOUNT: "ingest-secret", "st-1": "station-one-pw", "st-2": "station-two-pw"}
+PASSWORDS = {INGEST_ACCOUNT: "ingest-secret", f"{INGEST_ACCOUNT}-2": "ingest-secret",
+             "st-1": "station-one-pw", "st-2": "station-two-pw"}
 SHARED = "$share/ingest/civicair/v1/+/readings"
 NOT_AUTHORIZED = 135  # MQTT 5 reason code "Not authorized"
 
@@ -139,6 +140,72 @@ def test_station_cannot_read_other_stations_readings(broker, ingest):
 def test_ingest_may_publish_dead_letters(broker, ingest):
     reason = ingest.puback(ingest.publish("civicair/v1/_deadletter", b"{}"))
     assert not reason.is_failure, reason
+
+
+def test_station_reads_only_its_own_stored_confirmations(broker, ingest):
+    """The ingest may publish every station's confirmations; each station receives only its own,
+    whatever it subscribes to."""
+    own = station(broker, "st-1", protocol=mqtt.MQTTv5)
+    spy = station(broker, "st-2", client_id="spy", protocol=mqtt.MQTTv5)
+    try:
+        own.subscribe("civicair/v1/st-1/stored")
+        spy.subscribe("civicair/v1/+/stored")
+        spy.subscribe("civicair/v1/st-1/stored")
+        for sid in ("st-1", "st-2"):
+            reason = ingest.puback(ingest.publish(f"civicair/v1/{sid}/stored", f"for {sid}".encode()))
+            assert not reason.is_failure, reason
+        wait_until(lambda: b"for st-1" in own.payloads(), timeout=10, message="st-1's own confirmation")
+        wait_until(lambda: b"for st-2" in spy.payloads(), timeout=10, message="st-2's own confirmation")
+        assert own.payloads() == [b"for st-1"]
+        assert spy.payloads() == [b"for st-2"]  # its own, once: never st-1's
+    finally:
+        own.close()
+        spy.close()
+
+
+def test_the_second_ingest_account_shares_the_readings_and_may_confirm(broker, ingest):
+    """docker-compose.yml runs two ingests on one $share group, each with its own account."""
+    second_name = f"{INGEST_ACCOUNT}-2"
+    second = connect(broker, second_name, PASSWORDS[second_name], client_id=second_name,
+                     protocol=mqtt.MQTTv5, receive_maximum=10000, clean=False)
+    own = station(broker, "st-1", protocol=mqtt.MQTTv5)
+    try:
+        assert second.connected.is_set(), second.connack
+        [granted] = second.subscribe(SHARED)
+        assert not granted.is_failure, granted
+        own.subscribe("civicair/v1/st-1/stored")
+        for i in range(20):
+            own.publish("civicair/v1/st-1/readings", f"r{i}".encode())
+        wait_until(lambda: len(ingest.payloads()) + len(second.payloads()) == 20, timeout=10,
+                   message="every reading to one of the two")
+        assert sorted(ingest.payloads() + second.payloads()) == sorted(f"r{i}".encode() for i in range(20))
+        assert ingest.payloads() and second.payloads()  # each took a share
+        reason = second.puback(second.publish("civicair/v1/st-1/stored", b"from the second"))
+        assert not reason.is_failure, reason
+        wait_until(lambda: b"from the second" in own.payloads(), timeout=10, message="the confirmation")
+    finally:
+        second.close()
+        own.close()
+
+
+@pytest.mark.parametrize("topic", ["civicair/v1/st-1/stored", "civicair/v1/st-2/stored"])
+def test_no_station_may_publish_a_stored_confirmation(broker, ingest, topic):
+    listener = station(broker, "st-1", client_id="listener", protocol=mqtt.MQTTv5)
+    try:
+        listener.subscribe("civicair/v1/st-1/stored")
+        # One account, one connection at a time (use_username_as_clientid): MQTT 5 first ...
+        forger = station(broker, "st-2", protocol=mqtt.MQTTv5)
+        refused = forger.puback(forger.publish(topic, b"forged"))
+        forger.close()
+        assert refused.value == NOT_AUTHORIZED, refused
+        old_style = station(broker, "st-2")  # ... then MQTT 3.1.1: acknowledged, dropped silently
+        old_style.publish(topic, b"forged 3.1.1")
+        old_style.close()
+        ingest.puback(ingest.publish("civicair/v1/st-1/stored", b"genuine"))
+        wait_until(lambda: b"genuine" in listener.payloads(), timeout=10, message="the genuine one")
+        assert listener.payloads() == [b"genuine"]
+    finally:
+        listener.close()
 
 
 def test_revoked_station_is_refused_after_the_broker_reloads(broker, passwd):

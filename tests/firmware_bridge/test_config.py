@@ -41,6 +41,11 @@ def test_file_then_environment_then_flags(tmp_path):
         ('station = "lab-1"\n[[sensor]]\nport = "/dev/x"\n[[sensor]]\nport = "/dev/y"', "distinct"),
         ('station = "lab-1"\n[[sensor]]\nport = "/dev/x"\n[sampling]\nduty_period = 70', "duty_period"),
         ("station = [", "config file"),
+        ('station = "lab-1"\n[[sensor]]\nport = "/dev/x"\n[spool]\nresend_after = 0', "resend_after"),
+        ('station = "lab-1"\n[[sensor]]\nport = "/dev/x"\n[spool]\nresend_after = 600\nresend_max = 60',
+         "resend_max must be at least"),
+        ('station = "lab-1"\n[[sensor]]\nport = "/dev/x"\n[spool]\nconfirmations = "no"',
+         "spool.confirmations must be true or false"),
     ],
 )
 def test_bad_configs_say_what_is_wrong(tmp_path, text, message):
@@ -60,3 +65,15 @@ def test_flags_without_a_matching_table_in_the_file_are_ignored_when_unset(tmp_p
     f.write_text('station = "lab-1"\n[[sensor]]\nport = "/dev/x"\n')
     cfg = config.load(f, env={}, cli={"sampling": {"window": None, "warmup": 5}})
     assert cfg.window_s == 60 and cfg.warmup_s == 5
+
+
+def test_confirmation_settings_default_on_and_come_from_file_or_environment(tmp_path):
+    f = tmp_path / "bridge.toml"
+    f.write_text('station = "lab-1"\n[[sensor]]\nport = "/dev/x"\n[spool]\nresend_after = 120\n')
+    cfg = config.load(f, env={})
+    assert cfg.spool_confirmations is True
+    assert (cfg.spool_resend_after_s, cfg.spool_resend_max_s) == (120.0, 3600.0)
+    cfg = config.load(f, env={"CIVICAIR_SPOOL_CONFIRMATIONS": "false", "CIVICAIR_SPOOL_RESEND_AFTER": "5",
+                              "CIVICAIR_SPOOL_RESEND_MAX": "20"})
+    assert cfg.spool_confirmations is False
+    assert (cfg.spool_resend_after_s, cfg.spool_resend_max_s) == (5.0, 20.0)

@@ -60,3 +60,28 @@ def test_silent_port_says_no_bytes(tmp_path, mosquitto):
         os.close(slave)
     assert code == 1
     assert "[FAIL] sensor a: no bytes from" in out and "fix: check power" in out
+
+
+def test_spool_line_reports_readings_awaiting_a_stored_confirmation(tmp_path):
+    import json
+    import time
+
+    from firmware_bridge import config as bridge_config
+    from firmware_bridge.doctor import check_spool
+    from firmware_bridge.spool import Spool
+
+    cfg = bridge_config.load_text(f'station = "doc-1"\n[[sensor]]\nport = "/dev/x"\n[spool]\n'
+                                  f'path = "{tmp_path / "spool.sqlite3"}"\n', env={})
+    spool = Spool(cfg.spool_path)
+    ids = [spool.put("t", json.dumps({"channel": "a", "boot": 1, "seq": i}).encode(), now=time.time() - 600)
+           for i in range(3)]
+    check = check_spool(cfg)
+    assert check.ok and "holds 3 readings" in check.detail
+    assert "has not confirmed a stored reading yet" in check.detail
+    spool.confirm({("b", 1): [(0, 0)]}, now=time.time() - 3600)
+    spool.published(ids[:2])
+    spool.close()
+    check = check_spool(cfg)
+    assert check.ok, check
+    assert "2 of them sent and awaiting the server's stored confirmation, the oldest for 10 min" in check.detail
+    assert "last confirmation 60 min ago" in check.detail
