@@ -109,6 +109,9 @@ class Stack:
         env = self._server_env()
         self._spawn("ingest", ["ingest"], env)
         self.say("ingest started")
+        # Hourly/daily rollups (docs/rollups.md); no metrics port, several stacks may run.
+        self._spawn("rollup", ["rollup", "run"], env | {"CIVICAIR_ROLLUP_METRICS_PORT": "0",
+                                                       "CIVICAIR_ROLLUP_INTERVAL_S": "10"})
         api_port = _port_or_free(self.ports["api"])
         self._spawn("api", ["api", "--port", str(api_port)], env)
         self.api_url = f"http://127.0.0.1:{api_port}"
