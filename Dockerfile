@@ -11,6 +11,7 @@ COPY firmware_bridge ./firmware_bridge
 COPY ingest ./ingest
 COPY api ./api
 COPY dashboards ./dashboards
+COPY rollup ./rollup
 COPY archive ./archive
 RUN python -m venv /opt/civicair \
  && /opt/civicair/bin/pip install --no-cache-dir --disable-pip-version-check ".[server]"
@@ -28,7 +29,7 @@ RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/civicair --cre
  && install -d -o civicair -g civicair /var/lib/civicair/archive
 USER civicair
 WORKDIR /var/lib/civicair
-# 8000: the API; 9108: the ingest's /metrics and /health.
-EXPOSE 8000 9108
+# 8000: the API; 9108: the ingest's /metrics and /health; 9109: the rollup worker's.
+EXPOSE 8000 9108 9109
 ENTRYPOINT ["civicair"]
 CMD ["--help"]

@@ -18,6 +18,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 from api import errors
 from api.envelope import JSONResponse
 from api.middleware import ConditionalGetMiddleware, RateLimitMiddleware, ResponseCacheMiddleware
+from api.rollups import Coverage
 from api.routers import aqi, archive, health, latest, measurements, stations
 from api.schemas import FeatureCollection
 from api.settings import ApiSettings
@@ -60,6 +61,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                       "url": settings.licence_url},
     )
     app.state.settings = settings
+    app.state.rollup_coverage = Coverage(settings.rollup_rp or None) if settings.rollups else None
     errors.install(app)
     for router in (stations.router, measurements.router, latest.router, aqi.router, archive.router,
                    health.router, sta_router.router):

@@ -41,6 +41,9 @@ class Meta(BaseModel):
     query: dict[str, Any]
     found: int
     paging: Paging | None = None
+    source: Literal["rollup_1h", "rollup_1d", "raw"] | None = Field(
+        None, description="Aggregates only: answered from the hourly or daily rollups, or from raw readings "
+                          "(the values are the same; docs/rollups.md).")
 
 
 class Sensor(BaseModel):

@@ -33,6 +33,14 @@ class ApiSettings(OpenDataSettings):
     max_stations: int = Field(100, ge=1, le=100)
     #: Stations × intervals an aggregate request may return (``/measurements``, ``/aqi``).
     max_buckets: int = Field(200_000, ge=1)
+    #: The same, where the rollups answer (docs/rollups.md): a year of hourly means of 100
+    #: stations is 876,000.
+    max_rollup_buckets: int = Field(1_000_000, ge=1)
+    #: Answer ``interval=1h``/``1d`` (and /v1/aqi) from the rollups where the worker's
+    #: watermark says they cover the range; ``CIVICAIR_ROLLUPS=false`` always reads raw.
+    rollups: bool = True
+    #: Retention policy the rollup worker writes to (the worker's ``CIVICAIR_ROLLUP_RP``).
+    rollup_rp: str = Field("", pattern=r"^[A-Za-z0-9_-]*$")
     #: Most rows one streamed CSV download carries (raw readings).
     max_csv_rows: int = Field(2_000_000, ge=1)
     #: How far back ``/latest`` looks for a station's latest reading.

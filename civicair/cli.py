@@ -108,6 +108,18 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollup(args: argparse.Namespace) -> int:
+    from rollup import cli
+
+    _logging(args.verbose)
+    if args.action == "backfill":
+        if not args.from_:
+            print("civicair rollup backfill: give --from DATE (and --to DATE, default now)", file=sys.stderr)
+            return 2
+        return cli.cmd_backfill(args.from_, args.to)
+    return cli.cmd_init() if args.action == "init" else cli.cmd_run()
+
+
 # -- stack ---------------------------------------------------------------------------------
 def cmd_stack(args: argparse.Namespace) -> int:
     from civicair.stack import Stack
@@ -443,6 +455,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(func=cmd_api)
+    s = sub.add_parser("rollup", help="hourly/daily rollups: run the worker, backfill, init retention")
+    s.add_argument("action", choices=("run", "backfill", "init"),
+                   help="run: the worker; backfill: recompute --from/--to from raw; init: create the "
+                        "retention policies (InfluxDB 1.x)")
+    s.add_argument("--from", dest="from_", metavar="DATE", help="backfill: start (ISO 8601, UTC)")
+    s.add_argument("--to", metavar="DATE", help="backfill: end, exclusive (default now)")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(func=cmd_rollup)
     _add_dashboards_parser(sub)
     _add_station_parser(sub)
     _add_archive_parser(sub)

@@ -95,12 +95,11 @@ class Influx:
         except httpx.HTTPError:
             return False
 
-    def write(self, lines: bytes, precision: str = "s") -> None:
+    def write(self, lines: bytes, precision: str = "s", rp: str | None = None) -> None:
+        """``rp``: a retention policy (1.x; on 2.x the bucket its DBRP mapping names)."""
+        params = {"db": self.settings.database, "precision": precision} | ({"rp": rp} if rp else {})
         try:
-            resp = self._http.post(
-                "/write", params={"db": self.settings.database, "precision": precision},
-                content=lines,
-            )
+            resp = self._http.post("/write", params=params, content=lines)
         except httpx.HTTPError as exc:
             raise InfluxUnavailable(f"InfluxDB unreachable at {self.settings.url}: {exc}") from exc
         _raise_for(resp)

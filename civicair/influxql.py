@@ -11,6 +11,7 @@ filters (:mod:`api.filters`) choose which fragment they need and call the builde
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
@@ -291,6 +292,138 @@ def coverage(station: str, start: datetime, end: datetime, tz: str | None, clean
 def statements(*stmts: str) -> str:
     """Several statements in one request (one round trip; one result each)."""
     return "; ".join(stmts)
+
+
+# -- rollups (civicair.schema.storage, docs/rollups.md) -----------------------------------
+
+ROLLUP_MEASUREMENTS = storage.ROLLUPS
+#: Public parameter -> stored field, for the parameters the rollups hold.
+ROLLUP_PARAMS: dict[str, str] = {p: f for p, f in PARAMS.items() if f in storage.ROLLUP_PARAMS}
+#: Aggregates a rollup can answer (a median needs every reading).
+ROLLUP_AGGREGATES = frozenset({"mean", "min", "max", "count"})
+_ROLLUP_FUNCTIONS = {"mean": "MEAN", "min": "MIN", "max": "MAX", "count": "COUNT"}
+
+
+def measurement(name: str, rp: str | None = None) -> str:
+    """``"name"`` or ``"rp"."name"`` (a retention policy; on 2.x a DBRP-mapped bucket)."""
+    quoted = ident(name, (MEASUREMENT, STATION_MEASUREMENT, *ROLLUP_MEASUREMENTS.values(),
+                          storage.ROLLUP_DIRTY, storage.ROLLUP_STATE))
+    return f"{quote_ident(rp)}.{quoted}" if rp else quoted
+
+
+def qc_has(bit: int) -> str:
+    """Readings carrying ``bit`` of ``qc``."""
+    if bit <= 0 or bit & (bit - 1) or bit not in {int(f) for f in qc.Flag}:
+        raise QueryError(f"not a qc flag bit: {bit!r}")
+    return f'"qc" & {bit} != 0'
+
+
+def rollup_compute(parts: Iterable[str | None], interval: str) -> str:
+    """Per station and interval, every rollup statistic of the raw readings matching ``parts``
+    (the clean ones when ``parts`` holds :func:`clean_only`): the text the API's own
+    aggregate query uses, without rounding, so the stored mean is the API's mean."""
+    group = ident(interval, INTERVALS)
+    cols = ", ".join(f'{_ROLLUP_FUNCTIONS[stat]}({ident(field, storage.ROLLUP_PARAMS)}) AS "{field}_{stat}"'
+                     for field in storage.ROLLUP_PARAMS for stat in storage.ROLLUP_STATS)
+    return (f'SELECT {cols} FROM "{MEASUREMENT}"{where(parts)} '
+            f'GROUP BY time({group.strip(chr(34))}), "station" fill(none)')
+
+
+def rollup_readings(parts: Iterable[str | None], interval: str) -> str:
+    """Readings per station, channel and interval (every reading carries ``n``)."""
+    group = ident(interval, INTERVALS).strip('"')
+    return (f'SELECT count("n") AS "readings" FROM "{MEASUREMENT}"{where(parts)} '
+            f'GROUP BY time({group}), "station", "channel" fill(none)')
+
+
+#: Suffix of the hidden column holding a parameter's clean count in :func:`select_rollup`.
+COUNT_SUFFIX = "__n"
+
+
+def rollup_qc(parts: Iterable[str | None]) -> str:
+    """The ``qc`` of every reading carrying any bit, per station in time order: one scan
+    from which the rollup's per-flag counts and OR are taken (InfluxQL has no bitwise-OR
+    aggregate, and counting each bit would scan ``qc`` once per bit)."""
+    any_bit = '"qc" != 0'
+    return f'SELECT "qc" FROM "{MEASUREMENT}"{where([*parts, any_bit])} GROUP BY "station"'
+
+
+def select_rollup(params: Sequence[str], aggregates: Sequence[str], parts: Iterable[str | None],
+                  interval: str, by_station: bool, clean: bool, rounded: bool = True,
+                  rp: str | None = None, tz: str | None = None) -> str:
+    """The API's aggregate query (:func:`select_aggregates`) answered from the rollups: one
+    stored point per station and interval, so MEAN/MIN/MAX of it return the stored value
+    unchanged and a count is the stored count. Same columns, same rounding, then one
+    hidden ``<param>__n`` count per parameter: where it is 0, a clean statistic left
+    from an earlier computation is stale and the reader drops it (rollup.compute)."""
+    if not params or not aggregates:
+        raise QueryError("at least one parameter and one aggregate")
+    cols = []
+    for param in params:
+        field = ROLLUP_PARAMS.get(param)
+        if field is None:
+            raise QueryError(f"{param!r} is not rolled up")
+        for agg in aggregates:
+            if agg not in ROLLUP_AGGREGATES:
+                raise QueryError(f"{agg!r} cannot be answered from rollups")
+            stored = ident(storage.rollup_field(field, agg, clean), frozenset(storage.ROLLUP_FIELDS))
+            call = f"SUM({stored})" if agg == "count" else f"{_ROLLUP_FUNCTIONS[agg]}({stored})"
+            if rounded and agg in ROUNDED_AGGREGATES:
+                scale = 10 ** decimals(param)
+                call = f"ROUND({call} * {scale}) / {scale}"
+            cols.append(f'{call} AS "{param}_{agg}"')
+    cols += [f'SUM("{storage.rollup_field(ROLLUP_PARAMS[p], "count", clean)}") AS "{p}{COUNT_SUFFIX}"'
+             for p in params]
+    group = f"time({ident(interval, INTERVALS).strip(chr(34))})" + (', "station"' if by_station else "")
+    return (f"SELECT {', '.join(cols)} FROM {measurement(ROLLUP_MEASUREMENTS[interval], rp)}{where(parts)} "
+            f"GROUP BY {group} fill(none){tz_clause(tz)}")
+
+
+def rollup_coverage(station: str, start: datetime, end: datetime, rp: str | None = None) -> str:
+    """Readings and clean readings per UTC day and channel, from the daily rollup."""
+    cols = ", ".join(f'sum("{kind}_{ch}") AS "{kind}_{ch}"' for kind in ("readings", "clean")
+                     for ch in contract.CHANNELS)
+    return (f"SELECT {cols} FROM {measurement(storage.PM_1D, rp)}"
+            f"{where([station_eq(station), time_range(start, end)])} GROUP BY time(1d) fill(none)")
+
+
+def dirty_marks(since: datetime) -> str:
+    """Dirty marks written after ``since`` (the ingest's clock), per station."""
+    return (f'SELECT "hour" FROM {measurement(storage.ROLLUP_DIRTY)}{where([time_after(since)])} '
+            'GROUP BY "station"')
+
+
+def rollup_state(rp: str | None = None) -> str:
+    return (f'SELECT last("cursor") AS "cursor", last("covered_until") AS "covered_until" '
+            f"FROM {measurement(storage.ROLLUP_STATE, rp)}")
+
+
+def readings_per_day(parts: Iterable[str | None]) -> str:
+    """Readings per UTC day and station (where a backfill has work to do)."""
+    return (f'SELECT count("n") AS "n" FROM "{MEASUREMENT}"{where(parts)} '
+            'GROUP BY time(1d), "station" fill(none)')
+
+
+def first_reading() -> str:
+    """Time of the oldest reading (one ``first`` over the whole measurement)."""
+    return f'SELECT first("n") AS "n" FROM "{MEASUREMENT}"'
+
+
+_DURATION = re.compile(r"(INF|[1-9][0-9]{0,5}[hdw])\Z")
+
+
+def retention_policy(name: str, database: str, duration: str, default: bool, create: bool) -> str:
+    """``CREATE``/``ALTER RETENTION POLICY`` (InfluxDB 1.x). ``duration``: ``INF`` or e.g. ``400d``."""
+    if not _DURATION.match(duration):
+        raise QueryError(f"retention duration must be INF or a number with h, d or w, got {duration!r}")
+    verb = "CREATE" if create else "ALTER"
+    replication = " REPLICATION 1" if create else ""
+    return (f"{verb} RETENTION POLICY {quote_ident(name)} ON {quote_ident(database)} DURATION {duration}"
+            f"{replication}{' DEFAULT' if default else ''}")
+
+
+def retention_policies(database: str) -> str:
+    return f"SHOW RETENTION POLICIES ON {quote_ident(database)}"
 
 
 # -- the open-data archive (archive/build.py) ---------------------------------------------

@@ -30,6 +30,7 @@ from ingest.clean import Cleaner
 from ingest.columns import DeadLetter, decode
 from ingest.confirm import KeyColumns
 from ingest.lineprotocol import encode, encode_amendments
+from ingest.marks import batch_marks
 
 #: Name (lower case) and value of every ``qc`` bit, as the flag metric labels them.
 FLAG_BITS = {f.name.lower(): int(f.value) for f in Flag if f.name}
@@ -105,7 +106,8 @@ def station_line(topic: str, payload: bytes, now: int, dead: list[DeadLetter]) -
         return None
 
 
-def prepare(messages: Sequence[Held], cleaner: Cleaner, now: int, max_future_s: int) -> Prepared:
+def prepare(messages: Sequence[Held], cleaner: Cleaner, now: int, max_future_s: int,
+            marks: bool = False) -> Prepared:
     """Decode, clean and encode one batch of messages, in the order given.
 
     Parameters
@@ -119,6 +121,8 @@ def prepare(messages: Sequence[Held], cleaner: Cleaner, now: int, max_future_s: 
         future-timestamp flag, and the dead-letter limit below.
     max_future_s : int
         A message with a reading further ahead of ``now`` than this is a dead letter [s].
+    marks : bool
+        Append the rollup dirty marks of the batch, stamped ``now`` (ingest/marks.py).
     """
     readings_msgs: list[tuple[str, bytes]] = []
     station_lines: list[bytes] = []
@@ -142,6 +146,8 @@ def prepare(messages: Sequence[Held], cleaner: Cleaner, now: int, max_future_s: 
         lines = encode(columns)
         if columns.amended is not None:  # an A/B pair completed across batches
             lines += encode_amendments(columns.amended)
+        if marks:  # which hours the rollup worker must redo
+            lines += batch_marks(columns, now)
         # Lag is measured against live readings: one from a clock years ahead must not
         # pin the gauge below zero for ever.
         ts = columns.ints["ts"]
@@ -154,7 +160,8 @@ def prepare(messages: Sequence[Held], cleaner: Cleaner, now: int, max_future_s: 
                     newest, dead, flagged, keys)
 
 
-def prepare_one_by_one(messages: Sequence[Held], cleaner: Cleaner, now: int, max_future_s: int) -> Prepared:
+def prepare_one_by_one(messages: Sequence[Held], cleaner: Cleaner, now: int, max_future_s: int,
+                       marks: bool = False) -> Prepared:
     """:func:`prepare` message by message, after it raised on the whole batch (a bug in a
     pure core): the message that triggers it becomes a dead letter with the error (class
     ``internal``), the rest are prepared as usual. Never raises."""
@@ -163,7 +170,7 @@ def prepare_one_by_one(messages: Sequence[Held], cleaner: Cleaner, now: int, max
     keys: list[KeyColumns] = []
     for held in messages:
         try:
-            p = prepare([held], cleaner, now, max_future_s)
+            p = prepare([held], cleaner, now, max_future_s, marks)
         except Exception as exc:
             reason = f"internal error: {type(exc).__name__}: {exc}"[:500]
             whole.dead.append(DeadLetter(held.topic, held.payload, reason))

@@ -158,13 +158,13 @@ class Consumer:
         started = time.perf_counter()
         now, max_future_s = int(time.time()), self.settings.max_future_s
         try:
-            prepared = prepare(batch, self.cleaner, now, max_future_s)
+            prepared = prepare(batch, self.cleaner, now, max_future_s, self.settings.rollup_marks)
         except Exception:
             # A bug in a pure core must neither stop the ingest nor stall the session:
             # find the message that triggers it, dead-letter it with the error, keep the rest.
             log.exception("preparing a batch of %d messages failed; retrying them one by one", len(batch))
             self.metrics.prepare_failures.inc()
-            prepared = prepare_one_by_one(batch, self.cleaner, now, max_future_s)
+            prepared = prepare_one_by_one(batch, self.cleaner, now, max_future_s, self.settings.rollup_marks)
         self.metrics.prepare_seconds.observe(time.perf_counter() - started)
         return prepared
 

@@ -55,6 +55,10 @@ class IngestSettings(ServerSettings):
     #: (see ingest/history.py). 0 turns it off.
     history_lookback_s: int = Field(86400, ge=0)
 
+    #: Add a ``rollup_dirty`` mark per (station, hour) to each write, for the rollup
+    #: worker (docs/rollups.md). ``CIVICAIR_ROLLUP_MARKS=false`` turns it off.
+    rollup_marks: bool = True
+
     #: ``/metrics`` (Prometheus text) and ``/health`` on this port; 0 turns the server off.
     metrics_port: int = Field(9108, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"

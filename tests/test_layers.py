@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = ("civicair", "firmware_bridge", "ingest", "api", "dashboards", "archive")
+OURS = ("civicair", "firmware_bridge", "ingest", "api", "dashboards", "archive", "rollup")
 
 #: Layer of each of our module prefixes; the longest matching prefix wins.
 LAYERS: dict[str, str] = {
@@ -32,6 +32,7 @@ LAYERS: dict[str, str] = {
     "api": "service",
     "dashboards": "service",
     "archive": "service",
+    "rollup": "service",
     "civicair": "top",  # cli, stack, stations (the station registry), services (test/stack harness)
 }
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["civicair", "firmware_bridge", "ingest", "api", "dashboards", "archive"]
+PACKAGES = ["civicair", "firmware_bridge", "ingest", "api", "dashboards", "archive", "rollup"]
 
 
 def test_mypy_finds_no_errors(tmp_path):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api import catalog
+from api import catalog, rollups
 from api.deps import InfluxDep, SettingsDep
 from api.envelope import envelope
 from api.errors import ApiError
@@ -17,7 +17,7 @@ from api.formats import csv_response, json_response, negotiate
 from api.schemas import AqiResponse, example, responses
 from api.stationmeta import StationMeta
 from civicair import influxql
-from civicair.influx import series
+from civicair.influx import AsyncInflux, series
 from civicair.schema import aqi
 from civicair.schema.timefmt import format_time
 
@@ -67,15 +67,18 @@ async def aqi_endpoint(q: Annotated[AqiQuery, Query()], request: Request, influx
                                              f"{settings.max_buckets}; narrow `from`, the area or the "
                                              "stations")
     rows = []
+    source = rollups.RAW
     if stations:
-        results = await influx.query(aqi_statements(q, stations))
+        results, source = await aqi_results(influx, request.app.state.rollup_coverage, q, stations)
         rows = aqi_rows(results, stations, metas)
     end = hour_floor(q.end, q.zone)
     window = {"aqi_from": format_time((end - timedelta(hours=24)).timestamp(), q.zone),
               "aqi_to": format_time(end.timestamp(), q.zone)}
-    body = envelope(settings, rows, q.echo() | window, units=UNITS)
+    body = envelope(settings, rows, q.echo() | window, units=UNITS, source=source)
     if fmt == "csv":
-        return csv_response(COLUMNS, UNITS, ([r[c] for c in COLUMNS] for r in rows), settings, "aqi")
+        response = csv_response(COLUMNS, UNITS, ([r[c] for c in COLUMNS] for r in rows), settings, "aqi")
+        response.headers["X-Civicair-Source"] = source
+        return response
     return json_response(body, settings)
 
 
@@ -99,6 +102,27 @@ def aqi_statements(q: AqiQuery, stations: list[str]) -> str:
                                    q.tz_name, rounded=False),
         influxql.last_window([*where, period]),
     )
+
+
+async def aqi_results(influx: AsyncInflux, coverage: rollups.Coverage | None, q: AqiQuery,
+                      stations: list[str]) -> tuple[list[dict[str, Any]], str]:
+    """The results of :func:`aqi_statements`, the hourly and daily means from the rollups
+    where they cover the range (rollups.aggregates); the source of the daily means (the
+    longer part) names the response's source."""
+    if coverage is None:
+        return await influx.query(aqi_statements(q, stations)), rollups.RAW
+    end = hour_floor(q.end, q.zone)
+    clean = q.excludes_flagged()
+    out = []
+    for params, aggs, start, stop, interval in ((["pm25"], ["mean"], end - timedelta(hours=24), end, "1h"),
+                                                (["pm25"], ["mean", "count"], q.start, q.end, "1d")):
+        plan = await rollups.plan(influx, coverage, params, aggs, interval, q.tz_name, start, stop)
+        result, source = await rollups.aggregates(influx, coverage, plan, params, aggs, stations, start, stop,
+                                                  interval, True, q.tz_name, clean, rounded=False, epoch="s")
+        out.append(result)
+    (last,) = await influx.query(influxql.last_window([influxql.stations_in(stations),
+                                                       influxql.time_range(q.start, q.end)]))
+    return [*out, last], source
 
 
 def aqi_rows(results: list[dict[str, Any]], stations: list[str], metas: dict[str, StationMeta]) -> list[dict]:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from api import catalog
+from api import catalog, rollups
 from api.deps import InfluxDep, SettingsDep
 from api.envelope import envelope, units_for
 from api.errors import ApiError
@@ -91,7 +91,8 @@ async def serve(request: Request, influx: AsyncInflux, settings: ApiSettings, q:
         raise ApiError(422, "invalid_combination",
                        "`cursor` and `limit` page raw readings; aggregates come whole")
     if q.aggregated:
-        return await serve_aggregates(influx, settings, q, stations, by_station, fmt, query)
+        return await serve_aggregates(influx, settings, q, stations, by_station, fmt, query,
+                                      request.app.state.rollup_coverage)
     return await serve_raw(request, influx, settings, q, stations, fmt, query)
 
 
@@ -105,20 +106,25 @@ def _parts(q: Any, stations: list[str]) -> list[str]:
 
 async def serve_aggregates(influx: AsyncInflux, settings: ApiSettings,
                            q: StationMeasurementsQuery | MeasurementsQuery, stations: list[str],
-                           by_station: bool, fmt: str, query: dict) -> Response:
+                           by_station: bool, fmt: str, query: dict,
+                           coverage: rollups.Coverage | None = None) -> Response:
+    plan = await rollups.plan(influx, coverage, q.param_list, q.aggregate_list, q.interval, q.tz_name,
+                              q.start, q.end)
+    cap = settings.max_rollup_buckets if plan.rollup else settings.max_buckets
     buckets = math.ceil((q.end - q.start).total_seconds() / INTERVAL_S[q.interval]) + 1
-    if buckets * max(1, len(stations)) > settings.max_buckets:
+    if buckets * max(1, len(stations)) > cap:
         raise ApiError(422, "too_many_rows",
-                       f"{len(stations)} station(s) × {buckets} intervals exceeds {settings.max_buckets}; "
+                       f"{len(stations)} station(s) × {buckets} intervals exceeds {cap}; "
                        "narrow the range, use interval=1d or fewer stations")
     columns: list[str] = ["time", *(f"{p}_{a}" for p in q.param_list for a in q.aggregate_list)]
     if by_station:
         columns.insert(1, "station")
     rows: list[Sequence[Any]] = []
+    source = plan.source(q.interval)
     if stations:
-        stmt = influxql.select_aggregates(q.param_list, q.aggregate_list, _parts(q, stations), q.interval,
-                                          by_station, q.tz_name)
-        (result,) = await influx.query(stmt, epoch=None)
+        result, source = await rollups.aggregates(
+            influx, coverage, plan, q.param_list, q.aggregate_list, stations, q.start, q.end, q.interval,
+            by_station, q.tz_name, q.excludes_flagged())
         for s in series(result):
             if by_station:
                 station = s["tags"]["station"]
@@ -127,9 +133,11 @@ async def serve_aggregates(influx: AsyncInflux, settings: ApiSettings,
                 rows = s["values"]
     units = units_for(columns)
     if fmt == "csv":
-        return csv_response(columns, units, rows, settings, "measurements")
+        response = csv_response(columns, units, rows, settings, "measurements")
+        response.headers["X-Civicair-Source"] = source
+        return response
     results = [dict(zip(columns, r, strict=True)) for r in rows]
-    return json_response(envelope(settings, results, query, units=units), settings)
+    return json_response(envelope(settings, results, query, units=units, source=source), settings)
 
 
 # -- raw readings ----------------------------------------------------------------------------------

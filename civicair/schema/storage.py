@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from civicair.schema import contract, sensors
 from civicair.schema.errors import ContractError
+from civicair.schema.qc import Flag
 
 DATABASE = "airquality"
 PRECISION = "s"
@@ -283,3 +284,85 @@ def status_line(station: str, payload: bytes, ts: int) -> bytes:
     if status.decode("ascii", "replace") not in STATUSES:
         raise ContractError(f"status must be 'online' or 'offline', got {payload[:40]!r}")
     return f'{STATION},station={station} {STATUS_FIELD}="{status.decode()}" {int(ts)}\n'.encode()
+
+
+# -- rollups (docs/rollups.md) --------------------------------------------------------------
+#: Hourly and daily aggregates of measurement :data:`PM`, one point per station and
+#: interval (time = the interval's start, UTC), computed from raw by the rollup worker.
+#: One series per *station* (tag ``station`` only), the grain the API aggregates at: its
+#: means merge a station's sensors and channels, and a mean computed by InfluxDB over
+#: exactly the readings the API's own query would see is the only way to serve the
+#: same float (a sum of per-channel sums rounds differently in the last bit).
+PM_1H = "pm_1h"
+PM_1D = "pm_1d"
+ROLLUPS = {"1h": PM_1H, "1d": PM_1D}
+ROLLUP_TAGS = ("station",)
+#: Stored fields of :data:`PM` that are rolled up (the API's pm25, pm25_raw, pm1, pm4,
+#: pm10, rh and temp). Other parameters are aggregated from raw.
+ROLLUP_PARAMS = ("pm25", "pm25_atm", "pm1_atm", "pm4_atm", "pm10_atm", "rh", "temp")
+#: Statistics per parameter; the mean is InfluxDB's MEAN over the interval (not rounded).
+ROLLUP_STATS = ("mean", "min", "max", "count")
+#: Suffix of the statistics over every reading; without it, over clean readings only
+#: (``qc & QC_FLAGGED_MASK = 0``, the API's default).
+ALL_SUFFIX = "_all"
+#: Readings per channel (``readings_a``) and clean readings per channel (``clean_a``);
+#: the OR of every reading's ``qc`` (``qc_or``) and per flag the readings carrying it
+#: (``flag_spike``, …). A field is left out where its value would be 0 or missing, so
+#: an interval without clean readings has no clean fields at all (as the raw query
+#: returns no row for it).
+QC_OR = "qc_or"
+
+
+def rollup_field(param: str, stat: str, clean: bool = True) -> str:
+    """Name of a rollup field: ``pm25_mean`` (clean readings), ``pm25_mean_all`` (all)."""
+    if param not in ROLLUP_PARAMS or stat not in ROLLUP_STATS:
+        raise ValueError(f"no rollup field for {param!r} {stat!r}")
+    return f"{param}_{stat}" + ("" if clean else ALL_SUFFIX)
+
+
+def flag_field(flag_name: str) -> str:
+    return f"flag_{flag_name.lower()}"
+
+
+def _rollup_fields() -> dict[str, Field]:
+    out: dict[str, Field] = {}
+    for clean in (True, False):
+        which = "clean readings" if clean else "every reading, flagged or not"
+        for param in ROLLUP_PARAMS:
+            unit = PM_FIELDS[param].unit
+            for stat in ROLLUP_STATS:
+                kind: FieldType = "integer" if stat == "count" else "float"
+                out[rollup_field(param, stat, clean)] = Field(
+                    rollup_field(param, stat, clean), kind, None if stat == "count" else unit,
+                    f"{stat} of {param} over the interval's {which}")
+    for channel in contract.CHANNELS:
+        out[f"readings_{channel}"] = Field(f"readings_{channel}", "integer", "readings",
+                                           f"readings of channel {channel} in the interval")
+        out[f"clean_{channel}"] = Field(f"clean_{channel}", "integer", "readings",
+                                        f"clean readings of channel {channel} in the interval")
+    out[QC_OR] = Field(QC_OR, "integer", None, "OR of the qc bits of every reading in the interval")
+    for flag in Flag:
+        name = flag_field(flag.name or str(int(flag)))
+        out[name] = Field(name, "integer", "readings", f"readings carrying the {flag.name} flag")
+    return out
+
+
+#: Every field of :data:`PM_1H` and :data:`PM_1D`.
+ROLLUP_FIELDS: dict[str, Field] = _rollup_fields()
+
+#: Dirty marks: the ingest adds, in the same ``/write`` as each batch, one point per
+#: (station, hour) the batch touched: time = the ingest's clock at the write [s], tag
+#: ``station``, tag ``lag`` (whole hours between the write's hour and the touched hour,
+#: so two hours touched in the same second are two series, while the tag's values stay
+#: few: a live network writes lag 0 and 1), field ``hour`` (the touched hour's start [s]).
+ROLLUP_DIRTY = "rollup_dirty"
+#: The worker's durable state: one series, fields ``cursor`` (marks up to here are rolled
+#: up [s, the ingest's clock]) and ``covered_until`` (every hour before it is rolled up [s]).
+ROLLUP_STATE = "rollup_state"
+
+
+def dirty_line(station: str, hour: int, written: int) -> bytes:
+    """One dirty mark (the ingest builds them vectorised; this is the reference form)."""
+    _checked_station(station, ContractError)
+    lag = (written // 3600 * 3600 - hour) // 3600
+    return f"{ROLLUP_DIRTY},station={station},lag={lag} hour={hour}i {written}\n".encode()

@@ -1,0 +1,130 @@
+"""The API answers interval=1h/1d and /v1/aqi from the rollups with exactly the responses
+it computes from raw (values and qc), and says which it used (``meta.source``)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from civicair.influx import Influx, InfluxSettings
+from civicair.services import InfluxDB
+from rollup.backfill import backfill
+from rollup.settings import RollupSettings
+from rollup.worker import Worker
+from tests.api.conftest import DAY, HOUR, T0, make_client, pm_line, write
+from tests.conftest import DATABASE
+
+STATIONS = ("ab-1", "lab-2", "lab-3")
+
+
+def _seed(influx: Influx) -> None:
+    """Two days of 10-minute readings: lab-2 has channels a and b (their means merge),
+    lab-3 has no humidity; a few readings are flagged; values carry 1-2 decimals, so
+    rounding ties are common."""
+    rng = random.Random(7)
+    lines = []
+    for station in STATIONS:
+        for ts in range(T0, T0 + 2 * DAY, 600):
+            for channel in ("a", "b") if station == "lab-2" else ("a",):
+                qc = rng.choice([0] * 8 + [256, 4, 8 | 256])
+                extra = {} if station == "lab-3" else {"rh": round(rng.uniform(30, 95), 1),
+                                                       "temp": round(rng.uniform(-5, 30), 1)}
+                atm = rng.randint(0, 60)
+                lines.append(pm_line(station, ts, channel=channel, qc=qc, pm25=round(atm * 0.52 + 1.27, 2),
+                                     pm25_atm=atm, pm1_atm=atm // 2, pm10_atm=atm + rng.randint(0, 9), **extra))
+    # An hour whose only clean reading is flagged after its rollup was computed (below).
+    lines.append(pm_line("lab-3", T0 + 2 * DAY + 60, qc=0, pm25=5.0, pm25_atm=8))
+    write(influx, lines)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
+    """One seeded, rolled-up database for the module (the requests only read)."""
+    with InfluxDB(tmp_path_factory.mktemp("influxdb")) as db, \
+            Influx(InfluxSettings(url=db.url, database=DATABASE)) as influx:
+        influx.create_database()
+        _seed(influx)
+        Worker(RollupSettings(influx_url=db.url, influx_db=DATABASE), influx).cycle()  # first start: backfill
+        # The lone clean reading gets flagged later: its hour's clean statistics must vanish.
+        write(influx, pm_line("lab-3", T0 + 2 * DAY + 60, qc=4, pm25=5.0, pm25_atm=8))
+        backfill(influx, utc(T0 + 2 * DAY), utc(T0 + 2 * DAY + HOUR))
+        yield db
+
+
+@pytest.fixture
+def rolled(server: InfluxDB) -> Iterator[Influx]:
+    with Influx(InfluxSettings(url=server.url, database=DATABASE)) as influx:
+        yield influx
+
+
+def utc(t: int) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+QUERIES = [
+    "/v1/measurements?stations=ab-1,lab-2,lab-3&interval=1h&from=2026-01-01&to=2026-01-03T01:00:00Z"
+    "&params=pm25,pm25_raw,pm10,rh,temp&aggregates=mean,min,max,count",
+    "/v1/measurements?stations=ab-1,lab-2,lab-3&interval=1h&from=2026-01-01T00:17:00Z"
+    "&to=2026-01-02T13:41:00Z&params=pm25,rh&aggregates=mean,count",
+    "/v1/measurements?stations=ab-1,lab-2,lab-3&interval=1h&from=2026-01-01&to=2026-01-04"
+    "&include_flagged=true&params=pm25,pm1,temp&aggregates=mean,max,count",
+    "/v1/measurements?stations=lab-2,lab-3&interval=1h&from=2026-01-01&to=2026-01-02&tz=Europe/Amsterdam",
+    "/v1/measurements?stations=ab-1,lab-2,lab-3&interval=1d&from=2026-01-01&to=2026-01-04"
+    "&params=pm25,pm25_raw,rh&aggregates=mean,min,max,count",
+    "/v1/measurements?stations=ab-1,lab-2,lab-3&interval=1d&from=2025-12-31T22:00:00Z&to=2026-01-02T05:00:00Z"
+    "&include_flagged=true",
+    "/v1/stations/lab-2/measurements?interval=1h&from=2026-01-01&to=2026-01-03&params=pm25,rh"
+    "&aggregates=mean,count",
+    "/v1/stations/lab-2/measurements?interval=1d&from=2026-01-01&to=2026-01-03&format=csv",
+    "/v1/aqi?from=2026-01-01&to=2026-01-03T00:00:00Z",
+    "/v1/aqi?from=2026-01-01&to=2026-01-02T12:30:00Z&include_flagged=true",
+]
+
+
+def _without_source(body: dict[str, Any]) -> dict[str, Any]:
+    return body | {"meta": {k: v for k, v in body["meta"].items() if k != "source"}}
+
+
+@pytest.mark.parametrize("url", QUERIES)
+def test_rollup_answers_are_identical_to_raw(server: InfluxDB, url: str) -> None:
+    with make_client(server) as on, make_client(server, rollups=False) as off:
+        a, b = on.get(url), off.get(url)
+    assert a.status_code == b.status_code == 200, a.text
+    if "format=csv" in url:
+        assert a.text == b.text
+        assert a.headers["X-Civicair-Source"] == "rollup_1d" and b.headers["X-Civicair-Source"] == "raw"
+        return
+    body_on, body_off = a.json(), b.json()
+    assert body_off["meta"]["source"] == "raw"
+    assert body_on["meta"]["source"] in ("rollup_1h", "rollup_1d")
+    assert body_on["results"], "the comparison needs data"
+    assert _without_source(body_on) == _without_source(body_off)
+
+
+def test_stale_clean_statistics_are_not_served(server: InfluxDB, rolled: Influx) -> None:
+    url = "/v1/stations/lab-3/measurements?interval=1h&from=2026-01-03&to=2026-01-03T01:00:00Z"
+    with make_client(server) as on:
+        body = on.get(url).json()
+    (result,) = rolled.query('SELECT "pm25_mean", "pm25_count" FROM "pm_1h" WHERE time = \'2026-01-03T00:00:00Z\'')
+    assert result["series"][0]["values"][0][1:] == [5.0, 0]  # stored, stale, counted 0
+    assert body["meta"]["source"] == "rollup_1h" and body["results"] == []
+
+
+def test_median_and_unrolled_parameters_come_from_raw(server: InfluxDB) -> None:
+    with make_client(server) as on:
+        median = on.get("/v1/stations/lab-2/measurements?interval=1h&from=2026-01-01&to=2026-01-02"
+                        "&aggregates=median").json()
+        counts = on.get("/v1/stations/lab-2/measurements?interval=1d&from=2026-01-01&to=2026-01-02"
+                        "&params=n0_3").json()
+    assert median["meta"]["source"] == counts["meta"]["source"] == "raw"
+
+
+def test_rollups_raise_the_bucket_cap(server: InfluxDB) -> None:
+    url = "/v1/measurements?stations=ab-1,lab-2,lab-3&interval=1h&from=2026-01-01&to=2026-01-03"
+    with make_client(server, max_buckets=50) as on, make_client(server, max_buckets=50, rollups=False) as off:
+        assert on.get(url).status_code == 200
+        assert off.get(url).json()["code"] == "too_many_rows"
