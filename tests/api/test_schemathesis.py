@@ -53,6 +53,7 @@ def positive_data_is_accepted_or_semantic(ctx, response, case):
     return None
 
 
+@pytest.mark.slow  # every operation, 30 generated cases each: about 40 s
 @schema.parametrize()
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,

@@ -87,6 +87,7 @@ def test_two_sensors_publish_as_channels_a_and_b(tmp_path, mosquitto, sims):
     assert col.meta[0]["sensors"] == {"a": "pms5003", "b": "pms5003"}
 
 
+@pytest.mark.slow  # sleeps through duty periods: about 10 s
 def test_duty_cycle_sleeps_the_sensor_between_windows_and_counts_laser_hours(tmp_path, mosquitto, sims):
     sim = sims({"pm25_atm": 7, "n0_3": 300})
     col = Collector(mosquitto, "duo")

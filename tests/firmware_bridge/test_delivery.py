@@ -94,6 +94,7 @@ def complete(influx, last_seq: int) -> bool:
     return sorted(seq for _, seq in rows) == list(range(last_seq + 1))
 
 
+@pytest.mark.slow  # a bridge through an outage: 10-20 s
 def test_bridge_replays_spool_in_order_after_broker_outage(rig, mosquitto, influx):
     monitor = Monitor(mosquitto)
     try:
@@ -119,6 +120,7 @@ def test_bridge_replays_spool_in_order_after_broker_outage(rig, mosquitto, influ
     assert all(b >= a or b in seen[: i + 1] for i, (a, b) in enumerate(zip(seen, seen[1:], strict=False)))
 
 
+@pytest.mark.slow  # a bridge through an outage: 10-20 s
 def test_bridge_loses_nothing_when_killed_and_restarted(rig, influx):
     wait_until(lambda: len(stored(influx)) >= 3, message="first readings")
     rig["procs"]["bridge"].send_signal(signal.SIGKILL)  # power cut
@@ -133,6 +135,7 @@ def test_bridge_loses_nothing_when_killed_and_restarted(rig, influx):
     assert len(stored(influx)) == last_seq + 1
 
 
+@pytest.mark.slow  # a bridge through an outage: 10-20 s
 def test_bridge_recovers_when_the_serial_port_disappears_and_returns(rig, influx):
     wait_until(lambda: len(stored(influx)) >= 2, message="first readings")
     link = rig["tmp"] / "ttyPMS"
