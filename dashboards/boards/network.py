@@ -82,60 +82,51 @@ def _presence() -> statetimeline.Panel:
     )
 
 
-def _coverage() -> bargauge.Panel:
-    return (
-        bargauge.Panel().title("Coverage per station").description(prose("""
-        The share of the selected time range covered by each station's readings, per sensor.
-        Below 75 % the station's averages become unreliable."""))
-        .datasource(datasource()).span(12).height(10)
-        .targets(queries(InfluxQL('SELECT sum("window") * 100000 / $__range_ms FROM "pm" WHERE $timeFilter '
-                                  'GROUP BY "station", "channel"').alias("$tag_station $tag_channel")))
-        .unit("percent").decimals(0).min(0).max(100).color_scheme(by_thresholds())
-        .thresholds(thresholds(("red", None), ("orange", 75), ("green", 90)))
+def _bars(title: str, description: str, target: InfluxQL, steps: tuple[tuple[str, float | None], ...],
+          unit: str = "percent") -> bargauge.Panel:
+    """One horizontal bar per station (or per station and sensor), coloured by ``steps``."""
+    panel = (
+        bargauge.Panel().title(title).description(prose(description))
+        .datasource(datasource()).span(12).height(10).targets(queries(target))
+        .unit(unit).decimals(0).min(0).color_scheme(by_thresholds()).thresholds(thresholds(*steps))
         .orientation(cm.VizOrientation.HORIZONTAL).display_mode(cm.BarGaugeDisplayMode.BASIC)
         .show_unfilled(True).reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
         .value_mode(cm.BarGaugeValueMode.COLOR).name_placement(cm.BarGaugeNamePlacement.AUTO)
         .sizing(cm.BarGaugeSizing.AUTO).min_viz_height(10).min_viz_width(0).max_viz_height(300)
     )
+    return panel.max(100) if unit == "percent" else panel
+
+
+def _coverage() -> bargauge.Panel:
+    return _bars("Coverage per station", """
+        The share of the selected time range covered by each station's readings, per sensor.
+        Below 75 % the station's averages become unreliable.""",
+                 InfluxQL('SELECT sum("window") * 100000 / $__range_ms FROM "pm" WHERE $timeFilter '
+                          'GROUP BY "station", "channel"').alias("$tag_station $tag_channel"),
+                 (("red", None), ("orange", 75), ("green", 90)))
 
 
 def _sensor_age() -> bargauge.Panel:
-    return (
-        bargauge.Panel().title("Sensor age: share of rated life").description(prose("""
+    return _bars("Sensor age: share of rated life", """
         How long each sensor's laser and fan have run, against the life its maker rates it for
         (Nova SDS011: 8,000 hours; Plantower: 3 years; Sensirion SPS30: over 10 years). Past
         100 % a sensor keeps measuring, but drifts and drops out more: time to replace it.
-        Duty cycling (measuring one window in several) makes a sensor last longer."""))
-        .datasource(datasource()).span(12).height(10)
-        .targets(queries(InfluxQL('SELECT last("life_used_a") AS "a", last("life_used_b") AS "b" '
-                                  'FROM "station" GROUP BY "station"').alias("$tag_station $col")))
-        .unit("percent").decimals(0).min(0).max(100).color_scheme(by_thresholds())
-        .thresholds(thresholds(("green", None), ("orange", 75), ("red", 100)))
-        .orientation(cm.VizOrientation.HORIZONTAL).display_mode(cm.BarGaugeDisplayMode.BASIC)
-        .show_unfilled(True).reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
-        .value_mode(cm.BarGaugeValueMode.COLOR).name_placement(cm.BarGaugeNamePlacement.AUTO)
-        .sizing(cm.BarGaugeSizing.AUTO).min_viz_height(10).min_viz_width(0).max_viz_height(300)
-    )
+        Duty cycling (measuring one window in several) makes a sensor last longer.""",
+                 InfluxQL('SELECT last("life_used_a") AS "a", last("life_used_b") AS "b" '
+                          'FROM "station" GROUP BY "station"').alias("$tag_station $col"),
+                 (("green", None), ("orange", 75), ("red", 100)))
 
 
 def _awaiting_confirmation() -> bargauge.Panel:
-    return (
-        bargauge.Panel().title("Oldest reading awaiting a stored confirmation").description(prose("""
+    return _bars("Oldest reading awaiting a stored confirmation", """
         How long the oldest reading each station sent has waited for the server to confirm that
         the database holds it (the station's hourly report). A station keeps every reading until
         then and resends it after 5 minutes, then 10, 20, up to an hour: minutes here are normal
         after an outage, hours mean its readings are not getting through. Stations whose
-        bridge predates confirmations report nothing."""))
-        .datasource(datasource()).span(12).height(10)
-        .targets(queries(InfluxQL('SELECT last("spool_oldest_unconfirmed_s") AS "oldest" '
-                                  'FROM "station" GROUP BY "station"').alias("$tag_station")))
-        .unit("s").decimals(0).min(0).color_scheme(by_thresholds())
-        .thresholds(thresholds(("green", None), ("orange", 600), ("red", 3600)))
-        .orientation(cm.VizOrientation.HORIZONTAL).display_mode(cm.BarGaugeDisplayMode.BASIC)
-        .show_unfilled(True).reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
-        .value_mode(cm.BarGaugeValueMode.COLOR).name_placement(cm.BarGaugeNamePlacement.AUTO)
-        .sizing(cm.BarGaugeSizing.AUTO).min_viz_height(10).min_viz_width(0).max_viz_height(300)
-    )
+        bridge predates confirmations report nothing.""",
+                 InfluxQL('SELECT last("spool_oldest_unconfirmed_s") AS "oldest" '
+                          'FROM "station" GROUP BY "station"').alias("$tag_station"),
+                 (("green", None), ("orange", 600), ("red", 3600)), unit="s")
 
 
 def network() -> db.Dashboard:
