@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from civicair.schema import contract
-from civicair.schema.storage import COORD_DECIMALS, published_position
+from civicair.schema.storage import published_position
 
-__all__ = ["COORD_DECIMALS", "StationMeta", "meta_from_row", "online_status"]
+__all__ = ["StationMeta", "meta_from_row", "online_status"]
 
 
 # -- read side -------------------------------------------------------------------------------

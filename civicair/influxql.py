@@ -562,3 +562,15 @@ def field_seen(field: str, parts: Iterable[str | None] = ()) -> str:
     """Per station and channel, the last value of ``field``: which series carry it at all."""
     name = ident(field, frozenset(PARAMS.values()))
     return f'SELECT last({name}) AS "value" FROM "{MEASUREMENT}"{where(parts)} GROUP BY "station", "channel"'
+
+
+def newest_windows(measurement: str, fields: Sequence[str], depth: int, lookback_s: int) -> str:
+    """The newest ``depth`` points of every series (``TAGS``) seen in the last ``lookback_s``:
+    what the ingest reads back on start to judge the next windows (ingest/restore.py).
+    Built from identifiers it checks and integers only."""
+    if depth < 1 or lookback_s < 1:
+        raise ValueError("depth and lookback_s must be positive")
+    columns = ", ".join(quote_ident(f) for f in fields)
+    tags = ", ".join(quote_ident(t) for t in TAGS)
+    return (f"SELECT {columns} FROM {quote_ident(measurement)} WHERE time > now() - {int(lookback_s)}s "
+            f"GROUP BY {tags} ORDER BY time DESC LIMIT {int(depth)}")

@@ -56,8 +56,7 @@ def _escape_tag_text(text: str) -> str:
     return text
 
 
-def _escape_string_text(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+_escape_string_text = storage.escape_string  # the schema's one rule for string fields
 
 
 def _escaped(values: np.ndarray, escape_text: Callable[[str], str]) -> list[str]:

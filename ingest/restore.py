@@ -19,14 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from civicair.influx import Influx, quote_ident, series
+from civicair import influxql
+from civicair.influx import Influx, series
+from civicair.schema import storage
 from ingest.clean import Cleaner
 from ingest.lineprotocol import MEASUREMENT
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("pm25_cf1", "pm25_atm", "qc")
-TAGS = ("station", "sensor", "channel")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +37,8 @@ class Restored:
 
 
 def query(depth: int, lookback_s: int, measurement: str = MEASUREMENT) -> str:
-    """The newest ``depth`` windows of every series seen in the last ``lookback_s``.
-
-    Built from constants and integers only."""
-    if depth < 1 or lookback_s < 1:
-        raise ValueError("depth and lookback_s must be positive")
-    fields = ", ".join(f'"{f}"' for f in FIELDS)
-    tags = ", ".join(f'"{t}"' for t in TAGS)
-    return (f'SELECT {fields} FROM {quote_ident(measurement)} WHERE time > now() - {int(lookback_s)}s '
-            f"GROUP BY {tags} ORDER BY time DESC LIMIT {int(depth)}")
+    """The newest ``depth`` windows of every series seen in the last ``lookback_s``."""
+    return influxql.newest_windows(measurement, FIELDS, depth, lookback_s)
 
 
 def _column(rows: list[list], index: int | None, fill: float) -> np.ndarray:
@@ -62,7 +56,7 @@ def restore(influx: Influx, cleaner: Cleaner, lookback_s: int) -> Restored:
     station, sensor, channel, ts, cf1, atm, qc = [], [], [], [], [], [], []
     for s in found:
         tags, columns, rows = s.get("tags") or {}, s["columns"], s.get("values") or []
-        if not rows or not all(tags.get(t) for t in TAGS):
+        if not rows or not all(tags.get(t) for t in storage.TAGS):
             continue
         at = {name: i for i, name in enumerate(columns)}
         station.append(np.full(len(rows), tags["station"], dtype=object))

@@ -204,9 +204,15 @@ def _laser_hours(value: Any) -> dict[str, float]:
     return out
 
 
+def escape_string(value: str) -> str:
+    """A line-protocol string field value escaped (backslash, double quote), quotes not added:
+    the one rule, which the ingest's vectorised encoder applies per distinct value too."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def string_field(value: str) -> str:
     """A line-protocol string field value, quoted and escaped."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + escape_string(value) + '"'
 
 
 def _checked_station(station: str, error: type[ContractError]) -> None:
