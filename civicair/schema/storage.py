@@ -372,3 +372,22 @@ def dirty_line(station: str, hour: int, written: int) -> bytes:
     _checked_station(station, ContractError)
     lag = (written // 3600 * 3600 - hour) // 3600
     return f"{ROLLUP_DIRTY},station={station},lag={lag} hour={hour}i {written}\n".encode()
+
+
+# -- NowCast points (docs/rollups.md) -------------------------------------------------------
+#: The US EPA PM2.5 NowCast per station and clock hour, written by the rollup worker from
+#: the hourly means of :data:`PM_1H` (clean readings, as /v1/latest computes it): time = the
+#: end of the last complete hour it is computed from (the moment it becomes "current"),
+#: tag ``station``; fields ``pm25`` (µg/m³, truncated to 0.1 as AirNow reports it),
+#: ``aqi`` (integer, US AQI of ``pm25``), ``weight`` (w*, float) and ``hours`` (hours of
+#: the 12 that had data, integer). No point where EPA's completeness rule gives no NowCast.
+PM_NOWCAST = "pm_nowcast"
+NOWCAST_FIELDS = ("pm25", "aqi", "weight", "hours")
+
+
+# -- SensorThings Thing ids (docs/sensorthings.md) -------------------------------------------
+#: Small, sequential, stable SensorThings Thing ids (1, 2, …, in order of assignment):
+#: one point per station, time 0 (so writing it again changes nothing), tag ``station``,
+#: field ``id`` (integer). Kept with the rollups (never expires); written by the rollup
+#: worker, read by the API.
+THING_IDS = "sta_thing"
