@@ -19,6 +19,8 @@ METRICS: dict[str, tuple[str, str]] = {
         "gauge", "Age of the oldest dirty mark not yet rolled up (0 when none is pending) [s]"),
     "civicair_rollup_oldest_dirty_hour_seconds": (
         "gauge", "Start of the oldest dirty hour not yet rolled up, UTC epoch (0 when none) [s]"),
+    "civicair_rollup_marks_waiting": (
+        "gauge", "Dirty marks read but not rolled up (debounced, open hours, or waiting for their redo)"),
     "civicair_rollup_covered_until_seconds": (
         "gauge", "Every hour before this time is rolled up (UTC epoch) [s]"),
     "civicair_rollup_hours_recomputed_total": ("counter", "Station-hours recomputed from raw"),
