@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -157,50 +158,77 @@ def _watch_rollups(url: str, start: int, end: int, want: int) -> _Until:
     return rolled
 
 
-def _metric(port: str, name: str) -> float:
+def _metrics(port: str) -> dict[str, float]:
     import urllib.request
 
     from rollup.metrics import parse
 
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            return parse(r.read().decode()).get(name, 0.0)
+            return parse(r.read().decode())
     except OSError:
-        return 0.0
+        return {}
 
 
 class RollupIngestBench(ingest_bench.Bench):
-    """bench/ingest_throughput.py's ingest run, with marks off, or on with the worker running."""
+    """bench/ingest_throughput.py's ingest run, with marks off, or on with the worker running.
+
+    The worker is one long-lived process, as in production (``civicair rollup run``): it
+    starts before the first "on" run, and is paused (SIGSTOP) during the "off" runs, once
+    it has nothing left to do (no mark waiting), so that the "off" runs have no worker and
+    each "on" run meets a worker in its steady state, not one catching up on the previous
+    run's marks from a cold start."""
 
     worker_interval: float = 30.0
     started_at = float("nan")  #: when the last run's publisher started [s since the epoch]
+    worker: subprocess.Popen | None = None
+    worker_port = ""
 
     def go(self, pub: subprocess.Popen) -> float:
         self.started_at = super().go(pub)
         return self.started_at
 
-    def run(self, messages: int, marks: bool) -> tuple[float, float]:
+    def _start_worker(self) -> None:
         from civicair.services import free_port
 
+        self.worker_port = str(free_port())
+        env = {**os.environ, "CIVICAIR_INFLUX_URL": self.influxdb.url, "CIVICAIR_INFLUX_DB": "bench",
+               "CIVICAIR_ROLLUP_INTERVAL_S": str(self.worker_interval),
+               "CIVICAIR_ROLLUP_METRICS_PORT": self.worker_port, "CIVICAIR_ROLLUP_METRICS_HOST": "127.0.0.1"}
+        with open(self.workdir / "rollup.log", "ab") as log:
+            self.worker = subprocess.Popen([sys.executable, "-m", "rollup", "run"], env=env, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+        self._wait_worker(lambda m: m.get("civicair_rollup_cycles_total", 0) >= 1, "no rollup pass")
+
+    def _wait_worker(self, done, what: str) -> None:
+        deadline = time.monotonic() + 300
+        while not done(_metrics(self.worker_port)):
+            if time.monotonic() > deadline or self.worker.poll() is not None:
+                raise RuntimeError(f"{what}; see {self.workdir}/rollup.log")
+            time.sleep(0.1)
+
+    def _pause_worker(self) -> None:
+        """Once it has nothing left to do (a pass after the last recompute, nothing waiting)."""
+        cycles = _metrics(self.worker_port).get("civicair_rollup_cycles_total", 0)
+        self._wait_worker(lambda m: m.get("civicair_rollup_cycles_total", 0) > cycles
+                          and m.get("civicair_rollup_marks_waiting", 1) == 0, "the worker never settled")
+        os.killpg(self.worker.pid, signal.SIGSTOP)
+
+    def __exit__(self, *exc) -> None:
+        if self.worker is not None:
+            os.killpg(self.worker.pid, signal.SIGCONT)
+            ingest_bench.stop(self.worker)
+        super().__exit__(*exc)
+
+    def run(self, messages: int, marks: bool) -> tuple[float, float]:
         os.environ["CIVICAIR_ROLLUP_MARKS"] = "true" if marks else "false"
-        worker = None
-        if marks and self.worker_interval:
-            env = {**os.environ, "CIVICAIR_INFLUX_URL": self.influxdb.url, "CIVICAIR_INFLUX_DB": "bench",
-                   "CIVICAIR_ROLLUP_INTERVAL_S": str(self.worker_interval),
-                   "CIVICAIR_ROLLUP_METRICS_PORT": str(free_port()),
-                   "CIVICAIR_ROLLUP_METRICS_HOST": "127.0.0.1"}
-            with open(self.workdir / "rollup.log", "ab") as log:
-                worker = subprocess.Popen([sys.executable, "-m", "rollup", "run"], env=env, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
-            # Its start-up and first pass (state, or the marks of earlier runs) before the load.
-            deadline = time.monotonic() + 300
-            while _metric(env["CIVICAIR_ROLLUP_METRICS_PORT"], "civicair_rollup_cycles_total") < 1:
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    raise RuntimeError(f"no rollup pass; see {self.workdir}/rollup.log")
-                time.sleep(0.1)
+        if not marks or not self.worker_interval:
+            return self.ingest(messages, 1), float("nan")
+        if self.worker is None:
+            self._start_worker()
+        else:
+            os.killpg(self.worker.pid, signal.SIGCONT)
         try:
-            if worker is None:
-                return self.ingest(messages, 1), float("nan")
             # The run's time range is known before it starts (Bench.ingest takes two run ids).
             t0 = ingest_bench.T0 + (self.run_id + 2) * self.span_s
             rate = self.ingest(messages, 1)
@@ -213,8 +241,7 @@ class RollupIngestBench(ingest_bench.Bench):
             rolled.join(300)
             return rate, rolled.at - stored_at
         finally:
-            if worker is not None:
-                ingest_bench.stop(worker)
+            self._pause_worker()
 
 
 def ingest_figures(args: argparse.Namespace, workdir: Path) -> tuple[float, float]:

@@ -115,7 +115,7 @@ class Worker:
         marks |= {m for m in self._waiting | self._unsettled.keys() if m[0] > since}
         waiting = sorted(m for m in marks if m not in self._done)
         settled_hour = self.settled_hour(now)
-        pending, postponed = self._choose(waiting, now, settled_hour)
+        pending, postponed = self._choose(marks, waiting, now, settled_hour)
         # A mark is one point per (station, hour, second): a batch written later in the same
         # second as one already rolled up rewrites that same point. So the newest marks
         # (within UNSETTLED_S of the newest, for several ingests' clocks) are not taken as
@@ -167,27 +167,31 @@ class Worker:
         self._last_ok = time.monotonic()
         return sum(map(len, hours.values()))
 
-    def _choose(self, waiting: list[Mark], now: int, settled_hour: int) -> tuple[list[Mark], list[Mark]]:
-        """The marks to recompute in this pass, and those that wait (pure but for state read).
+    def _choose(self, marks: set[Mark], waiting: list[Mark], now: int,
+                settled_hour: int) -> tuple[list[Mark], list[Mark]]:
+        """The marks to recompute in this pass, and those that wait.
 
-        Debounce: a (station, hour) whose marks keep coming waits until they are quiet (or
-        it has waited max_delay), so that a burst is recomputed once, not every pass. An
+        Debounce: the hours of a station whose marks keep coming (a spool replay, a burst
+        of the ingest) wait until the station's marks are quiet (or the hour has waited
+        max_delay), so that a burst is recomputed once, when it is over, rather than
+        hour by hour while the ingest is still busy writing the station's later hours. An
         open hour (not yet below the coverage watermark: the current hour, which the API
         reads from raw) waits up to open_delay: it is recomputed once right after it
         settles rather than every max_delay while it fills. A mark already recomputed once
         but unsettled waits UNSETTLED_S before its one redo."""
         first: dict[tuple[str, int], int] = {}
-        last: dict[tuple[str, int], int] = {}
+        last: dict[str, int] = {}  # the station's newest mark, of any hour
         for t, station, hour in waiting:
             key = (station, hour)
             first[key] = min(first.get(key, t), t)
-            last[key] = max(last.get(key, t), t)
+        for t, station, _ in marks:
+            last[station] = max(last.get(station, t), t)
         s = self.settings
 
         def ready(key: tuple[str, int]) -> bool:
             if key[1] + 3600 > settled_hour:
                 return now - first[key] >= s.rollup_open_delay_s
-            return now - last[key] >= s.rollup_quiet_s or now - first[key] >= s.rollup_max_delay_s
+            return now - last[key[0]] >= s.rollup_quiet_s or now - first[key] >= s.rollup_max_delay_s
 
         ready_keys = {k for k in first if ready(k)}
         pending, postponed = [], []
