@@ -194,7 +194,8 @@ class Worker:
             return now - last[key[0]] >= s.rollup_quiet_s or now - first[key] >= s.rollup_max_delay_s
 
         ready_keys = {k for k in first if ready(k)}
-        pending, postponed = [], []
+        pending: list[Mark] = []
+        postponed: list[Mark] = []
         for m in waiting:
             redo_at = self._unsettled.get(m, now - UNSETTLED_S) + UNSETTLED_S
             (pending if (m[1], m[2]) in ready_keys and now >= redo_at else postponed).append(m)
