@@ -237,7 +237,7 @@ def test_coverage_waits_for_a_settled_hour_whose_marks_are_not_quiet(influx: Inf
     assert read_state(influx, None).covered_until == hour + HOUR
 
 
-def test_the_worker_process_runs_niced(influxdb, tmp_path: Path) -> None:
+def test_the_worker_process_runs_niced_and_shows_its_lag_on_metrics(influxdb, tmp_path: Path) -> None:
     port = free_port()
     env = {"CIVICAIR_INFLUX_URL": influxdb.url, "CIVICAIR_INFLUX_DB": DATABASE, "CIVICAIR_ROLLUP_NICE": "7",
            "CIVICAIR_ROLLUP_METRICS_PORT": str(port), "CIVICAIR_ROLLUP_METRICS_HOST": "127.0.0.1"}
@@ -247,6 +247,9 @@ def test_the_worker_process_runs_niced(influxdb, tmp_path: Path) -> None:
                    message="a pass")
         stat = Path(f"/proc/{worker.pid}/stat").read_text().rpartition(")")[2].split()
         assert int(stat[16]) - os.getpriority(os.PRIO_PROCESS, 0) == 7  # field 19: nice
+        shown = _metrics(port)
+        assert {"civicair_rollup_lag_seconds", "civicair_rollup_oldest_dirty_hour_seconds",
+                "civicair_rollup_hours_recomputed_total", "civicair_rollup_marks_waiting"} <= set(shown)
     finally:
         assert procs.stop(worker) == 0
 
