@@ -12,6 +12,12 @@ expanded with :mod:`dashboards.macros` over the dashboard's default time range (
 panel's relative-time override) and run against InfluxDB. A target passes with at
 least one row holding a value, reports "no rows" when it ran but found nothing, and
 fails on an error or an unresolved variable.
+
+A target switched on and off by the range's length (``$__range_s > 172800``: raw readings
+for short ranges, the rollups for long ones) runs over the board's range when it is on
+there, else over a range it is on for (:meth:`dashboards.macros.RangeSwitch.example_span_s`),
+so the short and the long form of every panel run. The static checks require that some
+target of such a panel is on for every range length.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from dashboards.macros import (
     calculate_interval,
     expand,
     parse_duration_ms,
+    range_switch,
     referenced,
     template_replace,
     unresolved,
@@ -140,6 +147,18 @@ def _datasource_problem(ref: Any, variables: set[str], uids: set[str]) -> str | 
     return f"datasource uid {uid!r} is not provisioned (provisioned: {', '.join(sorted(uids)) or 'none'})"
 
 
+def _switch_gap(queries: list[str]) -> int | None:
+    """A range length [s] for which none of a panel's queries is on, if some are switched."""
+    switches = [range_switch(q) for q in queries]
+    if all(sw is None for sw in switches):
+        return None
+    bounds = {b for sw in switches if sw is not None for _, b in sw.comparisons}
+    for span_s in sorted({1, 366 * 86400} | bounds | {b + 1 for b in bounds}):
+        if not any(sw is None or sw.on(span_s) for sw in switches):
+            return span_s
+    return None
+
+
 def validate(boards: dict[str, dict], datasources: dict[str, ProvisionedDatasource]) -> list[Finding]:
     problems: list[Finding] = []
     uids = set(datasources)
@@ -217,6 +236,10 @@ def validate(boards: dict[str, dict], datasources: dict[str, ProvisionedDatasour
                 missing = referenced(t["query"]) - defined - BUILTIN_VARIABLES
                 if missing:
                     fail(tw, f"uses undefined ${', $'.join(sorted(missing))}", t["query"])
+            gap = _switch_gap([t["query"] for t in panel.get("targets", [])
+                               if t.get("query") and not t.get("hide")])
+            if gap is not None:
+                fail(where, f"no query is on for a range of {gap} s: its $__range_s switches leave a gap")
             if panel.get("timeFrom"):
                 try:
                     parse_duration_ms(panel["timeFrom"])
@@ -322,11 +345,24 @@ def run_queries(boards: dict[str, dict], influx: Influx, datasources: dict[str, 
                 time_range = TimeRange(board_range.to_ms - span, board_range.to_ms)
             min_interval = parse_duration_ms(panel["interval"]) if panel.get("interval") else default_min
             points = int(panel.get("maxDataPoints") or _panel_width_px(panel))
-            ctx = Context(time_range, calculate_interval(time_range, points, min_interval), variables)
             for t in panel.get("targets", []):
                 if t.get("hide") or not t.get("rawQuery") or not t.get("query"):
                     continue
-                finding, _ = run(name, f"{panel.get('title')} [{t.get('refId')}]", t["query"], ctx)
+                where = f"{panel.get('title')} [{t.get('refId')}]"
+                target_range = time_range
+                switch = range_switch(t["query"])
+                if switch is not None and not switch.on(round(time_range.span_ms / 1000)):
+                    # Off at the board's range (Grafana gets no series from it): run it over
+                    # a range it is on for, ending at the same moment.
+                    span_s = switch.example_span_s()
+                    if span_s is None:
+                        findings.append(Finding(name, where, FAIL, "its $__range_s switch is never on",
+                                                t["query"]))
+                        continue
+                    target_range = TimeRange(time_range.to_ms - span_s * 1000, time_range.to_ms)
+                    where += f" over {span_s} s"
+                ctx = Context(target_range, calculate_interval(target_range, points, min_interval), variables)
+                finding, _ = run(name, where, t["query"], ctx)
                 findings.append(finding)
     return findings
 

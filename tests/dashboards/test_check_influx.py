@@ -91,7 +91,7 @@ def test_station_variable_lists_every_station_and_can_be_overridden(seeded):
     report = check(seeded, overrides={"station": "depot-4"})
     [var] = [f for f in report.findings if f.where == "variable $station"]
     assert var.detail == f"{len(STATIONS)} rows"
-    now_panel = next(f for f in report.findings if f.where.startswith("PM2.5 now"))
+    now_panel = next(f for f in report.findings if f.where.startswith("PM2.5, latest minute"))
     assert "'depot-4'" in now_panel.query and now_panel.status == PASS
 
 
