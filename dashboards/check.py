@@ -15,9 +15,11 @@ fails on an error or an unresolved variable.
 
 A target switched on and off by the range's length (``$__range_s > 172800``: raw readings
 for short ranges, the rollups for long ones) runs over the board's range when it is on
-there, else over a range it is on for (:meth:`dashboards.macros.RangeSwitch.example_span_s`),
-so the short and the long form of every panel run. The static checks require that some
-target of such a panel is on for every range length.
+there; else it runs over the board's range first, where it must return no rows (InfluxDB
+folds the false comparison; one that does not fails the check), then over a range it is on
+for (:meth:`dashboards.macros.RangeSwitch.example_span_s`). So the short and the long form
+of every panel run, on and off. The static checks require that as many targets of such a
+panel are on at every range length, and at least one.
 """
 
 from __future__ import annotations
@@ -147,15 +149,23 @@ def _datasource_problem(ref: Any, variables: set[str], uids: set[str]) -> str | 
     return f"datasource uid {uid!r} is not provisioned (provisioned: {', '.join(sorted(uids)) or 'none'})"
 
 
-def _switch_gap(queries: list[str]) -> int | None:
-    """A range length [s] for which none of a panel's queries is on, if some are switched."""
+def _switch_problem(queries: list[str]) -> str | None:
+    """Where a panel's ``$__range_s`` switches leave a range without a query, or switch a
+    series on one side of a bound but not the other (the queries on must be as many at every
+    range length); None for a panel without switches."""
     switches = [range_switch(q) for q in queries]
     if all(sw is None for sw in switches):
         return None
     bounds = {b for sw in switches if sw is not None for _, b in sw.comparisons}
-    for span_s in sorted({1, 366 * 86400} | bounds | {b + 1 for b in bounds}):
-        if not any(sw is None or sw.on(span_s) for sw in switches):
-            return span_s
+    spans = sorted({1, 366 * 86400} | bounds | {b + 1 for b in bounds})
+    on = {span_s: sum(1 for sw in switches if sw is None or sw.on(span_s)) for span_s in spans}
+    for span_s, n in on.items():
+        if n == 0:
+            return f"no query is on for a range of {span_s} s: its $__range_s switches leave a gap"
+    if len(set(on.values())) > 1:
+        (a, na), (b, nb) = min(on.items(), key=lambda kv: kv[1]), max(on.items(), key=lambda kv: kv[1])
+        return (f"{na} of its queries are on for a range of {a} s but {nb} for {b} s: a series "
+                "is missing on one side of a $__range_s switch")
     return None
 
 
@@ -236,10 +246,10 @@ def validate(boards: dict[str, dict], datasources: dict[str, ProvisionedDatasour
                 missing = referenced(t["query"]) - defined - BUILTIN_VARIABLES
                 if missing:
                     fail(tw, f"uses undefined ${', $'.join(sorted(missing))}", t["query"])
-            gap = _switch_gap([t["query"] for t in panel.get("targets", [])
-                               if t.get("query") and not t.get("hide")])
-            if gap is not None:
-                fail(where, f"no query is on for a range of {gap} s: its $__range_s switches leave a gap")
+            problem = _switch_problem([t["query"] for t in panel.get("targets", [])
+                                       if t.get("query") and not t.get("hide")])
+            if problem is not None:
+                fail(where, problem)
             if panel.get("timeFrom"):
                 try:
                     parse_duration_ms(panel["timeFrom"])
@@ -349,20 +359,28 @@ def run_queries(boards: dict[str, dict], influx: Influx, datasources: dict[str, 
                 if t.get("hide") or not t.get("rawQuery") or not t.get("query"):
                     continue
                 where = f"{panel.get('title')} [{t.get('refId')}]"
-                target_range = time_range
+                ctx = Context(time_range, calculate_interval(time_range, points, min_interval), variables)
                 switch = range_switch(t["query"])
+                off: Finding | None = None
                 if switch is not None and not switch.on(round(time_range.span_ms / 1000)):
-                    # Off at the board's range (Grafana gets no series from it): run it over
-                    # a range it is on for, ending at the same moment.
+                    # Off at the board's range: InfluxDB must fold the false comparison and
+                    # return nothing. Then run it over a range it is on for, ending at the same
+                    # moment.
+                    off, results = run(name, where, t["query"], ctx)
+                    if off.status == PASS:
+                        off = Finding(name, where, FAIL, f"switched off by $__range_s but returned "
+                                      f"{off.detail}: the InfluxDB does not fold the switch", off.query)
                     span_s = switch.example_span_s()
-                    if span_s is None:
-                        findings.append(Finding(name, where, FAIL, "its $__range_s switch is never on",
-                                                t["query"]))
+                    if off.status == FAIL or span_s is None:
+                        findings.append(off if off.status == FAIL else Finding(
+                            name, where, FAIL, "its $__range_s switch is never on", t["query"]))
                         continue
-                    target_range = TimeRange(time_range.to_ms - span_s * 1000, time_range.to_ms)
+                    on_range = TimeRange(time_range.to_ms - span_s * 1000, time_range.to_ms)
+                    ctx = Context(on_range, calculate_interval(on_range, points, min_interval), variables)
                     where += f" over {span_s} s"
-                ctx = Context(target_range, calculate_interval(target_range, points, min_interval), variables)
                 finding, _ = run(name, where, t["query"], ctx)
+                if off is not None:
+                    finding.detail += "; off over the board's range: no rows"
                 findings.append(finding)
     return findings
 

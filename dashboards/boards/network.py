@@ -161,8 +161,12 @@ def network() -> db.Dashboard:
             InfluxQL(f'SELECT mean("flag") * 100 / {int(bit)} FROM (SELECT "qc" & {int(bit)} AS "flag" '
                      f'FROM "pm" WHERE $timeFilter) WHERE $timeFilter '
                      'GROUP BY time($__interval) fill(none)'),
-            f'SELECT sum("{storage.flag_field(bit.name or str(int(bit)))}") * 100 / sum("{READINGS}") '
-            'FROM "{measurement}" WHERE $timeFilter GROUP BY time({every}) fill(0)',
+            # A flag field is absent where no reading carried it (0), and an hour without
+            # readings has no point: fill(0), then leave out the intervals with no readings.
+            'SELECT "flagged" * 100 / "readings" FROM (SELECT '
+            f'sum("{storage.flag_field(bit.name or str(int(bit)))}") AS "flagged", '
+            f'sum("{READINGS}") AS "readings" FROM "{{measurement}}" WHERE $timeFilter '
+            'GROUP BY time({every}) fill(0)) WHERE "readings" > 0',
             raw_alias=label, rollup_alias=label)
     ]
     flags_md = "; ".join(f"{label}: {explanation}" for _, label, explanation in aqi.qc_flags())
