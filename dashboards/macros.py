@@ -265,7 +265,7 @@ class RangeSwitch:
 
     def example_span_s(self) -> int | None:
         """A range length [s] the query is on for (its upper edge where it has one), or None."""
-        bounds = sorted({b for _, b in self.comparisons} | {b + 1 for _, b in self.comparisons})
+        bounds = sorted({b + d for _, b in self.comparisons for d in (-1, 0, 1)})
         candidates = [b for b in reversed(bounds) if b > 0]
         return next((s for s in candidates if self.on(s)), None)
 
