@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from civicair import influxql
-from civicair.influx import Influx, series
+from civicair.influx import Influx, InfluxRejected, series
 from civicair.schema import storage
 
 log = logging.getLogger("civicair.rollup")
@@ -38,7 +38,12 @@ def sync(influx: Influx, rp: str | None) -> dict[str, int]:
     assigned = storage.assign_thing_ids(table, stations)
     new = {station: tid for station, tid in assigned.items() if table.get(station) != tid}
     if new:
-        influx.write(storage.thing_ids_lines(new), rp=rp)
+        try:
+            influx.write(storage.thing_ids_lines(new), rp=rp)
+        except InfluxRejected as exc:  # e.g. a finite policy: time 0 lies outside it
+            raise InfluxRejected(exc.status, f"Thing ids cannot be stored in retention policy "
+                                 f"{rp or '(the default)'}, which must keep points forever like the "
+                                 f"rollups (CIVICAIR_ROLLUP_RP): {exc.message}") from exc
         log.info("assigned SensorThings Thing ids to %d stations (%s)", len(new),
                  ", ".join(f"{s}={i}" for s, i in sorted(new.items(), key=lambda kv: kv[1])[:5])
                  + (", …" if len(new) > 5 else ""))

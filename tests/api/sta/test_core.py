@@ -58,6 +58,7 @@ def test_every_collection_has_entities_with_mandatory_properties_and_links(sta, 
 def test_a_missing_entity_is_404_in_every_set(sta, entity_set):
     r = sta.get(f"/sta/v1.1/{entity_set}(9223372036854775807)")
     assert r.status_code == 404 and r.json()["detail"]
+    assert r.json()["message"] == r.json()["detail"]  # where SensorThings clients (FROST's) read it
     assert sta.get(f"/sta/v1.1/{entity_set}(99999999999999999999)").status_code == 404
 
 
