@@ -75,3 +75,12 @@ def test_rollup_coverage_sums_the_channel_counts_per_local_day():
     assert 'FROM "pm_1d"' in influxql.rollup_coverage("lab-1", T, T, interval="1d")
     with pytest.raises(influxql.QueryError, match="no rollup for interval"):
         influxql.rollup_coverage("lab-1", T, T, interval="1m")
+
+
+def test_thing_id_table_and_known_stations_text():
+    assert influxql.thing_ids() == 'SELECT last("id") AS "id" FROM "sta_thing" GROUP BY "station"'
+    assert influxql.thing_ids("forever") == \
+        'SELECT last("id") AS "id" FROM "forever"."sta_thing" GROUP BY "station"'
+    assert influxql.known_stations() == 'SHOW TAG VALUES FROM "pm", "station" WITH KEY = "station"'
+    with pytest.raises(ValueError):
+        influxql.thing_ids('x"; DROP DATABASE "airquality')
