@@ -11,7 +11,7 @@ from typing import Any
 
 from api.filters import LatestQuery
 from api.routers.latest import hour_split, statements
-from civicair.influx import Influx
+from civicair.influx import Influx, series
 from civicair.services import InfluxDB
 from rollup.settings import RollupSettings
 from rollup.worker import Worker
@@ -113,3 +113,20 @@ def test_hour_split_and_statements() -> None:
     assert split[5].startswith('SELECT MEAN("pm25") AS "pm25_mean" FROM "pm" WHERE '
                                "time >= '2026-01-01T11:00:00Z' AND time < '2026-01-01T12:00:00Z'")
     assert statements(q, now, week).split("; ")[4].startswith('SELECT MEAN("pm25")')  # no rollups: raw
+
+
+def test_with_a_retention_policy_for_the_rollups(influx: Influx, influxdb: InfluxDB) -> None:
+    influx.query(f'CREATE RETENTION POLICY "forever" ON "{DATABASE}" DURATION INF REPLICATION 1', method="POST")
+    now = int(time.time())
+    _seed(influx, now)
+    Worker(RollupSettings(influx_url=influxdb.url, influx_db=DATABASE, rollup_rp="forever"), influx).cycle()
+    # The NowCast points live with the rollups; /latest reads the hourly means there.
+    (kept,) = influx.query('SELECT last("pm25") FROM "forever"."pm_nowcast" GROUP BY "station"')
+    (default,) = influx.query('SELECT count("pm25") FROM "pm_nowcast"')
+    assert {s["tags"]["station"] for s in series(kept)} == {"ab-1", "gap-2"} and not series(default)
+
+    def compare() -> None:
+        with make_client(influxdb, rollup_rp="forever") as on, make_client(influxdb, rollups=False) as off:
+            assert on.get("/v1/latest").json() == off.get("/v1/latest").json()
+
+    _same_hour(compare)
