@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from civicair import influxql
 from civicair.influx import Influx, InfluxError, series
 from civicair.schema import storage
+from rollup import nowcast
 from rollup.backfill import backfill, first_reading
 from rollup.compute import floor, recompute
 from rollup.metrics import MetricsServer, RollupMetrics
@@ -150,6 +151,8 @@ class Worker:
         covered = min([settled_hour, *(h for m in postponed if m not in self._unsettled
                                        and (h := m[2]) >= state.covered_until)])
         new = State(max(state.cursor, cursor), max(state.covered_until, covered))
+        nowcast.update(self.influx, hours, (state.covered_until, new.covered_until), self.rp,
+                       self.settings.rollup_station_batch)  # before the state that vouches for them
         self.influx.write(state_line(new, now), rp=self.rp)
         self._done = {m for m in self._done | settled if m[0] > since}
         chosen = set(pending)
