@@ -21,7 +21,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "civicair_rollup_oldest_dirty_hour_seconds": (
         "gauge", "Start of that mark's hour, UTC epoch (0 when none) [s]"),
     "civicair_rollup_marks_waiting": (
-        "gauge", "Dirty marks read but not rolled up (debounced, open hours, or waiting for their redo)"),
+        "gauge", "Dirty marks read but not rolled up (debounced, open hours, or recent, to be redone)"),
     "civicair_rollup_covered_until_seconds": (
         "gauge", "Every hour before this time is rolled up (UTC epoch) [s]"),
     "civicair_rollup_hours_recomputed_total": ("counter", "Station-hours recomputed from raw"),

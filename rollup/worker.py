@@ -121,9 +121,11 @@ class Worker:
         # A mark is one point per (station, hour, second): a batch written later in the same
         # second as one already rolled up rewrites that same point. So the newest marks
         # (within UNSETTLED_S of the newest, for several ingests' clocks) are not taken as
-        # done at once: they are recomputed once more, at least UNSETTLED_S later.
+        # done at once: every pass recomputes them again until one runs at least UNSETTLED_S
+        # after their first recompute (by the worker's clock), and then they are done.
         newest = max((t for t, _, _ in marks), default=0)
-        settled = {m for m in pending if m[0] <= newest - UNSETTLED_S or m in self._unsettled}
+        settled = {m for m in pending
+                   if m[0] <= newest - UNSETTLED_S or now - self._unsettled.get(m, now) >= UNSETTLED_S}
         # Lag: of the marks of hours the API may read from the rollups (an open hour waits
         # by design, see _choose), and not yet recomputed at all.
         overdue = [m for m in waiting if m[2] + 3600 <= settled_hour and m not in self._unsettled]
@@ -182,8 +184,7 @@ class Worker:
         hour by hour while the ingest is still busy writing the station's later hours. An
         open hour (not yet below the coverage watermark: the current hour, which the API
         reads from raw) waits up to open_delay: it is recomputed once right after it
-        settles rather than every max_delay while it fills. A mark already recomputed once
-        but unsettled waits UNSETTLED_S before its one redo."""
+        settles rather than every max_delay while it fills."""
         first: dict[tuple[str, int], int] = {}
         last: dict[str, int] = {}  # the station's newest mark, of any hour
         for t, station, hour in waiting:
@@ -202,8 +203,7 @@ class Worker:
         pending: list[Mark] = []
         postponed: list[Mark] = []
         for m in waiting:
-            redo_at = self._unsettled.get(m, now - UNSETTLED_S) + UNSETTLED_S
-            (pending if (m[1], m[2]) in ready_keys and now >= redo_at else postponed).append(m)
+            (pending if (m[1], m[2]) in ready_keys else postponed).append(m)
         return pending, postponed
 
     def _set_lag(self, now: int, overdue: list[Mark]) -> None:
