@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Collection, Iterator
+from collections.abc import AsyncGenerator, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -194,6 +194,42 @@ class AsyncInflux:
                 self._slots.release()
         _raise_for(resp)
         return _results(resp.content)
+
+    async def query_chunks(self, q: str, *, chunk_size: int = 1000,
+                           epoch: str | None = "s") -> AsyncGenerator[list[dict[str, Any]], None]:
+        """:meth:`query` as InfluxDB streams it (``chunked=true``): the results of each chunk of
+        at most ``chunk_size`` rows as soon as it arrives, so the caller works on one while
+        InfluxDB writes the next. A statement's series may span chunks (marked ``partial``).
+
+        Asked for uncompressed: on the link an API shares with its database, InfluxDB's gzip
+        costs more time than the bytes it saves (a 10,000-row answer: about a third of it).
+        A server that does not chunk answers in one piece, which reads as one chunk."""
+        params = {"db": self.settings.database, "q": q, "epoch": epoch, "chunked": "true",
+                  "chunk_size": str(int(chunk_size))}
+        if self._slots is not None:
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self._queue_timeout_s)
+            except TimeoutError:
+                raise InfluxBusy(f"every query slot was taken for {self._queue_timeout_s:g} s") from None
+        try:
+            async with self._http.stream("GET", "/query", params=params,
+                                         headers={"Accept-Encoding": "identity"}) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    _raise_for(resp)
+                pending = b""
+                async for data in resp.aiter_bytes():
+                    *lines, pending = (pending + data).split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield _results(line)
+                if pending.strip():
+                    yield _results(pending)
+        except httpx.HTTPError as exc:
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.settings.url}: {exc}") from exc
+        finally:
+            if self._slots is not None:
+                self._slots.release()
 
 
 class _StreamBody(io.RawIOBase):
