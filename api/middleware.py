@@ -3,6 +3,7 @@
 Plain ASGI (not ``BaseHTTPMiddleware``) so streaming bodies pass through untouched
 and a request costs one extra function call. Order in :func:`api.app.create_app`,
 outermost first: CORS -> rate limit -> response cache -> gzip -> conditional GET -> routes.
+Gzip is Starlette's, with a faster level for large bodies (:class:`AdaptiveGZipMiddleware`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 import orjson
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware, GZipResponder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -240,3 +242,43 @@ class ResponseCacheMiddleware:
             return
         await send({**start, "headers": list(start["headers"])})
         await send(dict(body))
+
+
+class AdaptiveGZipMiddleware(GZipMiddleware):
+    """Starlette's ``GZipMiddleware`` at ``compresslevel``, but at ``large_level`` for a body
+    whose first part is ``large_size`` bytes or more.
+
+    A 10,000-Observation SensorThings page is about 5 MB of JSON: level 5 takes about twice as
+    long as level 1 (some 20 ms against 10 on this machine class) for a body a fifth smaller;
+    the small answers most clients ask for keep the better ratio."""
+
+    def __init__(self, app: ASGIApp, minimum_size: int = 500, compresslevel: int = 9, *,
+                 exclude_content_types: tuple[str, ...] = DEFAULT_EXCLUDED_CONTENT_TYPES,
+                 large_size: int = 256 * 1024, large_level: int = 1) -> None:
+        super().__init__(app, minimum_size, compresslevel, exclude_content_types=exclude_content_types)
+        self.large_size = large_size
+        self.large_level = large_level
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or "gzip" not in Headers(scope=scope).get("Accept-Encoding", ""):
+            await super().__call__(scope, receive, send)  # (Starlette's identity path)
+            return
+        responder = _AdaptiveGZipResponder(
+            self.app, self.minimum_size, compresslevel=self.compresslevel,
+            thread_minimum_size=self.thread_minimum_size, exclude_content_types=self.exclude_content_types)
+        responder.large_size, responder.large_level = self.large_size, self.large_level
+        await responder(scope, receive, send)
+
+
+class _AdaptiveGZipResponder(GZipResponder):
+    large_size = 256 * 1024
+    large_level = 1
+    sized = False
+
+    async def apply_compression(self, body: bytes, *, more_body: bool) -> bytes:
+        if not self.sized:  # the compressor is made at the first compression, at ``compresslevel``
+            self.sized = True
+            if len(body) >= self.large_size:
+                self.compresslevel = self.large_level
+        return await super().apply_compression(body, more_body=more_body)
+
