@@ -12,14 +12,16 @@ on the catalogue. Anything else is 501, so a page and ``@iot.count`` are always 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
-from contextlib import aclosing
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from itertools import repeat
+from itertools import compress, repeat
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import orjson
@@ -29,7 +31,7 @@ from api.sta import ids
 from api.sta.errors import bad_request, not_implemented
 from api.sta.model import OBSERVED_PROPERTIES, PM25, Catalogue, Entity
 from civicair import influxql
-from civicair.influx import AsyncInflux, series
+from civicair.influx import AsyncInflux, results, series
 from civicair.schema import qc as qc_bits
 from civicair.schema.timefmt import format_time
 
@@ -160,12 +162,60 @@ class Row:
     ds: Entity
     raw: list[Any]
     cols: dict[str, int]  # column name -> position in ``raw``, shared by a result's rows
-    #: The JSON text of the Observation's own properties (:func:`render`), once rendered.
-    text: bytes | None = None
 
     @property
     def values(self) -> dict[str, Any]:
         return {name: self.raw[i] for name, i in self.cols.items()}
+
+
+class Rows(Sequence[Row]):
+    """Rows of a page as columns: times, ids, Datastreams, the JSON text of each Observation's
+    own properties (:func:`render`) and InfluxDB's value columns; a :class:`Row` is made only
+    when one is asked for. A page holds up to 10,000 rows: as many objects (and their lists)
+    would be promoted to the old generation and make Python's collector walk the whole heap
+    (the catalogue's entities) every other page."""
+
+    __slots__ = ("_cols", "ds", "id", "t", "text", "values")
+
+    def __init__(self, t: list[Any], id_: list[int], ds: list[Entity], text: list[bytes] | None,
+                 values: dict[str, list[Any]]) -> None:
+        self.t, self.id, self.ds, self.text, self.values = t, id_, ds, text, values
+        self._cols: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @overload
+    def __getitem__(self, i: int) -> Row: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Rows: ...
+
+    def __getitem__(self, i: int | slice) -> Row | Rows:
+        if isinstance(i, slice):
+            return Rows(self.t[i], self.id[i], self.ds[i], None if self.text is None else self.text[i],
+                        {name: column[i] for name, column in self.values.items()})
+        if self._cols is None:
+            self._cols = {name: k for k, name in enumerate(self.values)}
+        raw = [column[i] for column in self.values.values()]
+        return Row(self.t[i], self.id[i], self.ds[i], raw, self._cols)
+
+    def take(self, order: list[int]) -> Rows:
+        """The rows in ``order`` (positions)."""
+        pick = itemgetter(*order) if len(order) > 1 else lambda column: tuple(column[i] for i in order)
+        return Rows(list(pick(self.t)), list(pick(self.id)), list(pick(self.ds)),
+                    None if self.text is None else list(pick(self.text)),
+                    {name: list(pick(column)) for name, column in self.values.items()})
+
+    @staticmethod
+    def concat(parts: list[Rows]) -> Rows:
+        names = list(dict.fromkeys(name for part in parts for name in part.values))
+        return Rows([t for part in parts for t in part.t], [i for part in parts for i in part.id],
+                    [d for part in parts for d in part.ds],
+                    None if any(part.text is None for part in parts)
+                    else [x for part in parts for x in part.text],  # type: ignore[union-attr]
+                    {name: [v for part in parts for v in part.values.get(name) or [None] * len(part)]
+                     for name in names})
 
 
 @lru_cache(maxsize=4096)
@@ -196,66 +246,69 @@ def to_json(row: Row) -> dict[str, Any]:
             "resultQuality": quality_names(qc) if qc else [], "validTime": None, "parameters": parameters}
 
 
-def fragments(prefix: str, rows: list[Row]) -> list[orjson.Fragment]:
-    """Each row as the JSON text of a whole Observation (see api/sta/engine.py): its ``text``
-    (:func:`render`, done as the rows arrived if :func:`page` fetched them) between its id and
-    links. The text is exactly what orjson makes of :func:`_whole` (tests/api/sta/test_query.py)."""
+def fragments(prefix: str, rows: Sequence[Row]) -> list[orjson.Fragment]:
+    """Each row as the JSON text of a whole Observation (see api/sta/engine.py): its own
+    properties (:func:`render`, done as the rows arrived if :func:`page` fetched them) between its
+    id and links. The text is exactly what orjson makes of :func:`_whole` (tests/api/sta/test_query.py)."""
     if not rows:
         return []
-    render([row for row in rows if row.text is None])
-    if any(row.text is None for row in rows):  # not from an ``epoch=s`` query: the general path
-        return [orjson.Fragment(orjson.dumps(_whole(prefix, row))) for row in rows]
+    if isinstance(rows, Rows) and rows.text is not None:
+        oids, texts = rows.id, rows.text
+    else:
+        listed = list(rows)
+        column = _columns(listed)
+        rendered = render(list(map(_TIME, listed)), column, list(map(_PROP, listed)))
+        if rendered is None:  # not from an ``epoch=s`` query: the general path
+            return [orjson.Fragment(orjson.dumps(_whole(prefix, row))) for row in listed]
+        oids, texts = list(map(_ID, listed)), rendered
     link = orjson.dumps(prefix)[1:-1]  # as it reads inside a JSON string
-    oid = _numbers(list(map(_ID, rows)))
+    oid = _numbers(oids)
     return list(map(orjson.Fragment, map(b"".join, zip(
-        repeat(b'{"@iot.id":'), oid, repeat(b',"@iot.selfLink":"' + link), oid, repeat(b')"'),
-        map(_TEXT, rows), repeat(b',"Datastream@iot.navigationLink":"' + link), oid,
+        repeat(b'{"@iot.id":'), oid, repeat(b',"@iot.selfLink":"' + link), oid, repeat(b')"'), texts,
+        repeat(b',"Datastream@iot.navigationLink":"' + link), oid,
         repeat(b')/Datastream","FeatureOfInterest@iot.navigationLink":"' + link), oid,
         repeat(b')/FeatureOfInterest"}')))))
 
 
-def render(rows: list[Row]) -> None:
-    """Set each row's ``text``: ``,"phenomenonTime":…,"parameters":{…}``, as orjson writes it.
+def render(times: list[Any], column: Callable[[str], list[Any]],
+           props: list[int | None]) -> list[bytes] | None:
+    """Each row's own properties as JSON text, ``,"phenomenonTime":…,"parameters":{…}``, exactly
+    as orjson writes them; None if a time is not whole seconds of years 1000-9999.
 
     Column by column, as a page holds up to 10,000 rows and per-row Python was most of its cost:
     numbers are orjson's own (one ``dumps`` of a column, split at the commas), times are written
     digit by digit with numpy, the short lists (quality flag names, correction method) rendered
-    once per distinct value, and each row's pieces joined by one ``b"".join`` (mapped, in C).
-    Rows whose time is not whole seconds (years 1000-9999) are left to the general path."""
-    if not rows:
-        return
-    t = _int_array(list(map(_TIME, rows)))
-    column = _columns(rows)
+    once per distinct value, and each row's pieces joined by one ``b"".join`` (mapped, in C)."""
+    if not times:
+        return []
+    t = _int_array(times)
     window = column("window")
     w = _int_array(window)
     if w is None:
         w = _int_array([x if type(x) is int else 0 for x in window])
     if t is None or w is None:
-        return
+        return None
     w = np.maximum(w, 0)
     if not (_FIRST_T <= int(t.min()) - int(w.max()) and int(t.max()) <= _LAST_T):
-        return
+        return None
     end = _iso_digits(t)
     phenomenon = np.concatenate([_iso_digits(t - w), np.full((len(t), 1), ord("/"), np.uint8), end], axis=1)
     phenomenon[w == 0] = np.pad(end[w == 0], ((0, 0), (0, 21)))  # no window: the instant alone
     qc = column("qc")
     quality = _rendered(qc, lambda q: orjson.dumps(quality_names(q)) if q else b"[]")
     correction = _rendered(column("pm25_method"), lambda m: b',"correction":' + orjson.dumps(m))
-    props = list(map(_PROP, rows))
     if set(props) != {PM25}:
         correction = [c if p == PM25 else b"" for c, p in zip(correction, props, strict=True)]
-    texts = map(b"".join, zip(
+    return list(map(b"".join, zip(
         repeat(b',"phenomenonTime":"'), phenomenon.view("S41").ravel().tolist(),
         repeat(b'","resultTime":"'), end.view("S20").ravel().tolist(),
         repeat(b'","result":'), _numbers(column("result")), repeat(b',"resultQuality":'), quality,
         repeat(b',"validTime":null,"parameters":{"frames":'), _numbers(column("n")),
-        repeat(b',"window_s":'), _numbers(window), repeat(b',"qc":'), _numbers(qc), correction, repeat(b"}")))
-    for row, text in zip(rows, texts, strict=True):
-        row.text = text
+        repeat(b',"window_s":'), _numbers(window), repeat(b',"qc":'), _numbers(qc), correction,
+        repeat(b"}"))))
 
 
-_TIME, _ID, _PROP, _TEXT = attrgetter("t"), attrgetter("id"), attrgetter("ds.prop"), attrgetter("text")
-_RAW = attrgetter("raw")
+_TIME, _ID, _PROP, _RAW = attrgetter("t"), attrgetter("id"), attrgetter("ds.prop"), attrgetter("raw")
 #: Times :func:`_iso_digits` writes (years 1000 to 9999), in s since the epoch.
 _FIRST_T, _LAST_T = -30610224000, 253402300799
 
@@ -294,7 +347,7 @@ def _iso_digits(t: np.ndarray) -> np.ndarray:
     return out
 
 
-def _columns(rows: list[Row]) -> Any:
+def _columns(rows: list[Row]) -> Callable[[str], list[Any]]:
     """``column(name)``: that value of every row (None where a row has no such column)."""
     first = rows[0].cols
     if all(row.cols is first for row in rows):
@@ -399,15 +452,15 @@ def _rows(result: dict[str, Any], index: dict[tuple[Any, Any], Entity]) -> list[
 
 async def page(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], filt: ObsFilter,
                descending: bool, limit: int, skip: int = 0,
-               cursor: tuple[int, int] | None = None) -> tuple[list[Row], bool]:
+               cursor: tuple[int, int] | None = None) -> tuple[Rows, bool]:
     """One page of Observations of ``datastreams`` in (time, id) order; and whether more follow.
 
     Each statement asks for ``skip + limit + 1`` rows (and, after a cursor, one more per series,
     for the rows at the cursor's instant that went on the page before), as InfluxDB streams them:
-    every chunk is turned into rows and rendered (:func:`render`) while InfluxDB writes the next."""
+    every chunk is turned into columns and rendered (:func:`render`) while InfluxDB writes the next."""
     groups = _by_field(datastreams, cat)
     if not groups or limit == 0:
-        return [], False
+        return Rows([], [], [], [], {}), False
     want = skip + limit + 1
     scale = 1
     while True:
@@ -421,18 +474,21 @@ async def page(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], f
                     parts.append(influxql.time_compare("<=" if descending else ">=",
                                                        datetime.fromtimestamp(cursor[0], UTC)))
                     fetch += min(len(group), CURSOR_SERIES)
-                stmts.append(influxql.sta_observations(field_name, parts, descending, fetch))
+                one = not every and len(group) == 1  # (its tags once, not on every row)
+                stmts.append(influxql.sta_observations(field_name, parts, descending, fetch, one_series=one))
                 indices.append({(ds.station, ds.channel): ds for ds in group})
                 fetches.append(fetch)
         got, sent = await _fetch(influx, stmts, indices)
-        rows = [row for part in got for row in part]
+        blocks = [block for part in got for block in part]
+        rows = blocks[0] if len(blocks) == 1 else Rows.concat(blocks)
         full = any(n >= fetch for n, fetch in zip(sent, fetches, strict=True))
         if len(stmts) > 1 or len(indices[0]) > 1:  # one series comes in (time, id) order already
-            rows.sort(key=_TIME_ID, reverse=descending)
+            order = np.lexsort((np.array(rows.id, dtype=np.int64), np.array(rows.t, dtype=np.int64)))
+            rows = rows.take((order[::-1] if descending else order).tolist())
         if cursor is not None:  # the rows up to the cursor (at its instant) were on the page before
             seen = 0
-            while seen < len(rows) and (_TIME_ID(rows[seen]) >= cursor if descending
-                                        else _TIME_ID(rows[seen]) <= cursor):
+            while seen < len(rows) and ((rows.t[seen], rows.id[seen]) >= cursor if descending
+                                        else (rows.t[seen], rows.id[seen]) <= cursor):
                 seen += 1
             rows = rows[seen:]
         if len(rows) >= want or not full or scale >= 64:
@@ -446,7 +502,6 @@ async def page(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], f
 CHUNK_ROWS = 1000
 #: After a cursor, a statement over up to this many series asks for one more row per series.
 CURSOR_SERIES = 16
-_TIME_ID = attrgetter("t", "id")
 
 
 def _batches(stmts: list[str]) -> list[tuple[int, list[str]]]:
@@ -463,24 +518,86 @@ def _batches(stmts: list[str]) -> list[tuple[int, list[str]]]:
 
 
 async def _fetch(influx: AsyncInflux, stmts: list[str],
-                 indices: list[dict[tuple[Any, Any], Entity]]) -> tuple[list[list[Row]], list[int]]:
+                 indices: list[dict[tuple[Any, Any], Entity]]) -> tuple[list[list[Rows]], list[int]]:
     """The rows of each statement, rendered, and how many rows InfluxDB sent for each."""
-    rows: list[list[Row]] = [[] for _ in stmts]
+    rows: list[list[Rows]] = [[] for _ in stmts]
     sent = [0] * len(stmts)
 
     async def one(first: int, batch: list[str]) -> None:
         stream = influx.query_chunks(influxql.statements(*batch), chunk_size=CHUNK_ROWS)
         async with aclosing(stream) as chunks:
-            async for results in chunks:
-                for result in results:
-                    k = first + int(result.get("statement_id", 0))
-                    got = _rows(result, indices[k])
-                    render(got)
-                    rows[k] += got
-                    sent[k] += sum(len(s.get("values") or []) for s in series(result))
+            async for chunk in chunks:
+                with _no_collection():
+                    _take(chunk, first, indices, rows, sent)
 
     await asyncio.gather(*(one(first, batch) for first, batch in _batches(stmts)))
     return rows, sent
+
+
+def _take(chunk: bytes, first: int, indices: list[dict[tuple[Any, Any], Entity]],
+          rows: list[list[Rows]], sent: list[int]) -> None:
+    """One chunk's rows, as columns, to the rows of its statements (``first`` is the index of
+    the request's first statement)."""
+    for result in results(chunk):
+        k = first + int(result.get("statement_id", 0))
+        for s in series(result):
+            sent[k] += len(s.get("values") or [])
+            block = _block(s, indices[k])
+            if block is not None:
+                rows[k].append(block)
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """No garbage collection while a chunk is turned into columns (no ``await`` inside, so no
+    other request runs meanwhile). Parsing a chunk makes a list per row, all freed when the chunk
+    is done; a collection in between would promote them, and enough promoted objects start a
+    collection of the old generation: a walk of the whole heap (the catalogue's entities) that
+    took some 80 ms, every other 10,000-row page. Counts and thresholds are left as they are."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+#: Columns of :func:`civicair.influxql.sta_observations` that are not an Observation's values.
+_NOT_VALUES = frozenset({"time", "station", "channel"})
+
+
+def _block(s: dict[str, Any], index: dict[tuple[Any, Any], Entity]) -> Rows | None:
+    """One series (or chunk of it) of :func:`civicair.influxql.sta_observations` as columns,
+    rendered; the rows of series not in ``index`` (and without a result) left out."""
+    values = s.get("values") or []
+    if not values:
+        return None
+    cols = s["columns"]
+    tags = s.get("tags") or {}
+    if "station" in tags:  # GROUP BY: one series per station and channel
+        one = index.get((tags["station"], tags.get("channel") or "a"))
+        if one is None:
+            return None
+        ds: list[Any] = [one] * len(values)
+    else:
+        keys = list(zip(map(itemgetter(cols.index("station")), values),
+                        map(itemgetter(cols.index("channel")), values), strict=True))
+        of = {key: index.get((key[0], key[1] or "a")) for key in set(keys)}
+        ds = list(map(of.__getitem__, keys))
+    at_result = cols.index("result")
+    if None in ds or any(v[at_result] is None for v in values):
+        keep = [d is not None and v[at_result] is not None for d, v in zip(ds, values, strict=True)]
+        values, ds = list(compress(values, keep)), list(compress(ds, keep))
+        if not values:
+            return None
+    columns = {name: list(map(itemgetter(i), values))
+               for i, name in enumerate(cols) if name not in _NOT_VALUES}
+    t = list(map(itemgetter(0), values))
+    props = list(map(attrgetter("prop"), ds))
+    oid = list(map(ids.observation_id, map(_ID, ds), t))
+    return Rows(t, oid, ds, render(t, lambda name: columns.get(name) or [None] * len(t), props), columns)
 
 
 async def count(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], filt: ObsFilter) -> int:
