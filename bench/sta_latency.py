@@ -101,10 +101,9 @@ def main() -> int:
             print(f"latest of {with_obs} Datastreams: SensorThings {a * 1000:.1f} ms, /v1/latest "
                   f"({latest_rows} stations) {d * 1000:.1f} ms, ratio {ratio_latest:.2f}", flush=True)
 
-            thing = ids.assign_things([base.YEAR_STATION])[base.YEAR_STATION]
             things = {t["properties"]["station"]: t["@iot.id"] for t in client.get(
                 f"{sta}/Things", params={"$top": "2000", "$select": "id,properties"}).json()["value"]}
-            thing = things.get(base.YEAR_STATION, thing)
+            thing = things[base.YEAR_STATION]
             ds = ids.datastream_id(thing, "a", 0)
             end_dt = datetime.fromtimestamp(end, UTC)
             start = end_dt - timedelta(days=300)

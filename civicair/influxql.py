@@ -307,7 +307,7 @@ _ROLLUP_FUNCTIONS = {"mean": "MEAN", "min": "MIN", "max": "MAX", "count": "COUNT
 def measurement(name: str, rp: str | None = None) -> str:
     """``"name"`` or ``"rp"."name"`` (a retention policy; on 2.x a DBRP-mapped bucket)."""
     quoted = ident(name, (MEASUREMENT, STATION_MEASUREMENT, *ROLLUP_MEASUREMENTS.values(),
-                          storage.ROLLUP_DIRTY, storage.ROLLUP_STATE))
+                          storage.ROLLUP_DIRTY, storage.ROLLUP_STATE, storage.THING_IDS))
     return f"{quote_ident(rp)}.{quoted}" if rp else quoted
 
 
@@ -396,6 +396,17 @@ def dirty_marks(since: datetime) -> str:
 def rollup_state(rp: str | None = None) -> str:
     return (f'SELECT last("cursor") AS "cursor", last("covered_until") AS "covered_until" '
             f"FROM {measurement(storage.ROLLUP_STATE, rp)}")
+
+
+def thing_ids(rp: str | None = None) -> str:
+    """The SensorThings Thing id table (one point per station, time 0), per station."""
+    return f'SELECT last("id") AS "id" FROM {measurement(storage.THING_IDS, rp)} GROUP BY "station"'
+
+
+def known_stations() -> str:
+    """Every station id with readings or station points (one series per measurement): the
+    stations that get a Thing id (the API and the rollup worker ask the same question)."""
+    return f'SHOW TAG VALUES FROM "{MEASUREMENT}", "{STATION_MEASUREMENT}" WITH KEY = "station"'
 
 
 def readings_per_day(parts: Iterable[str | None]) -> str:

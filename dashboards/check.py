@@ -12,6 +12,14 @@ expanded with :mod:`dashboards.macros` over the dashboard's default time range (
 panel's relative-time override) and run against InfluxDB. A target passes with at
 least one row holding a value, reports "no rows" when it ran but found nothing, and
 fails on an error or an unresolved variable.
+
+A target switched on and off by the range's length (``$__range_s > 172800``: raw readings
+for short ranges, the rollups for long ones) runs over the board's range when it is on
+there; else it runs over the board's range first, where it must return no rows (InfluxDB
+folds the false comparison; one that does not fails the check), then over a range it is on
+for (:meth:`dashboards.macros.RangeSwitch.example_span_s`). So the short and the long form
+of every panel run, on and off. The static checks require that as many targets of such a
+panel are on at every range length, and at least one.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from dashboards.macros import (
     calculate_interval,
     expand,
     parse_duration_ms,
+    range_switch,
     referenced,
     template_replace,
     unresolved,
@@ -140,6 +149,26 @@ def _datasource_problem(ref: Any, variables: set[str], uids: set[str]) -> str | 
     return f"datasource uid {uid!r} is not provisioned (provisioned: {', '.join(sorted(uids)) or 'none'})"
 
 
+def _switch_problem(queries: list[str]) -> str | None:
+    """Where a panel's ``$__range_s`` switches leave a range without a query, or switch a
+    series on one side of a bound but not the other (the queries on must be as many at every
+    range length); None for a panel without switches."""
+    switches = [range_switch(q) for q in queries]
+    if all(sw is None for sw in switches):
+        return None
+    bounds = {b for sw in switches if sw is not None for _, b in sw.comparisons}
+    spans = sorted({1, 366 * 86400} | bounds | {b + 1 for b in bounds})
+    on = {span_s: sum(1 for sw in switches if sw is None or sw.on(span_s)) for span_s in spans}
+    for span_s, n in on.items():
+        if n == 0:
+            return f"no query is on for a range of {span_s} s: its $__range_s switches leave a gap"
+    if len(set(on.values())) > 1:
+        (a, na), (b, nb) = min(on.items(), key=lambda kv: kv[1]), max(on.items(), key=lambda kv: kv[1])
+        return (f"{na} of its queries are on for a range of {a} s but {nb} for {b} s: a series "
+                "is missing on one side of a $__range_s switch")
+    return None
+
+
 def validate(boards: dict[str, dict], datasources: dict[str, ProvisionedDatasource]) -> list[Finding]:
     problems: list[Finding] = []
     uids = set(datasources)
@@ -217,6 +246,10 @@ def validate(boards: dict[str, dict], datasources: dict[str, ProvisionedDatasour
                 missing = referenced(t["query"]) - defined - BUILTIN_VARIABLES
                 if missing:
                     fail(tw, f"uses undefined ${', $'.join(sorted(missing))}", t["query"])
+            problem = _switch_problem([t["query"] for t in panel.get("targets", [])
+                                       if t.get("query") and not t.get("hide")])
+            if problem is not None:
+                fail(where, problem)
             if panel.get("timeFrom"):
                 try:
                     parse_duration_ms(panel["timeFrom"])
@@ -322,11 +355,32 @@ def run_queries(boards: dict[str, dict], influx: Influx, datasources: dict[str, 
                 time_range = TimeRange(board_range.to_ms - span, board_range.to_ms)
             min_interval = parse_duration_ms(panel["interval"]) if panel.get("interval") else default_min
             points = int(panel.get("maxDataPoints") or _panel_width_px(panel))
-            ctx = Context(time_range, calculate_interval(time_range, points, min_interval), variables)
             for t in panel.get("targets", []):
                 if t.get("hide") or not t.get("rawQuery") or not t.get("query"):
                     continue
-                finding, _ = run(name, f"{panel.get('title')} [{t.get('refId')}]", t["query"], ctx)
+                where = f"{panel.get('title')} [{t.get('refId')}]"
+                ctx = Context(time_range, calculate_interval(time_range, points, min_interval), variables)
+                switch = range_switch(t["query"])
+                off: Finding | None = None
+                if switch is not None and not switch.on(round(time_range.span_ms / 1000)):
+                    # Off at the board's range: InfluxDB must fold the false comparison and
+                    # return nothing. Then run it over a range it is on for, ending at the same
+                    # moment.
+                    off, results = run(name, where, t["query"], ctx)
+                    if off.status == PASS:
+                        off = Finding(name, where, FAIL, f"switched off by $__range_s but returned "
+                                      f"{off.detail}: the InfluxDB does not fold the switch", off.query)
+                    span_s = switch.example_span_s()
+                    if off.status == FAIL or span_s is None:
+                        findings.append(off if off.status == FAIL else Finding(
+                            name, where, FAIL, "its $__range_s switch is never on", t["query"]))
+                        continue
+                    on_range = TimeRange(time_range.to_ms - span_s * 1000, time_range.to_ms)
+                    ctx = Context(on_range, calculate_interval(on_range, points, min_interval), variables)
+                    where += f" over {span_s} s"
+                finding, _ = run(name, where, t["query"], ctx)
+                if off is not None:
+                    finding.detail += "; off over the board's range: no rows"
                 findings.append(finding)
     return findings
 

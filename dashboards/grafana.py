@@ -111,11 +111,16 @@ class InfluxQL(cogbuilder.Builder[InfluxQLQuery]):
         return self
 
 
+def ref_id(index: int) -> str:
+    """Grafana's refIds: A … Z, then AA, AB … (as its query editor names them)."""
+    if index < len(_REF_IDS):
+        return _REF_IDS[index]
+    return ref_id(index // len(_REF_IDS) - 1) + _REF_IDS[index % len(_REF_IDS)]
+
+
 def queries(*targets: InfluxQL) -> list[cogbuilder.Builder[cogvariants.Dataquery]]:
-    """A panel's targets, lettered A, B, … in order."""
-    if len(targets) > len(_REF_IDS):
-        raise ValueError(f"a panel takes at most {len(_REF_IDS)} queries, got {len(targets)}")
-    return [t.ref_id(_REF_IDS[i]) for i, t in enumerate(targets)]
+    """A panel's targets, lettered A, B, … Z, AA, … in order."""
+    return [t.ref_id(ref_id(i)) for i, t in enumerate(targets)]
 
 
 def register_influxql() -> None:

@@ -16,7 +16,18 @@ from civicair.schema.aqi import CATEGORIES, WHO_24H_UG_M3
 from civicair.schema.qc import TEXT as QC_TEXT
 from civicair.schema.qc import Flag
 
-__all__ = ["WHO_24H_UG_M3", "legend_markdown", "qc_flags", "thresholds", "value_mappings"]
+__all__ = ["NOWCAST", "WHO_24H_UG_M3", "aqi_thresholds", "legend_markdown", "qc_flags", "thresholds",
+           "value_mappings"]
+
+#: What the NowCast is, for the public: every panel that shows it says so.
+NOWCAST = (
+    "The NowCast is how the US EPA and AirNow report the current air quality: a weighted "
+    "average of the station's last 12 hourly means in which the most recent hours count most, "
+    "and count more the faster the air is changing. It follows a smoke episode within an hour "
+    "or two, yet is steadier than a single reading, and is what the AQI categories (defined for "
+    "24-hour averages) are applied to for \"now\". It is updated after each full hour and needs "
+    "data in 2 of the last 3 hours."
+)
 
 
 def thresholds() -> db.ThresholdsConfig:
@@ -27,6 +38,13 @@ def thresholds() -> db.ThresholdsConfig:
     """
     steps = [dm.Threshold(value=None, color=CATEGORIES[0].colour)]
     steps += [dm.Threshold(value=c.low_ug_m3, color=c.colour) for c in CATEGORIES[1:]]
+    return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps)
+
+
+def aqi_thresholds() -> db.ThresholdsConfig:
+    """The same categories as :func:`thresholds`, on the index itself (0–50 Good, 51–100 …)."""
+    steps = [dm.Threshold(value=None, color=CATEGORIES[0].colour)]
+    steps += [dm.Threshold(value=c.aqi_low, color=c.colour) for c in CATEGORIES[1:]]
     return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps)
 
 

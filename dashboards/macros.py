@@ -243,3 +243,34 @@ def referenced(text: str) -> set[str]:
 def unresolved(expanded: str) -> set[str]:
     """Variables left in an expanded query: Grafana would send them to InfluxDB as typed."""
     return referenced(expanded)
+
+
+# -- range switches ---------------------------------------------------------------------------
+#: ``$__range_s <op> <seconds>`` in a query: a constant comparison once the template service
+#: has put the range's length in, which InfluxDB folds (a false one reads no series at all).
+#: The boards use it to switch a panel between raw readings and the rollups by range length.
+_RANGE_SWITCH_RE = re.compile(r"\$(?:__range_s|\{__range_s\})\s*(<=|>=|<|>|=)\s*(\d+)")
+_OPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b, "=": lambda a, b: a == b}
+
+
+@dataclass(frozen=True, slots=True)
+class RangeSwitch:
+    """The ranges a query is switched on for: every ``$__range_s`` comparison it makes."""
+
+    comparisons: tuple[tuple[str, int], ...]
+
+    def on(self, span_s: int) -> bool:
+        return all(_OPS[op](span_s, bound) for op, bound in self.comparisons)
+
+    def example_span_s(self) -> int | None:
+        """A range length [s] the query is on for (its upper edge where it has one), or None."""
+        bounds = sorted({b + d for _, b in self.comparisons for d in (-1, 0, 1)})
+        candidates = [b for b in reversed(bounds) if b > 0]
+        return next((s for s in candidates if self.on(s)), None)
+
+
+def range_switch(query: str) -> RangeSwitch | None:
+    """The query's range switch, or None when it runs whatever the range."""
+    found = tuple((m.group(1), int(m.group(2))) for m in _RANGE_SWITCH_RE.finditer(query))
+    return RangeSwitch(found) if found else None

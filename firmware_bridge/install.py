@@ -4,7 +4,8 @@ What docs/raspberry-pi.md otherwise takes ten commands to do, checked on the way
 the config the operator gave is read and validated before anything is written; the
 password goes to ``/etc/civicair/bridge.env`` (mode 600) and never into the TOML;
 the systemd unit runs this very installation's ``civicair``; the ``civicair`` system
-user is created (member of ``dialout``); ``bridge doctor`` runs; and only if every
+user is created (member of ``dialout``, and of ``i2c`` when the config has an I²C
+humidity companion); ``bridge doctor`` runs; and only if every
 check passes is the service enabled and started. Running it again changes nothing
 that is already right, and says so.
 
@@ -42,6 +43,8 @@ SERVICE = "civicair-bridge"
 USER = "civicair"
 #: The command line the shipped unit names; replaced by this installation's own.
 SHIPPED_EXEC = "/opt/civicair/bin/civicair"
+SHIPPED_GROUPS = "SupplementaryGroups=dialout"
+I2C_GROUP = "i2c"
 
 
 #: Printable ASCII without space, quotes and backslash: stored verbatim by EnvironmentFile.
@@ -62,12 +65,22 @@ class FileSpec:
     group: str | None = None  # owner root; this group (on the Pi only), else root's
 
 
-def unit_text(executable: str) -> str:
-    """The shipped unit, running ``executable`` (this installation's ``civicair``)."""
+def service_groups(cfg: config.BridgeConfig) -> tuple[str, ...]:
+    """The service user's supplementary groups: ``dialout`` for the serial ports, and
+    ``i2c`` (owner of ``/dev/i2c-*`` on Raspberry Pi OS) when a ``[[climate]]`` companion
+    is on I²C. IIO companions need none: their sysfs files are world-readable."""
+    i2c = any(c.kind != "iio" and not c.simulate for c in cfg.climate)
+    return ("dialout", I2C_GROUP) if i2c else ("dialout",)
+
+
+def unit_text(executable: str, groups: tuple[str, ...] = ("dialout",)) -> str:
+    """The shipped unit, running ``executable`` (this installation's ``civicair``) with
+    ``groups`` as its supplementary groups."""
     shipped = resources.files("firmware_bridge").joinpath("data/civicair-bridge.service").read_text()
-    if SHIPPED_EXEC not in shipped:
-        raise InstallError("the shipped unit file has no ExecStart to adapt")
-    return shipped.replace(SHIPPED_EXEC, executable)
+    if SHIPPED_EXEC not in shipped or SHIPPED_GROUPS not in shipped:
+        raise InstallError("the shipped unit file has no ExecStart or SupplementaryGroups to adapt")
+    return shipped.replace(SHIPPED_EXEC, executable).replace(SHIPPED_GROUPS,
+                                                             "SupplementaryGroups=" + " ".join(groups))
 
 
 def own_executable() -> str:
@@ -146,7 +159,7 @@ def plan(config_text: str, password: str | None,
     files = [FileSpec(CONFIG_PATH, config_text, 0o640 if private else 0o644, USER if private else None)]
     if password:
         files.append(FileSpec(ENV_PATH, f"CIVICAIR_MQTT_PASSWORD={password}\n", 0o600))
-    files.append(FileSpec(UNIT_PATH, unit_text(executable), 0o644))
+    files.append(FileSpec(UNIT_PATH, unit_text(executable, service_groups(cfg)), 0o644))
     return cfg, files
 
 
@@ -183,19 +196,29 @@ def write_files(root: Path, files: list[FileSpec], say: Callable[[str], None]) -
     return changed
 
 
-def ensure_user(say: Callable[[str], None], run: Callable[..., subprocess.CompletedProcess]) -> None:
+def ensure_user(say: Callable[[str], None], run: Callable[..., subprocess.CompletedProcess],
+                groups: tuple[str, ...] = ("dialout",)) -> None:
+    """Create the service user in ``groups``, or add it to those it is not yet in."""
+    for group in groups:
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            fix = (" (it appears when I²C is enabled: sudo raspi-config nonint do_i2c 0, then reboot)"
+                   if group == I2C_GROUP else "")
+            raise InstallError(f"group {group} does not exist on this system{fix}") from None
     try:
         pwd.getpwnam(USER)
     except KeyError:
         run(["useradd", "--system", "--home-dir", str(STATE_DIR), "--no-create-home",
-             "--shell", "/usr/sbin/nologin", "--groups", "dialout", USER], check=True)
-        say(f"created system user {USER} (group dialout)")
+             "--shell", "/usr/sbin/nologin", "--groups", ",".join(groups), USER], check=True)
+        say(f"created system user {USER} (groups {', '.join(groups)})")
         return
-    if USER not in grp.getgrnam("dialout").gr_mem:
-        run(["usermod", "--append", "--groups", "dialout", USER], check=True)
-        say(f"added {USER} to group dialout")
+    missing = [g for g in groups if USER not in grp.getgrnam(g).gr_mem]
+    if missing:
+        run(["usermod", "--append", "--groups", ",".join(missing), USER], check=True)
+        say(f"added {USER} to group{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     else:
-        say(f"user {USER} exists (group dialout)")
+        say(f"user {USER} exists (groups {', '.join(groups)})")
 
 
 def systemd_running() -> bool:
@@ -278,7 +301,12 @@ def install(config_file: Path, *, env_file: Path | None = None, root: Path = Pat
     if not system:
         say(f"installing under {root} (no user is created, nothing is started)")
     if system:
-        ensure_user(say, run)
+        try:
+            ensure_user(say, run, service_groups(cfg))
+        except InstallError as exc:
+            say(f"civicair bridge install: {exc}")
+            say("nothing was written")
+            return 2
     changed = write_files(root, files, say)
     if inline and password is None and installed_env.is_file():
         installed_env.unlink()

@@ -27,6 +27,7 @@ from rollup.backfill import backfill, first_reading
 from rollup.compute import floor, recompute
 from rollup.metrics import MetricsServer, RollupMetrics
 from rollup.settings import RollupSettings
+from rollup.things import sync as sync_thing_ids
 
 log = logging.getLogger("civicair.rollup")
 HOUR = timedelta(hours=1)
@@ -157,6 +158,7 @@ class Worker:
         self.metrics.set("civicair_rollup_covered_until_seconds", new.covered_until)
         self.metrics.inc("civicair_rollup_cycles_total")
         self.metrics.set("civicair_rollup_cycle_seconds", time.perf_counter() - started)
+        sync_thing_ids(self.influx, self.rp)  # after the state: a refused write never holds rollups back
         if pending:
             log.info("rolled up %d station-hours of %d days (%d marks)", sum(map(len, hours.values())),
                      len(by_day), len(pending))

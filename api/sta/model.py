@@ -11,6 +11,7 @@ Pure except :func:`load`; touches no InfluxQL text (builders live in civicair/in
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,7 +123,7 @@ def sensor_id(model: str) -> int:
     """1 … 7 for the contract's models (their order there), a hash above 1000 otherwise."""
     if model in contract.SENSORS:
         return contract.SENSORS.index(model) + 1
-    return 1000 + ids.station_hash(model) % 1_000_000
+    return 1000 + ids.stable_hash(model, 1_000_000)
 
 
 @dataclass(slots=True)
@@ -185,10 +186,25 @@ class StationRows:
     with_temp: set[str] = field(default_factory=set)
 
 
-def statements() -> str:
+def statements(rollup_rp: str | None = None) -> str:
+    """The catalogue's one request: :func:`parse` reads the first six results,
+    :func:`thing_ids` the last two (the Thing id table and every known station)."""
     return influxql.statements(
         influxql.station_meta(), influxql.station_positions(), influxql.last_seen(),
-        influxql.first_seen_series(), influxql.field_seen("rh"), influxql.field_seen("temp"))
+        influxql.first_seen_series(), influxql.field_seen("rh"), influxql.field_seen("temp"),
+        influxql.thing_ids(rollup_rp), influxql.known_stations())
+
+
+def thing_ids(table_result: dict[str, Any], stations_result: dict[str, Any],
+              stations: Iterable[str] = ()) -> dict[str, int]:
+    """Thing id per station: the persisted table (rollup/things.py writes it), and for the
+    stations not in it yet the ids the worker will give them (:func:`ids.assign`, pure).
+    ``stations`` (those :func:`parse` found) joins the known ones in case the two reads
+    saw different moments."""
+    table = {s["tags"]["station"]: s["values"][0][1] for s in series(table_result)
+             if s.get("values") and isinstance(s["values"][0][1], int)}
+    known = {row[1] for s in series(stations_result) for row in s.get("values") or []}
+    return ids.assign(table, known | set(stations))
 
 
 def parse(results: list[dict[str, Any]]) -> dict[str, StationRows]:
@@ -242,8 +258,10 @@ def _interval(start: int | None, end: int | None) -> str | None:
     return f"{format_time(start)}/{format_time(end)}"
 
 
-def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | None = None) -> Catalogue:
-    """Every entity from :func:`parse`'s rows (pure but for the default ``now``)."""
+def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | None = None,
+          thing_ids: dict[str, int] | None = None) -> Catalogue:
+    """Every entity from :func:`parse`'s rows (pure but for the default ``now``); Thing ids
+    from :func:`thing_ids` (default: numbered from 1 as if none were persisted)."""
     cat = Catalogue(loaded_at=time.time() if now is None else now)
     for index, prop in enumerate(OBSERVED_PROPERTIES):
         cat.add(Entity("ObservedProperty", index + 1, {
@@ -261,8 +279,11 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
                 "framePeriod_s": sensors.FRAME_PERIOD_S.get(model),
                 "ratedLife_h": sensors.RATED_LIFE_HOURS.get(model)}},
             model=model))
-    thing_ids = ids.assign_things(list(stations))
+    if thing_ids is None:
+        thing_ids = ids.assign({}, stations)
     for station, rows in sorted(stations.items()):
+        if station not in thing_ids:  # a station id the contract does not allow (never stored by us)
+            continue
         tid, meta = thing_ids[station], rows.meta
         hardware = {ch: model for ch, (model, _, _) in sorted(rows.series.items())} or dict(meta.sensors)
         name = meta.name or station
@@ -323,5 +344,6 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
 
 
 async def load(influx: AsyncInflux, settings: ApiSettings) -> Catalogue:
-    results = await influx.query(statements())
-    return build(parse(results), settings)
+    results = await influx.query(statements(settings.rollup_rp or None))
+    stations = parse(results)
+    return build(stations, settings, thing_ids=thing_ids(results[6], results[7], stations))

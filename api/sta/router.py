@@ -16,6 +16,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from api.deps import InfluxDep, SettingsDep
 from api.envelope import JSONResponse
+from api.errors import ApiError, body
 from api.settings import ApiSettings
 from api.sta import engine, model
 from api.sta.errors import bad_request
@@ -67,13 +68,13 @@ _ROOT_EXAMPLE = {
 _COLLECTION_EXAMPLE = {
     "@iot.count": 1,
     "value": [{
-        "@iot.id": 199016960, "@iot.selfLink": "https://air.example.org/sta/v1.1/Datastreams(199016960)",
+        "@iot.id": 1, "@iot.selfLink": "https://air.example.org/sta/v1.1/Datastreams(1)",
         "name": "PM2.5", "description": "PM2.5 at Lab 1, channel a",
         "unitOfMeasurement": {"name": "microgram per cubic meter", "symbol": "ug/m3",
                               "definition": "http://unitsofmeasure.org/ucum.html#para-30"},
         "observationType": model.OM_MEASUREMENT,
-        "Thing@iot.navigationLink": "https://air.example.org/sta/v1.1/Datastreams(199016960)/Thing",
-        "Observations": [{"@iot.id": 854771336316565760,
+        "Thing@iot.navigationLink": "https://air.example.org/sta/v1.1/Datastreams(1)/Thing",
+        "Observations": [{"@iot.id": 6062236096,
                           "phenomenonTime": "2026-01-01T11:59:00Z/2026-01-01T12:00:00Z",
                           "resultTime": "2026-01-01T12:00:00Z", "result": 12.3, "resultQuality": []}],
     }],
@@ -108,9 +109,13 @@ async def resource(
     cat = await catalogue(request, influx, settings)
     ctx = engine.Context(_root(request), cat, influx, settings, path)
     try:
-        result = await engine.resolve(ctx, path, list(request.query_params.multi_items()))
-    except QueryError as exc:  # a value no InfluxQL builder accepts (their messages name no input)
-        raise bad_request(f"the query cannot be answered: {exc}") from None
+        try:
+            result = await engine.resolve(ctx, path, list(request.query_params.multi_items()))
+        except QueryError as exc:  # a value no InfluxQL builder accepts (their messages name no input)
+            raise bad_request(f"the query cannot be answered: {exc}") from None
+    except ApiError as exc:
+        # SensorThings clients (FROST's among them) read the reason from `message`.
+        return JSONResponse(body(exc.detail, exc.code) | {"message": exc.detail}, status_code=exc.status)
     if result.text:
         return PlainTextResponse(result.body, status_code=result.status) if result.status != 204 \
             else Response(status_code=204)

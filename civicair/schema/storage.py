@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -391,3 +391,48 @@ NOWCAST_FIELDS = ("pm25", "aqi", "weight", "hours")
 #: field ``id`` (integer). Kept with the rollups (never expires); written by the rollup
 #: worker, read by the API.
 THING_IDS = "sta_thing"
+#: Largest Thing id: a Thing id is the low bits of every Location id and (minus one, times
+#: 16) part of every Datastream id, which must stay below 2**31 for Observation ids.
+MAX_THING_ID = 2**27 - 1
+
+
+def assign_thing_ids(existing: Mapping[str, int], stations: Iterable[str]) -> dict[str, int]:
+    """Thing id of every station: those in ``existing`` (the :data:`THING_IDS` table) keep
+    theirs; the others get ``max + 1``, ``max + 2``, … in sorted station-id order.
+
+    Deterministic, so a reader that may not write (the API) computes the same provisional
+    ids the writer (the rollup worker) will persist. A table that lost its invariants (an
+    id below 1 or above :data:`MAX_THING_ID`, or two stations on one id after a race of two
+    writers) is read as if the offending entries were missing: of two stations on one id,
+    the first in sorted order keeps it and the other gets a new one. A station id the
+    contract does not allow gets no Thing id (none of our writers stores one).
+
+    Raises
+    ------
+    ValueError
+        More stations than Thing ids (:data:`MAX_THING_ID`).
+    """
+    kept: dict[str, int] = {}
+    taken: set[int] = set()
+    for station, tid in sorted(existing.items()):
+        if type(tid) is int and 1 <= tid <= MAX_THING_ID and tid not in taken:
+            kept[station] = tid
+            taken.add(tid)
+    top = max(taken, default=0)
+    for station in sorted({s for s in stations if contract.is_station_id(s)} - set(kept)):
+        top += 1
+        if top > MAX_THING_ID:
+            raise ValueError(f"no Thing id left for station {station!r} (at most {MAX_THING_ID})")
+        kept[station] = top
+    return kept
+
+
+def thing_ids_lines(assigned: Mapping[str, int]) -> bytes:
+    """The :data:`THING_IDS` points of ``assigned`` (station -> id), one line each, time 0."""
+    out = []
+    for station, tid in sorted(assigned.items()):
+        _checked_station(station, ContractError)
+        if isinstance(tid, bool) or not isinstance(tid, int) or not 1 <= tid <= MAX_THING_ID:
+            raise ValueError(f"Thing id of {station!r} must be 1 to {MAX_THING_ID}, got {tid!r}")
+        out.append(f"{THING_IDS},station={station} id={tid}i 0\n")
+    return "".join(out).encode()

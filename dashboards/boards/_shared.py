@@ -1,6 +1,9 @@
-"""What the three boards share: uids, links, wording, and the stat and PM time-series panels."""
+"""What the three boards share: uids, links, wording, the stat and PM time-series panels, and
+the switch between raw readings and the rollups by the length of the time range."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
@@ -8,6 +11,7 @@ from grafana_foundation_sdk.builders import stat, timeseries
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
+from civicair.schema import storage
 from dashboards.grafana import UNIT_UG_M3, InfluxQL, colour, dashboard_link, datasource, prose, queries
 
 #: A station that has sent nothing for this long is shown as offline. Bridges send a
@@ -15,6 +19,84 @@ from dashboards.grafana import UNIT_UG_M3, InfluxQL, colour, dashboard_link, dat
 ONLINE_WINDOW = "15m"
 ONLINE_MINUTES = ONLINE_WINDOW[:-1]
 TAGS = ["civicair", "air quality"]
+
+# -- raw readings or rollups, by the range's length (docs/dashboards.md) ----------------------
+#: Up to this range length [s] a panel reads the raw readings (measurement ``pm``), at
+#: Grafana's interval; up to :data:`HOURLY_UP_TO_S` the hourly rollup, one point an hour;
+#: beyond, the daily rollup, one point a day. A 2-day range is ~2,900 raw minutes per
+#: sensor, a 30-day range 720 hours, a year 365 days: a few thousand points at most.
+RAW_UP_TO_S = 2 * 86400
+HOURLY_UP_TO_S = 30 * 86400
+#: The rollups' statistics over every reading, flagged or not: the raw panels average
+#: every reading too, so a panel shows the same level on both sides of a switch.
+MEAN = {param: storage.rollup_field(param, "mean", clean=False) for param in storage.ROLLUP_PARAMS}
+READINGS = storage.rollup_field("pm25", "count", clean=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One rollup as a panel reads it: measurement, bucket, the range lengths it is on for."""
+
+    measurement: str
+    every: str
+    seconds: int
+    switch: str
+    label: str
+
+
+RAW_SWITCH = f"$__range_s <= {RAW_UP_TO_S}"
+HOURLY = Rollup(storage.PM_1H, "1h", 3600, f"$__range_s > {RAW_UP_TO_S} AND $__range_s <= {HOURLY_UP_TO_S}",
+                "hourly mean")
+DAILY = Rollup(storage.PM_1D, "1d", 86400, f"$__range_s > {HOURLY_UP_TO_S}", "daily mean")
+ROLLUPS = (HOURLY, DAILY)
+
+
+def _switched(query: str, switch: str) -> str:
+    # Every time filter takes the switch (a subquery's too), so no part of a query that is
+    # off reads anything.
+    if "$timeFilter" not in query:
+        raise ValueError(f"a switched query needs a $timeFilter: {query!r}")
+    return query.replace("$timeFilter", f"$timeFilter AND {switch}")
+
+
+def by_range(raw: InfluxQL | str, rollup: str, *, raw_alias: str | None = None,
+             rollup_alias: str | None = None) -> list[InfluxQL]:
+    """The raw query for short ranges, then the same panel's query on each rollup.
+
+    ``rollup`` is a template: ``{measurement}``, ``{every}`` (the rollup's bucket,
+    ``1h``/``1d``) and ``{seconds}`` (its length in seconds) are filled in per rollup;
+    ``{label}`` in ``rollup_alias`` becomes "hourly mean"/"daily mean". Each query is
+    switched on by ``$__range_s`` (which InfluxDB folds: a query switched off reads no
+    series), so exactly one of them runs for any range.
+    """
+    raw_query = raw if isinstance(raw, InfluxQL) else InfluxQL(raw)
+    raw_query.build().query = _switched(raw_query.build().query, RAW_SWITCH)
+    if raw_alias:
+        raw_query.alias(raw_alias)
+    out = [raw_query]
+    for r in ROLLUPS:
+        q = InfluxQL(_switched(rollup.format(measurement=r.measurement, every=r.every, seconds=r.seconds),
+                               r.switch))
+        if rollup_alias:
+            q.alias(rollup_alias.format(label=r.label))
+        out.append(q)
+    return out
+
+
+#: The US EPA NowCast, per station, as the rollup worker writes it (one point per station
+#: and clock hour, time = the end of the hour it is current from). A station's NowCast is
+#: current if its point is at most this old; older, it has none (EPA: 2 of the last 3
+#: hours must have data).
+NOWCAST_WINDOW = "3h"
+
+
+def nowcast_per_station() -> InfluxQL:
+    """Each station's current NowCast: ``NowCast`` [µg/m³] and ``AQI``, one row per station."""
+    pm25, aqi_value = storage.NOWCAST_FIELDS[0], storage.NOWCAST_FIELDS[1]
+    return InfluxQL(f'SELECT last("{pm25}") AS "NowCast", last("{aqi_value}") AS "AQI" '
+                    f'FROM "{storage.PM_NOWCAST}" WHERE time > now() - {NOWCAST_WINDOW} GROUP BY "station"'
+                    ).table()
+
 
 OVERVIEW_UID = "civicair-overview"
 STATION_UID = "civicair-station"
@@ -48,12 +130,14 @@ def line_style_dashed() -> cb.LineStyle:
     return cb.LineStyle().fill("dash").dash([10, 10])
 
 
-def stat_panel(title: str, description: str, target: InfluxQL, *, width: int = 6, height: int = 5,
+def stat_panel(title: str, description: str, target: InfluxQL | tuple[InfluxQL, ...], *, width: int = 6,
+               height: int = 5,
                calc: str = "lastNotNull", fields: str = "",
                color_mode: cm.BigValueColorMode = cm.BigValueColorMode.BACKGROUND) -> stat.Panel:
-    """One big number; the field settings (unit, colours, no-value text) are chained on."""
+    """One big number per query or field; the field settings (unit, colours, no-value text) are chained on."""
     return (stat.Panel().title(title).description(prose(description)).datasource(datasource())
-            .targets(queries(target)).span(width).height(height)
+            .targets(queries(*(target if isinstance(target, tuple) else (target,))))
+            .span(width).height(height)
             .reduce_options(cb.ReduceDataOptions().calcs([calc]).fields(fields).values(False))
             .color_mode(color_mode).graph_mode(cm.BigValueGraphMode.NONE)
             .justify_mode(cm.BigValueJustifyMode.AUTO).orientation(cm.VizOrientation.AUTO)

@@ -1,4 +1,9 @@
-"""The Network health board: stations online, coverage, quality-check rates, readings stored."""
+"""The Network health board: stations online, coverage, quality-check rates, readings stored.
+
+Its time series read the raw readings over ranges up to 2 days and the rollups beyond
+(:func:`dashboards.boards._shared.by_range`); the rollups count readings with a PM2.5 value
+(``pm25_count_all``) where raw counts every reading.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,16 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
+from civicair.schema import storage
 from dashboards import legend as aqi
 from dashboards.boards._shared import (
     NETWORK_UID,
     ONLINE_MINUTES,
     ONLINE_WINDOW,
+    RAW_UP_TO_S,
+    READINGS,
     TAGS,
+    by_range,
     links,
     series_panel,
     stat_panel,
@@ -66,13 +75,17 @@ def _presence() -> statetimeline.Panel:
             from_val=1, to=None, result=dm.ValueMappingResult(text="reporting", index=1))),
     ]
     return (
-        statetimeline.Panel().title("Stations reporting").description(prose("""
+        statetimeline.Panel().title("Stations reporting").description(prose(f"""
         One line per station: green while it is sending readings, red where an interval has
         none. Gaps that turn green again later were usually filled by the station replaying what
-        it stored while offline."""))
+        it stored while offline. Over ranges longer than {RAW_UP_TO_S // 86400} days an interval
+        is an hour (longer than 30 days: a day)."""))
         .datasource(datasource()).span(24).height(10)
-        .targets(queries(InfluxQL('SELECT count("n") FROM "pm" WHERE $timeFilter '
-                                  'GROUP BY time($__interval), "station" fill(0)').alias("$tag_station")))
+        .targets(queries(*by_range(
+            'SELECT count("n") FROM "pm" WHERE $timeFilter GROUP BY time($__interval), "station" fill(0)',
+            f'SELECT sum("{READINGS}") FROM "{{measurement}}" WHERE $timeFilter '
+            'GROUP BY time({every}), "station" fill(0)',
+            raw_alias="$tag_station", rollup_alias="$tag_station")))
         .color_scheme(by_thresholds()).thresholds(thresholds(("red", None), ("green", 1))).mappings(mappings)
         .line_width(0).fill_opacity(80)
         .show_value(cm.VisibilityMode.NEVER).merge_values(True).align_value(cm.TimelineValueAlignment.LEFT)
@@ -130,16 +143,31 @@ def _awaiting_confirmation() -> bargauge.Panel:
 
 
 def network() -> db.Dashboard:
-    per_minute = series_panel("Readings stored per minute", """
+    per_minute = series_panel("Readings stored per minute", f"""
         How many readings reach the database each minute, all stations together. A steady line
-        is one reading per sensor per minute; a burst is stations catching up after an outage.""",
-                              InfluxQL('SELECT count("n") * 60000 / $__interval_ms AS "readings per minute" '
-                                       'FROM "pm" WHERE $timeFilter GROUP BY time($__interval) fill(0)'),
+        is one reading per sensor per minute; a burst is stations catching up after an outage.
+        Over ranges longer than {RAW_UP_TO_S // 86400} days: the average per minute of each hour
+        (longer than 30 days: of each day).""",
+                              *by_range('SELECT count("n") * 60000 / $__interval_ms AS "readings per minute" '
+                                        'FROM "pm" WHERE $timeFilter GROUP BY time($__interval) fill(0)',
+                                        f'SELECT sum("{READINGS}") * 60 / {{seconds}} '
+                                        'AS "readings per minute" FROM "{measurement}" WHERE $timeFilter '
+                                        'GROUP BY time({every}) fill(0)'),
                               width=12, height=10, unit="none", decimals=0).fill_opacity(10)
     flag_targets = [
-        InfluxQL(f'SELECT mean("flag") * 100 / {int(bit)} FROM (SELECT "qc" & {int(bit)} AS "flag" FROM "pm" '
-                 f"WHERE $timeFilter) WHERE $timeFilter GROUP BY time($__interval) fill(none)").alias(label)
+        target
         for bit, label, _ in aqi.qc_flags()
+        for target in by_range(
+            InfluxQL(f'SELECT mean("flag") * 100 / {int(bit)} FROM (SELECT "qc" & {int(bit)} AS "flag" '
+                     f'FROM "pm" WHERE $timeFilter) WHERE $timeFilter '
+                     'GROUP BY time($__interval) fill(none)'),
+            # A flag field is absent where no reading carried it (0), and an hour without
+            # readings has no point: fill(0), then leave out the intervals with no readings.
+            'SELECT "flagged" * 100 / "readings" FROM (SELECT '
+            f'sum("{storage.flag_field(bit.name or str(int(bit)))}") AS "flagged", '
+            f'sum("{READINGS}") AS "readings" FROM "{{measurement}}" WHERE $timeFilter '
+            'GROUP BY time({every}) fill(0)) WHERE "readings" > 0',
+            raw_alias=label, rollup_alias=label)
     ]
     flags_md = "; ".join(f"{label}: {explanation}" for _, label, explanation in aqi.qc_flags())
     flags = (

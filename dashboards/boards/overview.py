@@ -1,4 +1,4 @@
-"""The Overview board: a map of the latest PM2.5, the city-wide median, the stations table."""
+"""The Overview board: a map of the current AQI (NowCast), the city-wide median, the stations table."""
 
 from __future__ import annotations
 
@@ -12,13 +12,18 @@ from grafana_foundation_sdk.models import text as tm
 
 from dashboards import legend as aqi
 from dashboards.boards._shared import (
+    HOURLY_UP_TO_S,
+    MEAN,
     ONLINE_MINUTES,
     ONLINE_WINDOW,
     OVERVIEW_UID,
+    RAW_UP_TO_S,
     SENSOR_CAVEAT,
     TAGS,
+    by_range,
     legend_below,
     links,
+    nowcast_per_station,
     series_panel,
     stat_panel,
     tooltip_all,
@@ -44,7 +49,7 @@ def _marker_layer() -> cb.MapLayerOptions:
     # size: ScaleDimensionConfig always writes min and max (0 and 0 here), and Grafana
     # clamps a fixed size into them.
     style = {
-        "color": cb.ColorDimensionConfig().field("pm25").fixed("dark-green").build(),
+        "color": cb.ColorDimensionConfig().field("NowCast").fixed("dark-green").build(),
         "opacity": 0.9,
         "size": {"fixed": 12},
         "symbol": cb.ResourceDimensionConfig().mode(cm.ResourceDimensionMode.FIXED)
@@ -54,26 +59,27 @@ def _marker_layer() -> cb.MapLayerOptions:
         "textConfig": {"fontSize": 11, "offsetX": 0, "offsetY": -14, "textAlign": "center",
                        "textBaseline": "bottom"},
     }
-    return (cb.MapLayerOptions().type("markers").name("PM2.5").tooltip(True)
+    return (cb.MapLayerOptions().type("markers").name("PM2.5 NowCast").tooltip(True)
             .location(cb.FrameGeometrySource().mode(cm.FrameGeometrySourceMode.COORDS)
                       .latitude("lat").longitude("lon"))
             .config({"showLegend": True, "style": style}))
 
 
 def _map() -> geomap.Panel:
-    latest = InfluxQL('SELECT last("pm25") AS "pm25" FROM "pm" WHERE $timeFilter GROUP BY "station"').table()
     positions = InfluxQL('SELECT last("lat") AS "lat", last("lon") AS "lon", last("name") AS "name" '
                          'FROM "station" GROUP BY "station"').table()
     return (
-        geomap.Panel().title("Latest PM2.5 at each station").description(prose(f"""
-        Each dot is a station, coloured by its latest fine-particle (PM2.5) reading in the
-        selected time range, using the US Air Quality Index categories (see "What the colours
-        mean"). Hover over a dot for the station's name and value. Stations that have not
-        reported in the selected range, or have no position yet, are not shown.
-        {SENSOR_CAVEAT}"""))
-        .datasource(datasource()).targets(queries(latest, positions)).span(16).height(17)
+        geomap.Panel().title("Air quality now (NowCast) at each station").description(prose(f"""
+        Each dot is a station, coloured by its current fine-particle (PM2.5) level, the
+        NowCast, in the US Air Quality Index categories (see "What the colours mean"). Hover
+        over a dot for the station's name, NowCast (µg/m³) and AQI. {aqi.NOWCAST} The map
+        always shows now, whatever time range is selected; a station without a NowCast (no data
+        in the last hours) or without a position is not shown. The latest 1-minute reading of
+        each station is in the Stations table. {SENSOR_CAVEAT}"""))
+        .datasource(datasource()).targets(queries(nowcast_per_station(), positions)).span(16).height(17)
         .unit(UNIT_UG_M3).decimals(1).color_scheme(by_thresholds()).thresholds(aqi.thresholds())
-        .transformations([drop_fields("B", "Time"), join_by_station("inner")])
+        .override_by_name("AQI", properties(unit="none", decimals=0, thresholds=aqi.aqi_thresholds()))
+        .transformations([drop_fields("A", "Time"), drop_fields("B", "Time"), join_by_station("inner")])
         .view(geomap.MapViewConfig().id("fit").all_layers(True).lat(0).lon(0).zoom(12).padding(20))
         .controls(geomap.ControlsOptions().show_zoom(True).mouse_wheel_zoom(False).show_attribution(True)
                   .show_scale(True))
@@ -93,8 +99,10 @@ def _stations_table() -> table.Panel:
     ]
     return (
         table.Panel().title("Stations").description(prose(f"""
-        Every station that has ever reported: its latest PM2.5 reading, how long ago that was,
-        and whether it is online (at least one reading in the last {ONLINE_MINUTES} minutes).
+        Every station that has ever reported: its current AQI and the NowCast it comes from
+        (blank while the station has none: it needs data in 2 of the last 3 hours), its latest
+        1-minute PM2.5 reading, how long ago that was, and whether it is online (at least one
+        reading in the last {ONLINE_MINUTES} minutes). {aqi.NOWCAST}
         An offline station may have lost power or Wi-Fi; its readings are kept on the station and
         arrive when it reconnects. Click a column header to sort."""))
         .datasource(datasource()).span(24).height(10)
@@ -103,20 +111,29 @@ def _stations_table() -> table.Panel:
             InfluxQL(f'SELECT count("n") AS "recent" FROM "pm" WHERE time > now() - {ONLINE_WINDOW} '
                      'GROUP BY "station"').table(),
             InfluxQL('SELECT last("name") AS "name" FROM "station" GROUP BY "station"').table(),
+            nowcast_per_station(),
         ))
         .align(cm.FieldTextAlignment.AUTO).cell_options(cm.TableAutoCellOptions()).filterable(False)
-        .override_by_name("PM2.5 (µg/m³)", properties(
-            unit=UNIT_UG_M3, decimals=1, thresholds=aqi.thresholds(), color=by_thresholds(),
+        .override_by_name("AQI (NowCast)", properties(
+            unit="none", decimals=0, thresholds=aqi.aqi_thresholds(), color=by_thresholds(),
             **{"custom.cellOptions": cm.TableColoredBackgroundCellOptions()}))
+        .override_by_name("NowCast PM2.5 (µg/m³)", properties(
+            unit=UNIT_UG_M3, decimals=1, thresholds=aqi.thresholds(), color=by_thresholds(),
+            **{"custom.cellOptions": cm.TableColorTextCellOptions()}))
+        .override_by_name("PM2.5, latest minute (µg/m³)", properties(
+            unit=UNIT_UG_M3, decimals=1, thresholds=aqi.thresholds(), color=by_thresholds(),
+            **{"custom.cellOptions": cm.TableColorTextCellOptions()}))
         .override_by_name("Last reading", properties(unit="dateTimeFromNow"))
         .override_by_name("Status", properties(
             mappings=status_mappings, **{"custom.cellOptions": cm.TableColorTextCellOptions()}))
         .transformations([
             drop_fields("B", "Time"),
             drop_fields("C", "Time"),
+            drop_fields("D", "Time"),
             join_by_station("outer"),
-            organize(["name", "station", "pm25", "Time", "recent"],
-                     {"name": "Name", "station": "Station id", "pm25": "PM2.5 (µg/m³)",
+            organize(["name", "station", "AQI", "NowCast", "pm25", "Time", "recent"],
+                     {"name": "Name", "station": "Station id", "AQI": "AQI (NowCast)",
+                      "NowCast": "NowCast PM2.5 (µg/m³)", "pm25": "PM2.5, latest minute (µg/m³)",
                       "Time": "Last reading", "recent": "Status"}),
         ])
         .show_header(True).cell_height(cm.TableCellHeight.SM)
@@ -126,16 +143,23 @@ def _stations_table() -> table.Panel:
 
 
 def overview() -> db.Dashboard:
+    nowcast = nowcast_per_station().build().query
     city_now = (
-        stat_panel("City-wide PM2.5 now", f"""
-        The middle value (median) of the latest PM2.5 reading of every station that reported in
-        the last {ONLINE_MINUTES} minutes. Half the stations read more, half less; one faulty
-        or unusually placed sensor cannot move it much. The colour is its US AQI category.""",
-                   InfluxQL('SELECT median("pm25") AS "median" FROM (SELECT last("pm25") AS "pm25" '
-                            f'FROM "pm" WHERE time > now() - {ONLINE_WINDOW} GROUP BY "station")'),
+        stat_panel("City-wide air quality now (NowCast)", f"""
+        The middle value (median) over every station with a current NowCast: its AQI and its
+        PM2.5 in µg/m³, coloured by US AQI category. Half the stations read more, half less; one
+        faulty or unusually placed sensor cannot move it much. {aqi.NOWCAST} Beside it, for
+        comparison, the median of the stations' latest 1-minute readings (last {ONLINE_MINUTES}
+        minutes), which moves faster and is noisier.""",
+                   (InfluxQL(f'SELECT median("AQI") AS "AQI", median("NowCast") AS "NowCast (µg/m³)" '
+                             f'FROM ({nowcast})'),
+                    InfluxQL('SELECT median("pm25") AS "latest minute (µg/m³)" FROM (SELECT '
+                             f'last("pm25") AS "pm25" FROM "pm" WHERE time > now() - {ONLINE_WINDOW} '
+                             'GROUP BY "station")')),
                    width=8, height=6)
         .unit(UNIT_UG_M3).decimals(1).color_scheme(by_thresholds()).thresholds(aqi.thresholds())
-        .no_value("no station online")
+        .override_by_name("AQI", properties(unit="none", decimals=0, thresholds=aqi.aqi_thresholds()))
+        .no_value("no station has a NowCast")
     )
     legend = text.Panel().title("What the colours mean").span(8).height(11).mode(tm.TextMode.MARKDOWN)
     legend.content(f"""
@@ -149,11 +173,16 @@ The World Health Organization recommends that the 24-hour average stay below
 **{aqi.WHO_24H_UG_M3:g} µg/m³** (WHO air quality guidelines, 2021).
 """.strip() + "\n")
     city_trend = (
-        series_panel("City-wide PM2.5 over time", """
+        series_panel("City-wide PM2.5 over time", f"""
         The median of all stations' readings in each interval, over the selected time range.
-        Daily patterns (traffic, heating, cooking) and pollution episodes show up here first.""",
-                     InfluxQL('SELECT median("pm25") AS "median of all stations" FROM "pm" WHERE $timeFilter '
-                              'GROUP BY time($__interval) fill(none)'), width=24, height=8)
+        Daily patterns (traffic, heating, cooking) and pollution episodes show up here first.
+        Over ranges longer than {RAW_UP_TO_S // 86400} days the line is the median of the
+        stations' hourly means (longer than {HOURLY_UP_TO_S // 86400} days: daily means).""",
+                     *by_range('SELECT median("pm25") AS "median of all stations" FROM "pm" '
+                               'WHERE $timeFilter GROUP BY time($__interval) fill(none)',
+                               f'SELECT median("{MEAN["pm25"]}") AS "median of all stations" '
+                               'FROM "{measurement}" WHERE $timeFilter GROUP BY time({every}) fill(none)'),
+                     width=24, height=8)
         .thresholds(aqi.thresholds()).legend(legend_below()).tooltip(tooltip_all())
     )
     return dashboard(

@@ -64,3 +64,12 @@ def test_retention_policy_text_and_bad_duration():
             influxql.retention_policy("autogen", "airquality", bad, True, False)
     with pytest.raises(influxql.QueryError):
         influxql.measurement("pm; DROP")
+
+
+def test_thing_id_table_and_known_stations_text():
+    assert influxql.thing_ids() == 'SELECT last("id") AS "id" FROM "sta_thing" GROUP BY "station"'
+    assert influxql.thing_ids("forever") == \
+        'SELECT last("id") AS "id" FROM "forever"."sta_thing" GROUP BY "station"'
+    assert influxql.known_stations() == 'SHOW TAG VALUES FROM "pm", "station" WITH KEY = "station"'
+    with pytest.raises(ValueError):
+        influxql.thing_ids('x"; DROP DATABASE "airquality')

@@ -37,13 +37,17 @@ def test_stack_runs_three_stations_for_a_minute_and_leaves_nothing_behind(tmp_pa
          "--mqtt-port", str(free_port()), "--influx-port", str(free_port())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    lines, api, seen, archived = [], None, {}, None
+    lines, api, seen, archived, thing_1 = [], None, {}, None, None
     for line in proc.stdout:  # ends when the stack exits
         lines.append(line)
         if api is None and (m := re.search(r"API up: (http://\S+?)/v1/stations", line)):
             api = m.group(1)
         if api and archived is None and "archive: today's partial day built" in line:
             archived = httpx.get(f"{api}/v1/archive", timeout=5).json()["results"]
+        if api and "stored:" in line and thing_1 is None:  # SensorThings ids a user can type
+            ds = httpx.get(f"{api}/sta/v1.1/Things(1)/Datastreams(1)", timeout=5)
+            if ds.status_code == 200:
+                thing_1 = (httpx.get(f"{api}/sta/v1.1/Things(1)/name/$value", timeout=5).text, ds.json()["name"])
         if api and "stored:" in line and len(seen) < 3:
             stations = httpx.get(f"{api}/v1/stations", timeout=5).json()["results"]
             for s in stations:
@@ -62,6 +66,11 @@ def test_stack_runs_three_stations_for_a_minute_and_leaves_nothing_behind(tmp_pa
     assert "simulated sds011 with a simulated BME280" in output
     assert re.search(r"stored: \d+ readings from 3 of 3 stations", output)
     assert "nothing left running" in output
+    assert thing_1 == ("Simulated station 1", "PM2.5"), output
+    # ... and the rollup worker persisted them (docs/sensorthings.md "Ids"), in one pass or several
+    assigned = re.findall(r"assigned SensorThings Thing ids to \d+ stations \(([^)]*)\)",
+                          (state / "logs" / "rollup.log").read_text())
+    assert sorted(", ".join(assigned).split(", ")) == ["sim-1=1", "sim-2=2", "sim-3=3"], assigned
     # Today's partial day of the open-data archive, listed by the API at once.
     assert archived and archived[0]["day"] == time.strftime("%Y-%m-%d", time.gmtime()), output
     assert archived[0]["complete"] is False and archived[0]["rows"] > 0

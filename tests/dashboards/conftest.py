@@ -1,15 +1,19 @@
-"""Seeded InfluxDB for the dashboard checks: several stations, two days of readings.
+"""Seeded InfluxDB for the dashboard checks: several stations, two days of readings,
+90 days of hourly and daily rollups, and the NowCast of the last 12 hours.
 
-Written as line protocol in the schema of DESIGN.md (measurement ``pm`` and
-``station``), independent of the ingest's code, so the dashboards are checked
-against the schema they promise to read.
+Written as line protocol in the schema of DESIGN.md and civicair/schema/storage.py
+(measurements ``pm``, ``station``, ``pm_1h``/``pm_1d`` and ``pm_nowcast``), independent
+of the ingest's and the rollup worker's code, so the dashboards are checked against the
+schema they promise to read.
 
 * ``lab-1``: two sensors (channels a and b), reporting until now;
 * ``park-2`` and ``school-3``: one sensor each, reporting until now;
 * ``depot-4``: stopped reporting two hours ago (offline), position known.
 
 Every quality flag is set on some readings: bit ``1 << k`` on every ``(k + 3)``-th
-reading of a series, so each flag's rate is known.
+reading of a series, so each flag's rate is known. The rollups follow the same daily
+wave as the readings, and carry the same flag rates; the NowCast is computed by
+:func:`civicair.schema.nowcast.nowcast` from the hourly means of the rollup.
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ from dataclasses import dataclass
 import pytest
 
 from civicair.influx import Influx
+from civicair.schema import aqi, nowcast, storage
 from civicair.schema.qc import Flag
 
 MINUTE = 60
+HOUR = 3600
+DAY = 86400
 DAYS = 2
+ROLLUP_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -80,9 +88,73 @@ def seed_lines(now_s: int) -> list[str]:
     return lines
 
 
+def hourly_pm25(s: SeedStation, hour_start: int) -> float:
+    """The seeded hourly mean PM2.5 of a station (the readings' wave at the hour's middle)."""
+    wave = 1 + 0.5 * math.sin(2 * math.pi * (hour_start + HOUR // 2) / DAY)
+    return round(s.base_pm25 * wave * 0.8, 3)
+
+
+def _rollup_fields(s: SeedStation, start: int, hours: int) -> str:
+    """Fields of a rollup point over ``hours`` hours from ``start`` (a mean of hourly means)."""
+    means = [hourly_pm25(s, start + h * HOUR) for h in range(hours)]
+    pm25 = sum(means) / hours
+    readings = 60 * hours  # per channel
+    count = readings * len(s.channels)
+    fields = {storage.rollup_field("pm25", "mean", False): pm25, storage.rollup_field("pm25", "mean"): pm25,
+              storage.rollup_field("pm25_atm", "mean", False): pm25 / 0.8,
+              storage.rollup_field("pm10_atm", "mean", False): pm25 / 0.8 * 1.4,
+              storage.rollup_field("rh", "mean", False): 55.0, storage.rollup_field("temp", "mean", False): 12.0}
+    text = ",".join(f"{k}={v!r}" for k, v in fields.items())
+    text += f",{storage.rollup_field('pm25', 'count', False)}={count}i"
+    text += "".join(f",readings_{ch}={readings}i" for ch in s.channels)
+    # The readings' flag rates: bit k on one reading in k + 3.
+    text += "".join(f",{storage.flag_field(f.name or '')}={count // (k + 3)}i" for k, f in enumerate(Flag))
+    return text + f",{storage.QC_OR}={sum(int(f) for f in Flag)}i"
+
+
+def rollup_lines(now_s: int) -> list[str]:
+    """Hourly and daily rollup points of every station, up to its last complete hour/day."""
+    lines = []
+    for s in STATIONS:
+        last_hour = (now_s - s.stopped_s_ago) // HOUR * HOUR - HOUR
+        for h in range(ROLLUP_DAYS * 24):
+            start = last_hour - h * HOUR
+            lines.append(f"{storage.PM_1H},station={s.id} {_rollup_fields(s, start, 1)} {start}")
+        last_day = now_s // DAY * DAY - DAY
+        for d in range(ROLLUP_DAYS):
+            start = last_day - d * DAY
+            lines.append(f"{storage.PM_1D},station={s.id} {_rollup_fields(s, start, 24)} {start}")
+    return lines
+
+
+def expected_nowcast(s: SeedStation, now_s: int) -> nowcast.NowCast:
+    """The station's current NowCast: over the 12 hours before its last complete hour's end."""
+    last_hour = (now_s - s.stopped_s_ago) // HOUR * HOUR - HOUR
+    cast = nowcast.nowcast([hourly_pm25(s, last_hour - i * HOUR) for i in range(nowcast.HOURS)])
+    assert cast is not None
+    return cast
+
+
+def nowcast_lines(now_s: int) -> list[str]:
+    """``pm_nowcast`` points as the schema comment describes them: time = the end of the
+    last complete hour, fields pm25 (truncated), aqi, weight, hours; the last 12 hours."""
+    lines = []
+    for s in STATIONS:
+        for back in range(12):
+            cast = expected_nowcast(s, now_s - back * HOUR)
+            end = (now_s - s.stopped_s_ago - back * HOUR) // HOUR * HOUR
+            index = aqi.us_aqi(cast.value)
+            assert index is not None and index.value is not None
+            pm25, aqi_field, weight, hours = storage.NOWCAST_FIELDS
+            lines.append(f"{storage.PM_NOWCAST},station={s.id} {pm25}={cast.value!r},{aqi_field}={index.value}i,"
+                         f"{weight}={cast.weight!r},{hours}={cast.hours}i {end}")
+    return lines
+
+
 @pytest.fixture
 def seeded(influx: Influx) -> Iterator[Influx]:
-    lines = seed_lines(int(time.time()))
+    now_s = int(time.time())
+    lines = seed_lines(now_s) + rollup_lines(now_s) + nowcast_lines(now_s)
     for start in range(0, len(lines), 5000):
         influx.write(("\n".join(lines[start:start + 5000]) + "\n").encode())
     yield influx

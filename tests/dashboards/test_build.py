@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -14,12 +15,15 @@ from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard, RangeMap
 
 from civicair.cli import main
+from civicair.schema import storage
 from dashboards import DATASOURCE_UID, JSON_DIR, PROVISIONING_DIR
 from dashboards import legend as aqi
 from dashboards.boards import BOARDS
+from dashboards.boards._shared import by_range
 from dashboards.build import build, outputs
 from dashboards.check import FAIL, check, iter_panels, provisioned_datasources, validate
 from dashboards.grafana import InfluxQLQuery, register_influxql
+from dashboards.macros import range_switch
 
 
 def test_committed_files_are_exactly_what_the_code_builds():
@@ -107,11 +111,17 @@ def _bad_tree(tmp_path: Path, mutate) -> tuple[Path, Path]:
     (lambda b: b["panels"][4]["targets"][0].update(datasource="InfluxDB"), "by name"),
     (lambda b: b["templating"]["list"].clear(), "undefined $station"),
     (lambda b: b["panels"][4].update(description=""), "no description"),
-    (lambda b: b["panels"][4]["targets"][1].update(refId="A"), "refId A used twice"),
+    (lambda b: b["panels"][5]["targets"][1].update(refId="A"), "refId A used twice"),
     (lambda b: b["panels"][5].update(id=1), "used twice"),
     (lambda b: b["panels"][4]["targets"][0].update(rawQuery=False), "not a raw InfluxQL query"),
+    (lambda b: b["panels"][5]["targets"][2].update(hide=True), "1 of its queries are on for a range of 2592001 s"),
+    (lambda b: [t.update(hide=True) for t in b["panels"][5]["targets"][2::3]],
+     "no query is on for a range of 2592001 s"),
+    (lambda b: b["panels"][5]["targets"][1].update(query=b["panels"][5]["targets"][1]["query"].replace(
+        "$__range_s <= 2592000", "$__range_s <= 604800")), "1 of its queries are on for a range of 604801 s"),
 ], ids=["duplicate uid", "no schemaVersion", "unknown datasource", "datasource by name",
-        "undefined variable", "no description", "duplicate refId", "duplicate panel id", "builder query"])
+        "undefined variable", "no description", "duplicate refId", "duplicate panel id", "builder query",
+        "hidden daily form", "every daily form hidden", "gap between hourly and daily"])
 def test_static_checks_catch(tmp_path, mutate, expected):
     json_dir, prov = _bad_tree(tmp_path, mutate)
     failures = [f for f in check(None, json_dir, prov).findings if f.status == FAIL]
@@ -163,6 +173,77 @@ def test_every_quality_flag_has_a_legend_on_the_health_board():
     assert [bit for bit, _ in legend] == list(Flag)
     text = json.dumps(BOARDS["network-health"]())
     assert all(label in text for _, label in legend)
+
+
+SPANS_S = (60, 3600, 86400, 172800, 172801, 7 * 86400, 2592000, 2592001, 365 * 86400)
+
+
+def _switched_panels() -> list[tuple[str, dict]]:
+    return [(name, p) for name, build in BOARDS.items() for p in iter_panels(build())
+            if any(range_switch(t["query"]) for t in p.get("targets", []))]
+
+
+def test_every_time_series_over_pm_switches_to_the_rollups_on_long_ranges():
+    """Issue 14: a panel that draws readings over the time range reads the rollups beyond 2 days
+    (except the coverage panels: the rollups keep no window lengths; docs/dashboards.md)."""
+    switched = {p["title"] for _, p in _switched_panels()}
+    for name, board in BOARDS.items():
+        for panel in iter_panels(board()):
+            series = panel["type"] in ("timeseries", "state-timeline")
+            reads_pm = any('FROM "pm"' in t["query"] and "$timeFilter" in t["query"]
+                           for t in panel.get("targets", []))
+            if series and reads_pm and "coverage" not in panel["title"].lower():
+                assert panel["title"] in switched, f"{name}: {panel['title']} reads raw at every range"
+    assert len(switched) == 8
+
+
+@pytest.mark.parametrize("span_s", SPANS_S)
+def test_at_any_range_a_switched_panel_reads_exactly_one_source(span_s):
+    """Raw up to 2 days, the hourly rollup up to 30, the daily beyond: never two at once."""
+    expected = storage.PM if span_s <= 172800 else storage.PM_1H if span_s <= 2592000 else storage.PM_1D
+    for name, panel in _switched_panels():
+        on = [t for t in panel["targets"] if (sw := range_switch(t["query"])) is None or sw.on(span_s)]
+        sources = {re.search(r'FROM "(\w+)"', t["query"].split("FROM (")[-1]).group(1) for t in on}
+        assert sources == {expected}, (name, panel["title"], span_s, sources)
+        # The same series on each side of a switch: as many queries on at every range.
+        assert len(on) == len(panel["targets"]) // 3
+
+
+def test_rollup_queries_use_the_schemas_fields():
+    names = set(storage.ROLLUP_FIELDS)
+    for _, panel in _switched_panels():
+        for t in panel["targets"]:
+            if storage.PM_1H in t["query"] or storage.PM_1D in t["query"]:
+                fields = set(re.findall(r'(?:sum|mean|median)\("(\w+)"\)', t["query"]))
+                assert fields and fields <= names, (panel["title"], fields - names)
+
+
+def test_a_switched_query_needs_a_time_filter():
+    with pytest.raises(ValueError, match=r"needs a \$timeFilter"):
+        by_range('SELECT mean("pm25") FROM "pm"', 'SELECT mean("pm25_mean_all") FROM "{measurement}"')
+
+
+def test_nowcast_panels_read_the_nowcast_and_say_what_it_is():
+    """Issue 12: the map, the city-wide and the station's current panels show the NowCast."""
+    titles = {"overview": ["Air quality now (NowCast) at each station", "City-wide air quality now (NowCast)",
+                           "Stations"],
+              "station": ["Air quality now (NowCast)"]}
+    for name, wanted in titles.items():
+        panels = {p["title"]: p for p in iter_panels(BOARDS[name]())}
+        for title in wanted:
+            panel = panels[title]
+            assert any(f'FROM "{storage.PM_NOWCAST}"' in t["query"] for t in panel["targets"]), title
+            assert aqi.NOWCAST in panel["description"], title
+    # Beside the NowCast, the 1-minute value where it helps.
+    assert "PM2.5, latest minute" in {p["title"] for p in iter_panels(BOARDS["station"]())}
+    city = next(p for p in iter_panels(BOARDS["overview"]()) if p["title"].startswith("City-wide air"))
+    assert any('FROM "pm"' in t["query"] for t in city["targets"])
+
+
+def test_aqi_index_thresholds_are_the_categories_index_bounds():
+    steps = aqi.aqi_thresholds().build().steps
+    assert [s.value for s in steps] == [None, 51, 101, 151, 201, 301]
+    assert [s.color for s in steps] == [s.color for s in aqi.thresholds().build().steps]
 
 
 def test_geomap_reads_the_fields_its_queries_return():

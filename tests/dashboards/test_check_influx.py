@@ -1,8 +1,9 @@
 """`civicair dashboards check` against a real InfluxDB with seeded data.
 
 Every panel query and variable query of the committed dashboards runs, with Grafana's
-macros expanded as Grafana expands them, and must return rows. A few panels are also
-checked for the numbers they show.
+macros expanded as Grafana expands them, and must return rows: the raw and the rollup
+forms of a panel each over a range they are on for. A few panels are also checked for
+the numbers they show.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import statistics
 import time
 
 from civicair.cli import main
+from civicair.schema import aqi, storage
 from dashboards.boards import BOARDS
 from dashboards.check import FAIL, NO_ROWS, PASS, check, iter_panels
 from dashboards.macros import Context, TimeRange, calculate_interval, expand
 from tests.conftest import DATABASE
-from tests.dashboards.conftest import OFFLINE, ONLINE, STATIONS
+from tests.dashboards.conftest import OFFLINE, ONLINE, STATIONS, expected_nowcast, hourly_pm25
 
 
 def _targets() -> int:
@@ -91,7 +93,7 @@ def test_station_variable_lists_every_station_and_can_be_overridden(seeded):
     report = check(seeded, overrides={"station": "depot-4"})
     [var] = [f for f in report.findings if f.where == "variable $station"]
     assert var.detail == f"{len(STATIONS)} rows"
-    now_panel = next(f for f in report.findings if f.where.startswith("PM2.5 now"))
+    now_panel = next(f for f in report.findings if f.where.startswith("PM2.5, latest minute"))
     assert "'depot-4'" in now_panel.query and now_panel.status == PASS
 
 
@@ -127,7 +129,7 @@ def test_city_wide_median_is_the_median_of_online_stations_latest_values(seeded)
         latest[s] = seeded.query(f'SELECT last("pm25") FROM "pm" WHERE "station" = \'{s}\'')[0]["series"][0][
             "values"][0][1]
     assert sorted(latest) == sorted(ONLINE)
-    got = _single_value(_run_panel(seeded, "overview", "City-wide PM2.5 now"))
+    got = _single_value(_run_panel(seeded, "overview", "City-wide air quality now (NowCast)", "B"))
     assert abs(got - statistics.median(latest.values())) < 1e-9
 
 
@@ -154,3 +156,59 @@ def test_coverage_of_a_station_reporting_every_minute_is_full(seeded):
     [series] = results[0]["series"]
     # The dashboard's 7-day range holds the 2 seeded days: 2/7 of it is covered.
     assert abs(series["values"][0][1] - 100 * 2 / 7) < 1.0
+
+
+def test_the_map_shows_each_stations_current_nowcast_and_its_aqi(seeded):
+    """Issue 12: the markers take the NowCast (pm_nowcast, the last point of the last 3 h)."""
+    now_s = int(time.time())
+    results = _run_panel(seeded, "overview", "Air quality now (NowCast) at each station")
+    got = {s["tags"]["station"]: dict(zip(s["columns"], s["values"][0], strict=True))
+           for s in results[0]["series"]}
+    assert sorted(got) == sorted(s.id for s in STATIONS)  # depot-4's NowCast is 2-3 h old: still current
+    for s in STATIONS:
+        cast = expected_nowcast(s, now_s)
+        assert got[s.id]["NowCast"] == cast.value
+        assert got[s.id]["AQI"] == aqi.us_aqi(cast.value).value
+
+
+def test_city_wide_nowcast_is_the_median_of_the_stations_nowcasts(seeded):
+    now_s = int(time.time())
+    results = _run_panel(seeded, "overview", "City-wide air quality now (NowCast)")
+    [series] = results[0]["series"]
+    row = dict(zip(series["columns"], series["values"][0], strict=True))
+    casts = [expected_nowcast(s, now_s).value for s in STATIONS]
+    assert abs(row["NowCast (µg/m³)"] - statistics.median(casts)) < 1e-9
+    assert row["AQI"] == statistics.median(aqi.us_aqi(c).value for c in casts)
+
+
+def test_a_week_of_one_station_is_drawn_from_its_hourly_rollup(seeded):
+    """Issue 14: over 7 days the station board's PM2.5 reads pm_1h, one point per hour."""
+    results = _run_panel(seeded, "station", "PM2.5: corrected and raw", "B", station="park-2")
+    [series] = results[0]["series"]
+    assert series["name"] == storage.PM_1H
+    values = {t: v for t, v in series["values"] if v is not None}  # epoch s
+    assert len(values) >= 7 * 24 - 2
+    park = next(s for s in STATIONS if s.id == "park-2")
+    assert all(abs(v - hourly_pm25(park, t)) < 1e-9 for t, v in values.items())
+    # The raw form of the same series is switched off over 7 days: InfluxDB folds it away.
+    assert "series" not in _run_panel(seeded, "station", "PM2.5: corrected and raw", "A", station="park-2")[0]
+
+
+def test_a_switch_influxdb_does_not_honour_fails_the_check(seeded, tmp_path):
+    """A query said to be off (by its $__range_s comparison) that still returns rows is a failure:
+    the check proves the switch against the InfluxDB it runs on."""
+    import json
+    import shutil
+
+    from dashboards import JSON_DIR, PROVISIONING_DIR
+
+    shutil.copytree(JSON_DIR, tmp_path / "json")
+    path = tmp_path / "json" / "station.json"
+    board = json.loads(path.read_text())
+    panel = next(p for p in board["panels"] if p["title"] == "PM10")
+    raw = panel["targets"][0]
+    raw["query"] = raw["query"].replace("$__range_s <= 172800", "$__range_s <= 172800 OR 1 = 1")
+    path.write_text(json.dumps(board))
+    report = check(seeded, json_dir=tmp_path / "json", provisioning_dir=PROVISIONING_DIR)
+    [failed] = [f for f in report.findings if f.status == FAIL]
+    assert failed.where == "PM10 [A]" and "does not fold the switch" in failed.detail

@@ -32,11 +32,11 @@ def test_a_panel_without_a_size_is_refused():
         place([stat.Panel().title("no size")])
 
 
-def test_queries_are_lettered_in_order_and_at_most_26():
-    lettered = queries(InfluxQL("SELECT 1"), InfluxQL("SELECT 2"))
-    assert [q.build().ref_id for q in lettered] == ["A", "B"]
-    with pytest.raises(ValueError, match="at most 26"):
-        queries(*[InfluxQL("SELECT 1")] * 27)
+def test_queries_are_lettered_in_order_as_grafana_letters_them():
+    lettered = queries(*[InfluxQL("SELECT 1") for _ in range(54)])
+    refs = [q.build().ref_id for q in lettered]
+    assert refs[:2] == ["A", "B"] and refs[25:28] == ["Z", "AA", "AB"] and refs[51:] == ["AZ", "BA", "BB"]
+    assert len(set(refs)) == len(refs)
 
 
 def test_influxql_target_round_trips_and_collapses_whitespace():

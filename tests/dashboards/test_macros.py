@@ -14,6 +14,7 @@ from dashboards.macros import (
     format_interval,
     influx_regular_escape,
     parse_time,
+    range_switch,
     referenced,
     round_interval,
     unresolved,
@@ -110,3 +111,26 @@ def test_single_value_escape_keeps_numbers_and_escapes_regex_characters():
     assert influx_regular_escape("12.5") == "12.5"  # parseFloat reads a number: left alone
     assert influx_regular_escape("a/b") == r"a\/b"
     assert escape_regex("(x)") == r"\(x\)"
+
+
+def test_range_s_is_the_ranges_length_in_whole_seconds_so_a_switch_becomes_a_constant_comparison():
+    q = 'SELECT mean("pm25") FROM "pm" WHERE $timeFilter AND $__range_s <= 172800 GROUP BY time($__interval)'
+    assert "AND 86400 <= 172800 GROUP BY time(1m)" in expand(q, ctx())
+
+
+@pytest.mark.parametrize("query, on, off, example", [
+    ("WHERE $__range_s <= 172800", (1, 172800), (172801,), 172800),
+    ("WHERE $__range_s > 172800 AND $__range_s <= 2592000", (172801, 2592000), (172800, 2592001), 2592000),
+    ("WHERE ${__range_s} > 2592000", (2592001, 10**9), (2592000,), 2592001),
+    ("WHERE $__range_s >= 10 AND $__range_s < 20", (10, 19), (9, 20), 19),
+    ("WHERE $__range_s > 20 AND $__range_s < 10", (), (5, 15, 25), None),
+], ids=["raw", "hourly", "daily (braced)", "inclusive lower bound", "never on"])
+def test_range_switch_reads_the_range_lengths_a_query_is_on_for(query, on, off, example):
+    switch = range_switch(query)
+    assert switch is not None
+    assert all(switch.on(s) for s in on) and not any(switch.on(s) for s in off)
+    assert switch.example_span_s() == example
+
+
+def test_a_query_without_a_range_switch_has_none():
+    assert range_switch('SELECT last("pm25") FROM "pm" WHERE $timeFilter AND $__range_ms > 0') is None

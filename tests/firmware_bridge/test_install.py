@@ -232,6 +232,44 @@ def test_the_service_keeps_its_own_group_so_a_private_config_stays_readable():
     assert not [line for line in settings if line.startswith("Group=")]
 
 
+def test_an_i2c_companion_puts_the_service_user_in_group_i2c(tmp_path, env_file, capsys):
+    """/dev/i2c-1 is root:i2c 0660 on Raspberry Pi OS: without the group, the BME280 beside
+    the PMS5003 would be unreadable to the service and every reading uncorrected."""
+    i2c = write_config(tmp_path, extra='[[climate]]\nkind = "bme280"\nbus = 1\n')
+    code, out, root = run_install(tmp_path, i2c, env_file=env_file, capsys=capsys)
+    assert code == 0, out
+    unit = (root / "etc/systemd/system/civicair-bridge.service").read_text().splitlines()
+    assert "SupplementaryGroups=dialout i2c" in unit
+
+    iio = write_config(tmp_path, extra='[[climate]]\nkind = "iio"\ndevice = "dht11"\nmodel = "dht22"\n')
+    code, out, root = run_install(tmp_path, iio, env_file=env_file, capsys=capsys)
+    assert code == 0, out
+    unit = (root / "etc/systemd/system/civicair-bridge.service").read_text().splitlines()
+    assert "SupplementaryGroups=dialout" in unit  # IIO sysfs files are world-readable
+
+
+def test_a_missing_group_is_explained_before_anything_runs(monkeypatch):
+    calls: list[list[str]] = []
+
+    def run(argv: list[str], check: bool = False) -> subprocess.CompletedProcess:
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0)
+
+    with pytest.raises(install.InstallError, match=r"group no-such-group-7 does not exist"):
+        install.ensure_user(print, run, ("dialout", "no-such-group-7"))
+    real = install.grp.getgrnam
+
+    def without_i2c(name: str):  # a Pi where I²C was never enabled
+        if name == "i2c":
+            raise KeyError(name)
+        return real(name)
+
+    monkeypatch.setattr(install.grp, "getgrnam", without_i2c)
+    with pytest.raises(install.InstallError, match=r"raspi-config nonint do_i2c 0"):
+        install.ensure_user(print, run, ("dialout", "i2c"))
+    assert calls == []  # no useradd or usermod before the groups are known to exist
+
+
 def test_a_password_moved_into_the_config_replaces_the_installed_env(tmp_path, env_file, capsys):
     run_install(tmp_path, write_config(tmp_path), env_file=env_file, capsys=capsys)
     rotated = write_config(tmp_path, mqtt_extra='username = "lab-7"\npassword = "new-pass-2"')

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from civicair.schema.storage import meta_to_line
 from tests.api.conftest import T0, make_client, pm_line, write
+from tests.ingest.conftest import ingest_env, publisher, spawn_ingest  # noqa: F401 (fixtures)
 
 BASE = "http://testserver/sta/v1.1"
 N1 = 180

@@ -121,6 +121,6 @@ def test_frost_client_lists_pages_filters_expands_and_finds(served):
     try:
         missing = service.things().find(9223372036854775807)
     except requests.exceptions.HTTPError as exc:
-        assert exc.response.status_code == 404
+        assert exc.response.status_code == 404 and exc.response.json()["message"]
     else:
         assert missing is None
