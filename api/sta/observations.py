@@ -291,8 +291,8 @@ def render(times: list[Any], column: Callable[[str], list[Any]],
     w = np.maximum(w, 0)
     if not (_FIRST_T <= int(t.min()) - int(w.max()) and int(t.max()) <= _LAST_T):
         return None
-    end = _iso_digits(t)
-    phenomenon = np.concatenate([_iso_digits(t - w), np.full((len(t), 1), ord("/"), np.uint8), end], axis=1)
+    end, start = np.split(_iso_digits(np.concatenate([t, t - w])), 2)
+    phenomenon = np.concatenate([start, np.full((len(t), 1), ord("/"), np.uint8), end], axis=1)
     phenomenon[w == 0] = np.pad(end[w == 0], ((0, 0), (0, 21)))  # no window: the instant alone
     qc = column("qc")
     quality = _rendered(qc, lambda q: orjson.dumps(quality_names(q)) if q else b"[]")
@@ -581,13 +581,15 @@ def _block(s: dict[str, Any], index: dict[tuple[Any, Any], Entity]) -> Rows | No
         if one is None:
             return None
         ds: list[Any] = [one] * len(values)
+        missing = False
     else:
         keys = list(zip(map(itemgetter(cols.index("station")), values),
                         map(itemgetter(cols.index("channel")), values), strict=True))
         of = {key: index.get((key[0], key[1] or "a")) for key in set(keys)}
         ds = list(map(of.__getitem__, keys))
+        missing = any(d is None for d in of.values())
     at_result = cols.index("result")
-    if None in ds or any(v[at_result] is None for v in values):
+    if missing or None in map(itemgetter(at_result), values):  # (``in`` tests identity first, in C)
         keep = [d is not None and v[at_result] is not None for d, v in zip(ds, values, strict=True)]
         values, ds = list(compress(values, keep)), list(compress(ds, keep))
         if not values:
