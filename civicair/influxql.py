@@ -588,3 +588,30 @@ def newest_windows(measurement: str, fields: Sequence[str], depth: int, lookback
     tags = ", ".join(quote_ident(t) for t in TAGS)
     return (f"SELECT {columns} FROM {quote_ident(measurement)} WHERE time > now() - {int(lookback_s)}s "
             f"GROUP BY {tags} ORDER BY time DESC LIMIT {int(depth)}")
+
+
+# -- NowCast (rollup/nowcast.py, api/routers/latest.py; docs/rollups.md) -------------------
+
+
+def rollup_hourly_pm25(parts: Iterable[str | None], clean: bool = True, rp: str | None = None) -> str:
+    """Per station, the stored hourly PM2.5 means of :data:`storage.PM_1H` and their counts,
+    one row per hour, as ``pm25_mean`` and ``pm25_count``: the clean statistics, or those
+    over every reading (``_all``) without ``clean``. A plain selection, not an aggregate:
+    the float read back is the stored one (InfluxDB's MEAN of the hour's readings). A
+    reader takes a mean only where its count is above 0 (rollup.compute)."""
+    mean = ident(storage.rollup_field("pm25", "mean", clean), frozenset(storage.ROLLUP_FIELDS))
+    count = ident(storage.rollup_field("pm25", "count", clean), frozenset(storage.ROLLUP_FIELDS))
+    return (f'SELECT {mean} AS "pm25_mean", {count} AS "pm25_count" FROM {measurement(storage.PM_1H, rp)}'
+            f'{where(parts)} GROUP BY "station"')
+
+
+def nowcast_measurement(rp: str | None = None) -> str:
+    """``"pm_nowcast"`` or ``"rp"."pm_nowcast"`` (the NowCast points live with the rollups)."""
+    quoted = ident(storage.PM_NOWCAST, (storage.PM_NOWCAST,))
+    return f"{quote_ident(rp)}.{quoted}" if rp else quoted
+
+
+def nowcast_points(parts: Iterable[str | None], rp: str | None = None) -> str:
+    """The stored NowCast points (every field of :data:`storage.NOWCAST_FIELDS`), per station."""
+    cols = ", ".join(ident(f, storage.NOWCAST_FIELDS) for f in storage.NOWCAST_FIELDS)
+    return f'SELECT {cols} FROM {nowcast_measurement(rp)}{where(parts)} GROUP BY "station"'
