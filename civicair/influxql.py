@@ -510,15 +510,18 @@ def time_compare(op: str, t: datetime) -> str:
 
 
 def sta_observations(field: str, parts: Iterable[str | None], descending: bool, limit: int,
-                     offset: int = 0) -> str:
+                     offset: int = 0, one_series: bool = False) -> str:
     """One property's Observations in time order (ties are left to the caller: ``station``
-    and ``channel`` come back as columns)."""
+    and ``channel`` come back as columns). ``one_series``: ``parts`` name a single station and
+    channel, whose tags then come once (``GROUP BY``, which would apply ``LIMIT`` per series)
+    rather than on every row (a quarter of a 10,000-row answer)."""
     result = ident(field, frozenset(PARAMS.values()))
     extra = ", ".join(f'"{f}"' for f in STA_OBS_EXTRA)
     order = "DESC" if descending else "ASC"
     offset_clause = f" OFFSET {int(offset)}" if offset else ""
-    return (f'SELECT {result} AS "result", {extra}, "station", "channel" FROM "{MEASUREMENT}"'
-            f"{where([field_present(field), *parts])} ORDER BY time {order} "
+    tags, group = ("", ' GROUP BY "station", "channel"') if one_series else (', "station", "channel"', "")
+    return (f'SELECT {result} AS "result", {extra}{tags} FROM "{MEASUREMENT}"'
+            f"{where([field_present(field), *parts])}{group} ORDER BY time {order} "
             f"LIMIT {int(limit)}{offset_clause}")
 
 
