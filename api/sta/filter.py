@@ -576,7 +576,10 @@ def evaluate(node: Any, resolve) -> Any:
 
 def _arith(op: str, a: Any, b: Any) -> Any:
     if isinstance(a, datetime) and isinstance(b, int | float) and op in ("add", "sub"):
-        return a + timedelta(seconds=b if op == "add" else -b)
+        try:
+            return a + timedelta(seconds=b if op == "add" else -b)
+        except OverflowError:  # beyond years 1-9999
+            return None
     if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool) \
             and not isinstance(b, bool):
         try:
