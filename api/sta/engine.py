@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -363,7 +363,7 @@ async def _expand_observations(ctx: Context, items: list[Any], bodies: list[dict
                                         _row_resolver(ctx))
             for body, n in zip(bodies, numbers, strict=True):
                 body[f"{name}@iot.count"] = n
-        opts = replace(opts, count=False)
+        opts = options.without_count(opts)  # counted: the pages below need not
     if _is_latest(opts) and all(isinstance(i, Entity) and i.type == "Datastream" for i in items):
         # The map request: the latest Observation of every Datastream in one InfluxDB request.
         datastreams, filt = obs_filter(ctx, ObsSource([i for i in items]), opts)
