@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import api_latency as base  # noqa: E402
 
 from api.sta import ids  # noqa: E402
+from civicair import influxql  # noqa: E402
 from civicair.influx import Influx, InfluxSettings  # noqa: E402
 from civicair.services import InfluxDB  # noqa: E402
 
@@ -87,6 +88,12 @@ def main() -> int:
                                            (f"{sta}/Observations", one), args.runs)
             print(f"{len(body)} Datastreams each with its count ({total:,} Observations) {a * 1000:.1f} ms, "
                   f"their one total count {d * 1000:.1f} ms, ratio {ratio_count:.2f}", flush=True)
+            grouped = {"db": base.DATABASE, "q": influxql.sta_count_series("pm25", []), "epoch": "s"}
+            single = {"db": base.DATABASE, "q": influxql.sta_count("pm25", []), "epoch": "s"}
+            a, d, ratio_influx = base.ratio(client, (f"{server.url}/query", grouped),
+                                            (f"{server.url}/query", single), args.runs)
+            print(f"(in InfluxDB alone: grouped count() {a * 1000:.1f} ms, one count() {d * 1000:.1f} ms, "
+                  f"ratio {ratio_influx:.2f})", flush=True)
         print(f"conditions at end: {base.conditions()}", flush=True)
         print(f"ratio_residual={ratio_residual:.2f} ratio_count={ratio_count:.2f}")
         return 0

@@ -90,6 +90,13 @@ def _step_bounds(fn: str, c: Any) -> tuple[Cut, Cut] | None:
     return None
 
 
+def _of_time(node: Any) -> bool:
+    """``phenomenonTime``, ``resultTime`` or a date function of one of them."""
+    if node[0] == "call" and node[1] in sta_filter.DATE_FUNCTIONS and len(node[2]) == 1:
+        node = node[2][0]
+    return node[0] == "path" and node[1] in TIME_PATHS
+
+
 def _time_set(node: Any) -> tuple[list[tuple[Cut, Cut]], bool]:
     """The instants where ``node`` (over phenomenonTime/resultTime) may hold, and whether exactly."""
     kind = node[0]
@@ -107,6 +114,8 @@ def _time_set(node: Any) -> tuple[list[tuple[Cut, Cut]], bool]:
             op, left, right = _FLIP[op], right, left
         if right[0] == "lit":
             c = right[1]
+            if c is None and _of_time(left):
+                return (EVERYTHING if op == "ne" else []), True  # a stored time is never null
             if left[0] == "path" and left[1] in TIME_PATHS and isinstance(c, datetime):
                 return _compare_set(op, (c, 0), (c, 1)), True
             if left[0] == "call" and len(left[2]) == 1 and left[2][0][0] == "path" \

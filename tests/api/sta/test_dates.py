@@ -88,6 +88,8 @@ CASES = [
     ("hour(phenomenonTime) eq 1e300", lambda t, i: False),
     ("phenomenonTime ge 9999-01-01T00:00:00Z", lambda t, i: False),
     ("phenomenonTime gt 1900-01-01T00:00:00Z", lambda t, i: True),
+    ("phenomenonTime eq null", lambda t, i: False),
+    ("month(phenomenonTime) ne null and minute(resultTime) eq 15", lambda t, i: t.minute == 15),
 ]
 
 
