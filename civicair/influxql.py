@@ -504,15 +504,18 @@ def time_compare(op: str, t: datetime) -> str:
 
 
 def sta_observations(field: str, parts: Iterable[str | None], descending: bool, limit: int,
-                     offset: int = 0) -> str:
+                     offset: int = 0, one_series: bool = False) -> str:
     """One property's Observations in time order (ties are left to the caller: ``station``
-    and ``channel`` come back as columns)."""
+    and ``channel`` come back as columns). ``one_series``: ``parts`` name a single station and
+    channel, whose tags then come once (``GROUP BY``, which would apply ``LIMIT`` per series)
+    rather than on every row (a quarter of a 10,000-row answer)."""
     result = ident(field, frozenset(PARAMS.values()))
     extra = ", ".join(f'"{f}"' for f in STA_OBS_EXTRA)
     order = "DESC" if descending else "ASC"
     offset_clause = f" OFFSET {int(offset)}" if offset else ""
-    return (f'SELECT {result} AS "result", {extra}, "station", "channel" FROM "{MEASUREMENT}"'
-            f"{where([field_present(field), *parts])} ORDER BY time {order} "
+    tags, group = ("", ' GROUP BY "station", "channel"') if one_series else (', "station", "channel"', "")
+    return (f'SELECT {result} AS "result", {extra}{tags} FROM "{MEASUREMENT}"'
+            f"{where([field_present(field), *parts])}{group} ORDER BY time {order} "
             f"LIMIT {int(limit)}{offset_clause}")
 
 
@@ -592,3 +595,30 @@ def newest_windows(measurement: str, fields: Sequence[str], depth: int, lookback
     tags = ", ".join(quote_ident(t) for t in TAGS)
     return (f"SELECT {columns} FROM {quote_ident(measurement)} WHERE time > now() - {int(lookback_s)}s "
             f"GROUP BY {tags} ORDER BY time DESC LIMIT {int(depth)}")
+
+
+# -- NowCast (rollup/nowcast.py, api/routers/latest.py; docs/rollups.md) -------------------
+
+
+def rollup_hourly_pm25(parts: Iterable[str | None], clean: bool = True, rp: str | None = None) -> str:
+    """Per station, the stored hourly PM2.5 means of :data:`storage.PM_1H` and their counts,
+    one row per hour, as ``pm25_mean`` and ``pm25_count``: the clean statistics, or those
+    over every reading (``_all``) without ``clean``. A plain selection, not an aggregate:
+    the float read back is the stored one (InfluxDB's MEAN of the hour's readings). A
+    reader takes a mean only where its count is above 0 (rollup.compute)."""
+    mean = ident(storage.rollup_field("pm25", "mean", clean), frozenset(storage.ROLLUP_FIELDS))
+    count = ident(storage.rollup_field("pm25", "count", clean), frozenset(storage.ROLLUP_FIELDS))
+    return (f'SELECT {mean} AS "pm25_mean", {count} AS "pm25_count" FROM {measurement(storage.PM_1H, rp)}'
+            f'{where(parts)} GROUP BY "station"')
+
+
+def nowcast_measurement(rp: str | None = None) -> str:
+    """``"pm_nowcast"`` or ``"rp"."pm_nowcast"`` (the NowCast points live with the rollups)."""
+    quoted = ident(storage.PM_NOWCAST, (storage.PM_NOWCAST,))
+    return f"{quote_ident(rp)}.{quoted}" if rp else quoted
+
+
+def nowcast_points(parts: Iterable[str | None], rp: str | None = None) -> str:
+    """The stored NowCast points (every field of :data:`storage.NOWCAST_FIELDS`), per station."""
+    cols = ", ".join(ident(f, storage.NOWCAST_FIELDS) for f in storage.NOWCAST_FIELDS)
+    return f'SELECT {cols} FROM {nowcast_measurement(rp)}{where(parts)} GROUP BY "station"'

@@ -1,15 +1,17 @@
-"""Recompute the rollups of a time range from raw, day by day and in batches of
-stations, so memory stays bounded whatever the range (one day × one batch of stations
-is in flight at a time; InfluxDB does the scanning)."""
+"""Recompute the rollups (and the NowCast points they feed) of a time range from raw, day
+by day and in batches of stations, so memory stays bounded whatever the range (one day ×
+one batch of stations is in flight at a time; InfluxDB does the scanning)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from civicair import influxql
 from civicair.influx import Influx, series
+from rollup import nowcast
 from rollup.compute import floor, recompute
 
 DAY = timedelta(days=1)
@@ -22,6 +24,7 @@ class Progress:
     days: int = 0
     hours: int = 0  #: station-hours written
     station_days: int = 0  #: station-days written
+    nowcasts: int = 0  #: NowCast points written
 
 
 def stations(influx: Influx) -> list[str]:
@@ -62,11 +65,14 @@ def backfill(influx: Influx, start: datetime, end: datetime, *, rp: str | None =
     done = Progress()
     first, last = floor(start, "1d"), floor(end - timedelta(seconds=1), "1d") + DAY
     total = (last - first) // DAY
+    # NowCasts at the ends of complete hours only (the worker adds each as its hour ends).
+    until = int(time.time()) // nowcast.HOUR * nowcast.HOUR
     for day, ids in days_with_readings(influx, first, last, only):
         for i in range(0, len(ids), station_batch):
             batch = ids[i:i + station_batch]
             done.hours += recompute(influx, batch, day, day + DAY, "1h", rp)
             done.station_days += recompute(influx, batch, day, day + DAY, "1d", rp)
+            done.nowcasts += nowcast.backfill_day(influx, batch, day, until, rp)
         done.days += 1
         if progress is not None:
             progress(f"rollup backfill {day:%Y-%m-%d} (day {(day - first) // DAY + 1} of {total}, "

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from civicair import influxql
 from civicair.influx import Influx, InfluxError, series
 from civicair.schema import storage
+from rollup import nowcast
 from rollup.backfill import backfill, first_reading
 from rollup.compute import floor, recompute
 from rollup.metrics import MetricsServer, RollupMetrics
@@ -149,6 +150,8 @@ class Worker:
         # postponed mark (the next pass reads from the cursor minus the margin anyway).
         cursor = min([now, *(t + self.settings.rollup_margin_s - 1 for t in postponed)])
         new = State(max(state.cursor, cursor), max(state.covered_until, self.settled_hour(now)))
+        nowcast.update(self.influx, hours, (state.covered_until, new.covered_until), self.rp,
+                       self.settings.rollup_station_batch)  # before the state that vouches for them
         self.influx.write(state_line(new, now), rp=self.rp)
         self._done = {m for m in self._done | settled if m[0] > since}
         self._recent = min([now - RECENT_S, *(t - 1 for t in postponed)])

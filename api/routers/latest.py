@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -46,20 +47,41 @@ def nowcast_hours(now: datetime) -> tuple[datetime, datetime]:
     return end - timedelta(hours=nowcast.HOURS), end
 
 
-def statements(q: LatestQuery, now: datetime, lookback: timedelta) -> str:
-    """The five statements of one /latest request (one round trip); the benchmark sends
-    the same text straight to InfluxDB."""
+def hour_split(now: datetime, covered_until: datetime | None) -> tuple[datetime, datetime, datetime]:
+    """(start, split, end): the NowCast's hours in [start, split) are rolled up (the rollup
+    worker's watermark, docs/rollups.md), those in [split, end) are read from raw (right
+    after the hour turns, the last complete hour; all of them without rollups)."""
+    start, end = nowcast_hours(now)
+    if covered_until is None:
+        return start, start, end
+    split = covered_until.replace(minute=0, second=0, microsecond=0)
+    return start, min(max(split, start), end), end
+
+
+def statements(q: LatestQuery, now: datetime, lookback: timedelta, covered_until: datetime | None = None,
+               rp: str | None = None) -> str:
+    """The statements of one /latest request (one round trip); the benchmark sends the same
+    text straight to InfluxDB. The first four: latest readings, last windows, meta, status;
+    then the NowCast's hourly means: from ``pm_1h`` where the rollups cover them (the same
+    floats: InfluxDB's own mean of the same readings), from raw for the rest."""
     stations = [influxql.stations_in(q.station_ids)] if q.station_ids else []
     since = influxql.time_from(now - lookback)
-    quality = [influxql.clean_only()] if q.excludes_flagged() else []
+    clean = q.excludes_flagged()
+    quality = [influxql.clean_only()] if clean else []
+    start, split, end = hour_split(now, covered_until)
+    hourly = []
+    if start < split:
+        hourly.append(influxql.rollup_hourly_pm25([influxql.time_range(start, split), *stations], clean, rp))
+    if split < end:
+        # Unrounded hourly means: the NowCast computes further with them (as /aqi does).
+        raw = [influxql.time_range(split, end), *stations, *quality]
+        hourly.append(influxql.select_aggregates(["pm25"], ["mean"], raw, "1h", True, rounded=False))
     return influxql.statements(
         influxql.latest([since, *stations, *quality], q.param_list),
         influxql.last_window([since, *stations]),
         influxql.station_meta(stations, influxql.META_POSITION),
         influxql.station_status(stations),
-        # Unrounded hourly means: the NowCast computes further with them (as /aqi does).
-        influxql.select_aggregates(["pm25"], ["mean"], [influxql.time_range(*nowcast_hours(now)), *stations,
-                                                        *quality], "1h", by_station=True, rounded=False),
+        *hourly,
     )
 
 
@@ -78,8 +100,11 @@ async def latest(q: Annotated[LatestQuery, Query()], request: Request, influx: I
     q.check(settings)
     fmt = negotiate(request, q.format, q.formats)
     now = time.time()
+    coverage = request.app.state.rollup_coverage
+    covered_until = await coverage.until(influx) if coverage is not None else None
     results = await influx.query(statements(q, datetime.fromtimestamp(int(now), UTC),
-                                            timedelta(days=settings.latest_lookback_days)))
+                                            timedelta(days=settings.latest_lookback_days), covered_until,
+                                            coverage.rp if coverage is not None else None))
     rows = latest_rows(results, q, settings, now, int(nowcast_hours(datetime.fromtimestamp(int(now), UTC))[1]
                                                          .timestamp()))
     columns = (*LEAD, *q.extra_params, *TAIL)
@@ -94,17 +119,27 @@ async def latest(q: Annotated[LatestQuery, Query()], request: Request, influx: I
     return json_response(body, settings)
 
 
-def hourly_means(result: dict[str, Any]) -> dict[str, dict[int, float]]:
-    """Per station, hour start [s] -> mean PM2.5, from the fifth statement's result."""
-    return {s["tags"]["station"]: {t: v for t, v in s["values"] if v is not None} for s in series(result)}
+def hourly_means(results: Sequence[dict[str, Any]]) -> dict[str, dict[int, float]]:
+    """Per station, hour start [s] -> mean PM2.5, from the hourly statements' results (the
+    raw means, and the rolled-up ones with their counts: a mean whose count is 0 is stale)."""
+    out: dict[str, dict[int, float]] = {}
+    for result in results:
+        for s in series(result):
+            index = {c: i for i, c in enumerate(s["columns"])}
+            mean, count = index["pm25_mean"], index.get("pm25_count")
+            means = out.setdefault(s["tags"]["station"], {})
+            for row in s["values"]:
+                if row[mean] is not None and (count is None or row[count]):
+                    means[row[0]] = row[mean]
+    return out
 
 
 def latest_rows(results: list[dict[str, Any]], q: LatestQuery, settings: ApiSettings,
                 now: float, hours_end: int) -> list[dict[str, Any]]:
-    """Rows of the response from the five statements' results (pure); ``hours_end``:
+    """Rows of the response from the statements' results (pure); ``hours_end``:
     the end of the NowCast's last complete hour [s]."""
     last = catalog.parse_last_seen(results[1])
-    hourly = hourly_means(results[4])
+    hourly = hourly_means(results[4:])
     infos = catalog.assemble(catalog.parse_meta(results[2]), catalog.parse_status(results[3]), last, {})
     values_of = (*q.extra_params, "qc", "sensor", "channel")
     area = q if q.has_area else None  # pydantic attribute access is slow: ask once, not per station

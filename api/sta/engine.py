@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -159,7 +159,7 @@ def _check_select(type_: str, select: list[str] | None) -> None:
                               else f"$select: {type_} has no such property")
 
 
-def serialise_observations(ctx: Context, rows: list[Row]) -> list[Any]:
+def serialise_observations(ctx: Context, rows: Sequence[Row]) -> list[Any]:
     """:func:`serialise` of whole Observations, as pre-rendered JSON (``orjson.Fragment``):
     a page holds up to 10,000 and this is most of the API's own cost on it. The text is
     exactly what orjson makes of :func:`serialise` (tests/api/sta/test_query.py checks)."""
@@ -257,7 +257,7 @@ async def collection(ctx: Context, type_: str, source: list[Entity] | ObsSource,
     out: dict[str, Any] = {}
     if isinstance(source, ObsSource):
         rows, total, more, token = await _observations(ctx, source, opts)
-        page: list[Any] = rows
+        page: Sequence[Any] = rows
         next_q = _query_string(opts.raw, **{"$skip": None, "$skiptoken": token}) if more else None
     else:
         page, total, more = _apply_in_memory(ctx, source, opts)
@@ -297,7 +297,7 @@ def obs_filter(ctx: Context, source: ObsSource, opts: options.Options) -> tuple[
 
 
 async def _observations(ctx: Context, source: ObsSource,
-                        opts: options.Options) -> tuple[list[Row], int | None, bool, str | None]:
+                        opts: options.Options) -> tuple[Sequence[Row], int | None, bool, str | None]:
     descending = obs_order(opts)
     datastreams, filt = obs_filter(ctx, source, opts)
     cursor = observations.parse_skiptoken(opts.skiptoken)
@@ -321,7 +321,7 @@ def _is_latest(opts: options.Options) -> bool:
             and (opts.filter is None or observations.compile_filter(opts.filter).residual is None))
 
 
-async def expand(ctx: Context, type_: str, items: list[Any], bodies: list[dict[str, Any]],
+async def expand(ctx: Context, type_: str, items: Sequence[Any], bodies: list[dict[str, Any]],
                  items_expand: list[options.Expand]) -> None:
     for exp in items_expand:
         name = exp.path[0]
@@ -352,7 +352,7 @@ async def expand(ctx: Context, type_: str, items: list[Any], bodies: list[dict[s
                 await expand(ctx, target_type, [target], [body[name]], opts.expand)
 
 
-async def _expand_observations(ctx: Context, items: list[Any], bodies: list[dict[str, Any]], name: str,
+async def _expand_observations(ctx: Context, items: Sequence[Any], bodies: list[dict[str, Any]], name: str,
                                targets: list[Any], opts: options.Options) -> None:
     if opts.skiptoken is not None:
         raise bad_request("$skiptoken applies to a collection's own pages")

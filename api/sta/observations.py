@@ -12,12 +12,18 @@ on the catalogue. Anything else is 501, so a page and ``@iot.count`` are always 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from itertools import compress, repeat
+from operator import attrgetter, itemgetter
+from typing import Any, overload
 
+import numpy as np
 import orjson
 
 from api.sta import filter as sta_filter
@@ -25,7 +31,7 @@ from api.sta import ids, timeset
 from api.sta.errors import bad_request, not_implemented
 from api.sta.model import OBSERVED_PROPERTIES, PM25, Catalogue, Entity
 from civicair import influxql
-from civicair.influx import AsyncInflux, series
+from civicair.influx import AsyncInflux, results, series
 from civicair.schema import qc as qc_bits
 from civicair.schema.timefmt import format_time
 
@@ -152,6 +158,56 @@ class Row:
         return {name: self.raw[i] for name, i in self.cols.items()}
 
 
+class Rows(Sequence[Row]):
+    """Rows of a page as columns: times, ids, Datastreams, the JSON text of each Observation's
+    own properties (:func:`render`) and InfluxDB's value columns; a :class:`Row` is made only
+    when one is asked for. A page holds up to 10,000 rows: as many objects (and their lists)
+    would be promoted to the old generation and make Python's collector walk the whole heap
+    (the catalogue's entities) every other page."""
+
+    __slots__ = ("_cols", "ds", "id", "t", "text", "values")
+
+    def __init__(self, t: list[Any], id_: list[int], ds: list[Entity], text: list[bytes] | None,
+                 values: dict[str, list[Any]]) -> None:
+        self.t, self.id, self.ds, self.text, self.values = t, id_, ds, text, values
+        self._cols: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @overload
+    def __getitem__(self, i: int) -> Row: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Rows: ...
+
+    def __getitem__(self, i: int | slice) -> Row | Rows:
+        if isinstance(i, slice):
+            return Rows(self.t[i], self.id[i], self.ds[i], None if self.text is None else self.text[i],
+                        {name: column[i] for name, column in self.values.items()})
+        if self._cols is None:
+            self._cols = {name: k for k, name in enumerate(self.values)}
+        raw = [column[i] for column in self.values.values()]
+        return Row(self.t[i], self.id[i], self.ds[i], raw, self._cols)
+
+    def take(self, order: list[int]) -> Rows:
+        """The rows in ``order`` (positions)."""
+        pick = itemgetter(*order) if len(order) > 1 else lambda column: tuple(column[i] for i in order)
+        return Rows(list(pick(self.t)), list(pick(self.id)), list(pick(self.ds)),
+                    None if self.text is None else list(pick(self.text)),
+                    {name: list(pick(column)) for name, column in self.values.items()})
+
+    @staticmethod
+    def concat(parts: list[Rows]) -> Rows:
+        names = list(dict.fromkeys(name for part in parts for name in part.values))
+        return Rows([t for part in parts for t in part.t], [i for part in parts for i in part.id],
+                    [d for part in parts for d in part.ds],
+                    None if any(part.text is None for part in parts)
+                    else [x for part in parts for x in part.text],  # type: ignore[union-attr]
+                    {name: [v for part in parts for v in part.values.get(name) or [None] * len(part)]
+                     for name in names})
+
+
 @lru_cache(maxsize=4096)
 def _day(day: int) -> str:
     return time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
@@ -180,49 +236,138 @@ def to_json(row: Row) -> dict[str, Any]:
             "resultQuality": quality_names(qc) if qc else [], "validTime": None, "parameters": parameters}
 
 
-def fragments(prefix: str, rows: list[Row]) -> list[orjson.Fragment]:
-    """Each row as the JSON text of a whole Observation (see api/sta/engine.py)."""
-    out = []
-    dumps = orjson.dumps
-    days: dict[int, str] = {}
-    texts: dict[Any, str] = {}
+def fragments(prefix: str, rows: Sequence[Row]) -> list[orjson.Fragment]:
+    """Each row as the JSON text of a whole Observation (see api/sta/engine.py): its own
+    properties (:func:`render`, done as the rows arrived if :func:`page` fetched them) between its
+    id and links. The text is exactly what orjson makes of :func:`_whole` (tests/api/sta/test_query.py)."""
+    if not rows:
+        return []
+    if isinstance(rows, Rows) and rows.text is not None:
+        oids, texts = rows.id, rows.text
+    else:
+        listed = list(rows)
+        column = _columns(listed)
+        rendered = render(list(map(_TIME, listed)), column, list(map(_PROP, listed)))
+        if rendered is None:  # not from an ``epoch=s`` query: the general path
+            return [orjson.Fragment(orjson.dumps(_whole(prefix, row))) for row in listed]
+        oids, texts = list(map(_ID, listed)), rendered
+    link = orjson.dumps(prefix)[1:-1]  # as it reads inside a JSON string
+    oid = _numbers(oids)
+    return list(map(orjson.Fragment, map(b"".join, zip(
+        repeat(b'{"@iot.id":'), oid, repeat(b',"@iot.selfLink":"' + link), oid, repeat(b')"'), texts,
+        repeat(b',"Datastream@iot.navigationLink":"' + link), oid,
+        repeat(b')/Datastream","FeatureOfInterest@iot.navigationLink":"' + link), oid,
+        repeat(b')/FeatureOfInterest"}')))))
 
-    def number(x: Any) -> str:  # ints as Python writes them; anything else as orjson does
-        return str(x) if type(x) is int else dumps(x).decode()
 
-    for row in rows:
-        t, raw, cols = row.t, row.raw, row.cols
-        if not isinstance(t, int):
-            out.append(orjson.Fragment(dumps(_whole(prefix, row))))
-            continue
-        window = raw[cols["window"]] if "window" in cols else None
-        qc = raw[cols["qc"]] if "qc" in cols else None
-        day, rest = divmod(t, 86400)
-        date = days.get(day) or days.setdefault(day, _day(day))
-        end = f"{date}{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}Z"
-        if type(window) is int and 0 < window <= rest:  # the window starts the same day
-            rest -= window
-            phenomenon = f"{date}{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}Z/{end}"
-        elif type(window) is int and window > 0:
-            phenomenon = f"{iso(t - window)}/{end}"
-        else:
-            phenomenon = end
-        link = f"{prefix}{row.id})"
-        if row.ds.prop == PM25:
-            method = raw[cols["pm25_method"]] if "pm25_method" in cols else None
-            text = texts.get(method) or texts.setdefault(method, dumps(method).decode())
-            correction = f',"correction":{text}'
-        else:
-            correction = ""
-        n = raw[cols["n"]] if "n" in cols else None
-        out.append(orjson.Fragment(
-            f'{{"@iot.id":{row.id},"@iot.selfLink":"{link}","phenomenonTime":"{phenomenon}",'
-            f'"resultTime":"{end}","result":{number(raw[cols["result"]])},'
-            f'"resultQuality":{dumps(quality_names(qc)).decode() if qc else "[]"},"validTime":null,'
-            f'"parameters":{{"frames":{number(n)},"window_s":{number(window)},"qc":{number(qc)}{correction}}},'
-            f'"Datastream@iot.navigationLink":"{link}/Datastream",'
-            f'"FeatureOfInterest@iot.navigationLink":"{link}/FeatureOfInterest"}}'))
+def render(times: list[Any], column: Callable[[str], list[Any]],
+           props: list[int | None]) -> list[bytes] | None:
+    """Each row's own properties as JSON text, ``,"phenomenonTime":…,"parameters":{…}``, exactly
+    as orjson writes them; None if a time is not whole seconds of years 1000-9999.
+
+    Column by column, as a page holds up to 10,000 rows and per-row Python was most of its cost:
+    numbers are orjson's own (one ``dumps`` of a column, split at the commas), times are written
+    digit by digit with numpy, the short lists (quality flag names, correction method) rendered
+    once per distinct value, and each row's pieces joined by one ``b"".join`` (mapped, in C)."""
+    if not times:
+        return []
+    t = _int_array(times)
+    window = column("window")
+    w = _int_array(window)
+    if w is None:
+        w = _int_array([x if type(x) is int else 0 for x in window])
+    if t is None or w is None:
+        return None
+    w = np.maximum(w, 0)
+    if not (_FIRST_T <= int(t.min()) - int(w.max()) and int(t.max()) <= _LAST_T):
+        return None
+    end, start = np.split(_iso_digits(np.concatenate([t, t - w])), 2)
+    phenomenon = np.concatenate([start, np.full((len(t), 1), ord("/"), np.uint8), end], axis=1)
+    phenomenon[w == 0] = np.pad(end[w == 0], ((0, 0), (0, 21)))  # no window: the instant alone
+    qc = column("qc")
+    quality = _rendered(qc, lambda q: orjson.dumps(quality_names(q)) if q else b"[]")
+    correction = _rendered(column("pm25_method"), lambda m: b',"correction":' + orjson.dumps(m))
+    if set(props) != {PM25}:
+        correction = [c if p == PM25 else b"" for c, p in zip(correction, props, strict=True)]
+    return list(map(b"".join, zip(
+        repeat(b',"phenomenonTime":"'), phenomenon.view("S41").ravel().tolist(),
+        repeat(b'","resultTime":"'), end.view("S20").ravel().tolist(),
+        repeat(b'","result":'), _numbers(column("result")), repeat(b',"resultQuality":'), quality,
+        repeat(b',"validTime":null,"parameters":{"frames":'), _numbers(column("n")),
+        repeat(b',"window_s":'), _numbers(window), repeat(b',"qc":'), _numbers(qc), correction,
+        repeat(b"}"))))
+
+
+_TIME, _ID, _PROP, _RAW = attrgetter("t"), attrgetter("id"), attrgetter("ds.prop"), attrgetter("raw")
+#: Times :func:`_iso_digits` writes (years 1000 to 9999), in s since the epoch.
+_FIRST_T, _LAST_T = -30610224000, 253402300799
+
+
+def _int_array(values: list[Any]) -> np.ndarray | None:
+    """``values`` as int64, or None unless every one is an int (not a bool) that fits."""
+    if set(map(type, values)) != {int}:
+        return None
+    try:
+        return np.array(values, dtype=np.int64)
+    except OverflowError:
+        return None
+
+
+def _iso_digits(t: np.ndarray) -> np.ndarray:
+    """``YYYY-MM-DDTHH:MM:SSZ`` of each time [s since the epoch], as an (n, 20) array of ASCII
+    codes. The civil date of a day number is Howard Hinnant's ``civil_from_days``
+    (https://howardhinnant.github.io/date_algorithms.html), vectorised."""
+    days, sec = np.divmod(t, 86400)
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month <= 2)
+    out = np.empty((len(t), 20), np.uint8)
+    for at, value, width in ((0, year, 4), (5, month, 2), (8, day, 2), (11, sec // 3600, 2),
+                             (14, sec // 60 % 60, 2), (17, sec % 60, 2)):
+        for k in range(width):
+            out[:, at + width - 1 - k] = value // 10**k % 10 + ord("0")
+    for at, char in ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "Z")):
+        out[:, at] = ord(char)
     return out
+
+
+def _columns(rows: list[Row]) -> Callable[[str], list[Any]]:
+    """``column(name)``: that value of every row (None where a row has no such column)."""
+    first = rows[0].cols
+    if all(row.cols is first for row in rows):
+        raws = list(map(_RAW, rows))
+
+        def column(name: str) -> list[Any]:  # (not zip(*raws): an iterator per row)
+            return list(map(itemgetter(first[name]), raws)) if name in first else [None] * len(rows)
+    else:
+        def column(name: str) -> list[Any]:
+            return [row.raw[row.cols[name]] if name in row.cols else None for row in rows]
+    return column
+
+
+def _rendered(values: list[Any], render: Any) -> list[bytes]:
+    """``render`` of each value, called once per distinct one (when they are all of one type,
+    or None: 1 and True, 1 and 1.0 would share a key)."""
+    if len(set(map(type, values)) - {type(None)}) > 1:
+        return [render(v) for v in values]
+    texts = {v: render(v) for v in set(values)}
+    return list(map(texts.__getitem__, values))
+
+
+def _numbers(values: list[Any]) -> list[bytes]:
+    """Each value as orjson writes it (ints as Python does): numbers, null, true/false."""
+    if not set(map(type, values)) - {int, float, type(None), bool}:
+        try:
+            return orjson.dumps(values)[1:-1].split(b",")
+        except orjson.JSONEncodeError:  # an int beyond 64 bits
+            pass
+    return [str(x).encode() if type(x) is int else orjson.dumps(x) for x in values]
 
 
 def _whole(prefix: str, row: Row) -> dict[str, Any]:
@@ -257,15 +402,7 @@ def _chunks(group: list[Entity], every: bool) -> list[tuple[list[Entity], bool]]
 
 async def _send(influx: AsyncInflux, stmts: list[str]) -> list[dict[str, Any]]:
     """Results of ``stmts`` in order, in as few requests as keep each one short."""
-    batches: list[list[str]] = [[]]
-    size = 0
-    for stmt in stmts:
-        if batches[-1] and size + len(stmt) > MAX_REQUEST_CHARS:
-            batches.append([])
-            size = 0
-        batches[-1].append(stmt)
-        size += len(stmt) + 2
-    answers = await asyncio.gather(*(influx.query(influxql.statements(*b)) for b in batches))
+    answers = await asyncio.gather(*(influx.query(influxql.statements(*b)) for _, b in _batches(stmts)))
     return [r for answer in answers for r in answer]
 
 
@@ -305,40 +442,154 @@ def _rows(result: dict[str, Any], index: dict[tuple[Any, Any], Entity]) -> list[
 
 async def page(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], filt: ObsFilter,
                descending: bool, limit: int, skip: int = 0,
-               cursor: tuple[int, int] | None = None) -> tuple[list[Row], bool]:
-    """One page of Observations of ``datastreams`` in (time, id) order; and whether more follow."""
+               cursor: tuple[int, int] | None = None) -> tuple[Rows, bool]:
+    """One page of Observations of ``datastreams`` in (time, id) order; and whether more follow.
+
+    Each statement asks for ``skip + limit + 1`` rows (and, after a cursor, one more per series,
+    for the rows at the cursor's instant that went on the page before), as InfluxDB streams them:
+    every chunk is turned into columns and rendered (:func:`render`) while InfluxDB writes the next."""
     groups = _by_field(datastreams, cat)
     if not groups or limit == 0:
-        return [], False
+        return Rows([], [], [], [], {}), False
     want = skip + limit + 1
-    fetch = want
+    scale = 1
     while True:
-        stmts, indices = [], []
+        stmts, indices, fetches = [], [], []
         for p, (whole, all_of_it) in sorted(groups.items()):
             field_name = OBSERVED_PROPERTIES[p].field
             for group, every in _chunks(whole, all_of_it):
                 parts = [_scope_part(group, every), *filt.time_parts, filt.value_condition(field_name)]
+                fetch = want * scale
                 if cursor is not None:
                     parts.append(influxql.time_compare("<=" if descending else ">=",
                                                        datetime.fromtimestamp(cursor[0], UTC)))
-                stmts.append(influxql.sta_observations(field_name, parts, descending, fetch))
+                    fetch += min(len(group), CURSOR_SERIES)
+                one = not every and len(group) == 1  # (its tags once, not on every row)
+                stmts.append(influxql.sta_observations(field_name, parts, descending, fetch, one_series=one))
                 indices.append({(ds.station, ds.channel): ds for ds in group})
-        results = await _send(influx, stmts)
-        rows: list[Row] = []
-        full = False
-        for result, index in zip(results, indices, strict=True):
-            got = _rows(result, index)
-            full = full or sum(len(s.get("values") or []) for s in series(result)) >= fetch
-            rows += got
-        rows.sort(key=lambda r: (r.t, r.id), reverse=descending)
-        if cursor is not None:
-            key = cursor
-            rows = [r for r in rows if ((r.t, r.id) < key if descending else (r.t, r.id) > key)]
-        if len(rows) >= want or not full or fetch >= 64 * want:
+                fetches.append(fetch)
+        got, sent = await _fetch(influx, stmts, indices)
+        blocks = [block for part in got for block in part]
+        rows = blocks[0] if len(blocks) == 1 else Rows.concat(blocks)
+        full = any(n >= fetch for n, fetch in zip(sent, fetches, strict=True))
+        if len(stmts) > 1 or len(indices[0]) > 1:  # one series comes in (time, id) order already
+            order = np.lexsort((np.array(rows.id, dtype=np.int64), np.array(rows.t, dtype=np.int64)))
+            rows = rows.take((order[::-1] if descending else order).tolist())
+        if cursor is not None:  # the rows up to the cursor (at its instant) were on the page before
+            seen = 0
+            while seen < len(rows) and ((rows.t[seen], rows.id[seen]) >= cursor if descending
+                                        else (rows.t[seen], rows.id[seen]) <= cursor):
+                seen += 1
+            rows = rows[seen:]
+        if len(rows) >= want or not full or scale >= 64:
             break
-        fetch *= 4  # many rows at the cursor's instant: fetch further
+        scale *= 4  # more rows at the cursor's instant than asked for: fetch further
     rows = rows[skip:]
     return rows[:limit], len(rows) > limit
+
+
+#: Rows per chunk of a streamed page (each is parsed and rendered while InfluxDB writes the next).
+CHUNK_ROWS = 1000
+#: After a cursor, a statement over up to this many series asks for one more row per series.
+CURSOR_SERIES = 16
+
+
+def _batches(stmts: list[str]) -> list[tuple[int, list[str]]]:
+    """``stmts`` in as few requests as keep each one short: (index of the first, statements)."""
+    batches: list[tuple[int, list[str]]] = [(0, [])]
+    size = 0
+    for i, stmt in enumerate(stmts):
+        if batches[-1][1] and size + len(stmt) > MAX_REQUEST_CHARS:
+            batches.append((i, []))
+            size = 0
+        batches[-1][1].append(stmt)
+        size += len(stmt) + 2
+    return batches
+
+
+async def _fetch(influx: AsyncInflux, stmts: list[str],
+                 indices: list[dict[tuple[Any, Any], Entity]]) -> tuple[list[list[Rows]], list[int]]:
+    """The rows of each statement, rendered, and how many rows InfluxDB sent for each."""
+    rows: list[list[Rows]] = [[] for _ in stmts]
+    sent = [0] * len(stmts)
+
+    async def one(first: int, batch: list[str]) -> None:
+        stream = influx.query_chunks(influxql.statements(*batch), chunk_size=CHUNK_ROWS)
+        async with aclosing(stream) as chunks:
+            async for chunk in chunks:
+                with _no_collection():
+                    _take(chunk, first, indices, rows, sent)
+
+    await asyncio.gather(*(one(first, batch) for first, batch in _batches(stmts)))
+    return rows, sent
+
+
+def _take(chunk: bytes, first: int, indices: list[dict[tuple[Any, Any], Entity]],
+          rows: list[list[Rows]], sent: list[int]) -> None:
+    """One chunk's rows, as columns, to the rows of its statements (``first`` is the index of
+    the request's first statement)."""
+    for result in results(chunk):
+        k = first + int(result.get("statement_id", 0))
+        for s in series(result):
+            sent[k] += len(s.get("values") or [])
+            block = _block(s, indices[k])
+            if block is not None:
+                rows[k].append(block)
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """No garbage collection while a chunk is turned into columns (no ``await`` inside, so no
+    other request runs meanwhile). Parsing a chunk makes a list per row, all freed when the chunk
+    is done; a collection in between would promote them, and enough promoted objects start a
+    collection of the old generation: a walk of the whole heap (the catalogue's entities) that
+    took some 80 ms, every other 10,000-row page. Counts and thresholds are left as they are."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+#: Columns of :func:`civicair.influxql.sta_observations` that are not an Observation's values.
+_NOT_VALUES = frozenset({"time", "station", "channel"})
+
+
+def _block(s: dict[str, Any], index: dict[tuple[Any, Any], Entity]) -> Rows | None:
+    """One series (or chunk of it) of :func:`civicair.influxql.sta_observations` as columns,
+    rendered; the rows of series not in ``index`` (and without a result) left out."""
+    values = s.get("values") or []
+    if not values:
+        return None
+    cols = s["columns"]
+    tags = s.get("tags") or {}
+    if "station" in tags:  # GROUP BY: one series per station and channel
+        one = index.get((tags["station"], tags.get("channel") or "a"))
+        if one is None:
+            return None
+        ds: list[Any] = [one] * len(values)
+        missing = False
+    else:
+        keys = list(zip(map(itemgetter(cols.index("station")), values),
+                        map(itemgetter(cols.index("channel")), values), strict=True))
+        of = {key: index.get((key[0], key[1] or "a")) for key in set(keys)}
+        ds = list(map(of.__getitem__, keys))
+        missing = any(d is None for d in of.values())
+    at_result = cols.index("result")
+    if missing or None in map(itemgetter(at_result), values):  # (``in`` tests identity first, in C)
+        keep = [d is not None and v[at_result] is not None for d, v in zip(ds, values, strict=True)]
+        values, ds = list(compress(values, keep)), list(compress(ds, keep))
+        if not values:
+            return None
+    columns = {name: list(map(itemgetter(i), values))
+               for i, name in enumerate(cols) if name not in _NOT_VALUES}
+    t = list(map(itemgetter(0), values))
+    props = list(map(attrgetter("prop"), ds))
+    oid = list(map(ids.observation_id, map(_ID, ds), t))
+    return Rows(t, oid, ds, render(t, lambda name: columns.get(name) or [None] * len(t), props), columns)
 
 
 async def count(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], filt: ObsFilter) -> int:

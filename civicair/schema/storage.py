@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from civicair.schema import contract, sensors
+from civicair.schema import aqi, contract, nowcast, sensors
 from civicair.schema.errors import ContractError
 from civicair.schema.qc import Flag
 
@@ -383,6 +383,23 @@ def dirty_line(station: str, hour: int, written: int) -> bytes:
 #: the 12 that had data, integer). No point where EPA's completeness rule gives no NowCast.
 PM_NOWCAST = "pm_nowcast"
 NOWCAST_FIELDS = ("pm25", "aqi", "weight", "hours")
+#: ``aqi`` of a NowCast above the top of the index (> 325.4 µg/m³, "Beyond the AQI", which
+#: the API reports as a null ``aqi``): one above 500, so that a rewritten point never keeps
+#: an index from before (line protocol cannot null a field) and a gauge shows it maroon.
+NOWCAST_BEYOND_AQI = 501
+
+
+def nowcast_line(station: str, end: int, value: nowcast.NowCast) -> bytes:
+    """The :data:`PM_NOWCAST` point of ``station``'s NowCast whose last complete hour ends at
+    ``end`` [s since the UTC epoch, a whole hour]: every field of :data:`NOWCAST_FIELDS`,
+    written again whole whenever it is recomputed (idempotent)."""
+    _checked_station(station, ContractError)
+    if isinstance(end, bool) or not isinstance(end, int) or end % nowcast.HOUR_S:
+        raise ValueError(f"a NowCast's time is the end of a whole hour, got {end!r}")
+    index = aqi.us_aqi(value.value)
+    level = index.value if index is not None and index.value is not None else NOWCAST_BEYOND_AQI
+    return (f"{PM_NOWCAST},station={station} pm25={float(value.value)!r},aqi={level}i,"
+            f"weight={float(value.weight)!r},hours={int(value.hours)}i {end}\n").encode()
 
 
 # -- SensorThings Thing ids (docs/sensorthings.md) -------------------------------------------

@@ -4,10 +4,11 @@ on a bare ASGI app: no database needed."""
 from __future__ import annotations
 
 import asyncio
+import zlib
 
 import httpx
 
-from api.middleware import RateLimitMiddleware, ResponseCacheMiddleware
+from api.middleware import AdaptiveGZipMiddleware, RateLimitMiddleware, ResponseCacheMiddleware
 from tests.api.conftest import make_client, pm_line, write
 
 
@@ -109,3 +110,33 @@ def test_cache_hits_keep_etag_gzip_and_answer_if_none_match(influxdb, influx):
         again = client.get("/v1/latest", headers={"If-None-Match": first.headers["etag"],
                                                   "Accept-Encoding": "gzip"})
         assert again.status_code == 304 and again.headers["etag"] == first.headers["etag"]
+
+
+def test_gzip_compresses_large_bodies_fast_and_small_ones_at_the_configured_level():
+    from isal import isal_zlib
+
+    def gzipped(body: bytes, level: int, module=zlib) -> bytes:
+        z = module.compressobj(level, module.DEFLATED, 16 + module.MAX_WBITS)
+        return z.compress(body) + z.flush()
+
+    bodies = {"/small": b"".join(b"%d reading, " % i for i in range(400)),  # about 5 KB
+              "/large": b"".join(b"%d reading, " % i for i in range(40_000))}  # about 550 KB
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": bodies[scope["path"]]})
+
+    wrapped = AdaptiveGZipMiddleware(app, minimum_size=1024, compresslevel=9, large_size=256 * 1024)
+
+    async def raw(path: str, encoding: str) -> tuple[httpx.Headers, bytes]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url="http://t") as c:
+            async with c.stream("GET", path, headers={"Accept-Encoding": encoding}) as r:
+                return r.headers, b"".join([chunk async for chunk in r.aiter_raw()])
+
+    for path, expected in (("/small", gzipped(bodies["/small"], 9)),
+                           ("/large", gzipped(bodies["/large"], 1, isal_zlib))):  # ISA-L's level 1
+        headers, body = asyncio.run(raw(path, "gzip"))
+        assert headers["content-encoding"] == "gzip" and body == expected, path
+        assert zlib.decompress(body, 16 + zlib.MAX_WBITS) == bodies[path]
+        headers, body = asyncio.run(raw(path, "identity"))
+        assert "content-encoding" not in headers and body == bodies[path]

@@ -18,6 +18,11 @@ def test_observation_page_statement():
     assert q == ('SELECT "pm25" AS "result", "qc", "n", "window", "pm25_method", "station", "channel" FROM "pm" '
                  'WHERE "pm25" = "pm25" AND ("station" = \'lab-1\' AND "channel" = \'a\') '
                  "AND time >= '2026-01-01T00:00:00Z' ORDER BY time DESC LIMIT 101")
+    one = influxql.sta_observations("pm25", [influxql.series_in([("lab-1", "a")])], descending=False, limit=10,
+                                    one_series=True)
+    assert one == ('SELECT "pm25" AS "result", "qc", "n", "window", "pm25_method" FROM "pm" '
+                   'WHERE "pm25" = "pm25" AND ("station" = \'lab-1\' AND "channel" = \'a\') '
+                   'GROUP BY "station", "channel" ORDER BY time ASC LIMIT 10')
 
 
 def test_latest_of_every_series_is_one_grouped_selector():

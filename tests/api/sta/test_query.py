@@ -203,10 +203,37 @@ def test_pre_rendered_observations_are_the_same_json_as_the_general_serialiser(s
         (T0 + 59, raw, {"result": 3, "qc": None, "n": 2, "window": None, "pm25_method": 'a"b'}),
         (T0 + 86399, ds, {"result": -0.0, "qc": 2**62, "n": 1, "window": 0, "pm25_method": "x"}),
     ]]
+    shared = {"result": 0, "qc": 1, "n": 2, "window": 3, "pm25_method": 4}  # a page's rows share one layout
+    rows += [observations.Row(t, ids.observation_id(ds.id, t), ds, [7.25, 2, 3, w, "m"], shared) for t, w in [
+        (951782400, 60),  # 2000-02-29T00:00:00Z: its window starts on the 28th
+        (4107542399, 86400),  # 2100-02-28T23:59:59Z (2100 is no leap year)
+        (-86400, 60),  # before the epoch
+        (253402300799, 1),  # the last second of year 9999
+    ]]
     ctx = engine.Context("http://h/sta/v1.1", None, None, None)  # type: ignore[arg-type]
-    fast = orjson.dumps(engine.serialise_observations(ctx, rows))
-    assert orjson.loads(fast) == [engine.serialise(ctx, r, None) for r in rows]
-    assert fast == orjson.dumps([engine.serialise(ctx, r, None) for r in rows])
+    for some in (rows[:1], rows[4:], rows):
+        fast = orjson.dumps(engine.serialise_observations(ctx, some))
+        assert orjson.loads(fast) == [engine.serialise(ctx, r, None) for r in some]
+        assert fast == orjson.dumps([engine.serialise(ctx, r, None) for r in some])
+    assert b'"phenomenonTime":"2000-02-28T23:59:00Z/2000-02-29T00:00:00Z"' in fast
+    odd = [observations.Row(1.5, 1, ds, [1.0, 0, 1, 60, None], shared)]  # not whole seconds: the general path
+    assert orjson.dumps(engine.serialise_observations(ctx, odd)) == orjson.dumps([engine.serialise(ctx, odd[0], None)])
+
+
+def test_served_pages_are_the_general_serialisers_json_however_influxdb_chunks_them(sta, monkeypatch):
+    from api.sta import observations
+
+    every = "id,@iot.selfLink,phenomenonTime,resultTime,result,resultQuality,validTime,parameters,Datastream," \
+            "FeatureOfInterest"
+    ds = pm25_of(sta, "lab-1")["@iot.id"]
+    pages = [(f"/sta/v1.1/Datastreams({ds})/Observations", {"$top": "150"}),
+             ("/sta/v1.1/Observations", {"$top": "300", "$orderby": "phenomenonTime desc"})]
+    served = [get(sta, url, **params) for url, params in pages]
+    for (url, params), body in zip(pages, served, strict=True):
+        general = get(sta, url, **params, **{"$select": every})  # a Row at a time, to_json
+        assert body["value"] == general["value"] and len(body["value"]) == int(params["$top"])
+    monkeypatch.setattr(observations, "CHUNK_ROWS", 7)  # series split over many chunks (``partial``)
+    assert [get(sta, url, **params) for url, params in pages] == served
 
 
 def test_latest_looks_before_the_lookback_only_for_datastreams_without_recent_data(sta, monkeypatch):
