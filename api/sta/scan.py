@@ -24,7 +24,7 @@ from api.sta import filter as sta_filter
 from api.sta import observations
 from api.sta.errors import not_implemented
 from api.sta.model import OBSERVED_PROPERTIES, Catalogue, Entity
-from api.sta.observations import ObsFilter, Row
+from api.sta.observations import ObsFilter, Row, Rows
 from civicair import influxql
 from civicair.influx import AsyncInflux, series
 
@@ -37,63 +37,79 @@ Key = tuple[int, int]
 Resolver = Callable[[Row], Callable[[tuple[str, ...]], Any]]
 
 
-def matcher(node: Any, resolver: Resolver) -> Callable[[Row], bool]:
-    """``node`` as a test of one row: its time (phenomenonTime and resultTime both mean the
-    stored time, the window end, as in the InfluxQL bounds) and result directly, other paths
-    (``Datastream/…``) through ``resolver`` (the catalogue's, api/sta/engine.py)."""
-    def keep(row: Row) -> bool:
-        t = row.t
-        when = datetime.fromtimestamp(t, UTC) if isinstance(t, int) else sta_filter._time(t)
-        at_result = row.cols.get("result")
+def matcher(node: Any, resolver: Resolver) -> Callable[[Rows], list[int]]:
+    """``node`` as a test of rows: the positions of those where it holds. Their time
+    (phenomenonTime and resultTime both mean the stored time, the window end, as in the InfluxQL
+    bounds) and result are read from the columns; other paths (``Datastream/…``) go through
+    ``resolver`` (the catalogue's, api/sta/engine.py) on a :class:`Row` made for them."""
+    def holds(rows: Rows) -> list[int]:
+        results = rows.values.get("result") or [None] * len(rows)
+        kept = []
+        for i, t in enumerate(rows.t):
+            when = datetime.fromtimestamp(t, UTC) if isinstance(t, int) else sta_filter._time(t)
+            result = results[i]
 
-        def get(path: tuple[str, ...]) -> Any:
-            if path in observations.TIME_PATHS:
-                return when
-            if path == ("result",):
-                return row.raw[at_result] if at_result is not None else None
-            return resolver(row)(path)
-        return sta_filter.truthy(sta_filter.evaluate(node, get))
-    return keep
+            def get(path: tuple[str, ...], i: int = i, when: Any = when, result: Any = result) -> Any:
+                if path in observations.TIME_PATHS:
+                    return when
+                if path == ("result",):
+                    return result
+                return resolver(rows[i])(path)
+            if sta_filter.truthy(sta_filter.evaluate(node, get)):
+                kept.append(i)
+        return kept
+    return holds
+
+
+def _none() -> Rows:
+    return Rows([], [], [], [], {})
 
 
 async def filtered_page(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], filt: ObsFilter,
                         descending: bool, limit: int, skip: int, cursor: Key | None,
-                        resolver: Resolver) -> tuple[Any, bool, Key | None]:
-    """A page of rows (what :func:`api.sta.observations.page` returns, or a list of its rows),
-    whether a nextLink follows, and the key it continues after."""
+                        resolver: Resolver) -> tuple[Rows, bool, Key | None]:
+    """A page (as :func:`api.sta.observations.page`, rendered as it arrived), whether a nextLink
+    follows, and the key it continues after."""
     if filt.residual is None:
         rows, more = await observations.page(influx, cat, datastreams, filt, descending, limit, skip, cursor)
-        return rows, more, (rows[-1].t, rows[-1].id) if more and len(rows) else None
+        return rows, more, (rows.t[-1], rows.id[-1]) if more and len(rows) else None
     if limit == 0:
-        return [], False, None
-    keep = matcher(filt.residual, resolver)
+        return _none(), False, None
+    holds = matcher(filt.residual, resolver)
     want = skip + limit + 1
-    matched: list[Row] = []
-    scanned = 0
+    parts: list[Rows] = []
+    matched = scanned = 0
     key = cursor
-    while len(matched) < want:
+    exhausted = False
+    while matched < want:
         budget = MAX_SCANNED - scanned
         if budget <= 0:  # the bound: a short page, continued from the last row read
-            if len(matched) <= skip and skip:
+            if matched <= skip and skip:
                 raise not_implemented(f"$skip over a filter evaluated row by row reads more than "
                                       f"{MAX_SCANNED} Observations; follow the nextLinks instead")
-            return matched[skip:], True, key
+            return _joined(parts)[skip:], True, key
         rows, more = await observations.page(influx, cat, datastreams, filt, descending,
                                              min(max(2 * want, 1000), SCAN_CHUNK, budget), 0, key)
-        for i in range(len(rows)):
-            row = rows[i]
-            scanned += 1
-            key = (row.t, row.id)
-            if keep(row):
-                matched.append(row)
-                if len(matched) == want:
-                    break
-        if not more:
+        kept = holds(rows)[:want - matched]
+        if len(kept) == want - matched:  # full: the rest of this chunk is read again after the page
+            rows = rows[:kept[-1] + 1]
+        if kept:
+            parts.append(rows.take(kept))
+            matched += len(kept)
+        scanned += len(rows)
+        if len(rows):
+            key = (rows.t[-1], rows.id[-1])
+        if not more and matched < want:
+            exhausted = True
             break
-    page = matched[skip:skip + limit]
-    if len(matched) < want:
+    page = _joined(parts)[skip:skip + limit]
+    if exhausted or not len(page):
         return page, False, None
-    return page, True, (page[-1].t, page[-1].id)
+    return page, True, (page.t[-1], page.id[-1])
+
+
+def _joined(parts: list[Rows]) -> Rows:
+    return _none() if not parts else parts[0] if len(parts) == 1 else Rows.concat(parts)
 
 
 async def filtered_count(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], filt: ObsFilter,
@@ -102,22 +118,20 @@ async def filtered_count(influx: AsyncInflux, cat: Catalogue, datastreams: list[
     :data:`MAX_SCANNED`, else 501)."""
     if filt.residual is None:
         return await observations.count(influx, cat, datastreams, filt)
-    keep = matcher(filt.residual, resolver)
+    holds = matcher(filt.residual, resolver)
     total = scanned = 0
     key: Key | None = None
     while True:
         rows, more = await observations.page(influx, cat, datastreams, filt, False,
                                              min(SCAN_CHUNK, MAX_SCANNED + 1 - scanned), 0, key)
-        for i in range(len(rows)):
-            row = rows[i]
-            total += keep(row)
+        total += len(holds(rows))
         scanned += len(rows)
         if not more:
             return total
         if scanned > MAX_SCANNED:
             raise not_implemented(f"$count with this $filter would read more than {MAX_SCANNED} Observations "
                                   "one by one; narrow it by phenomenonTime, or leave $count out")
-        key = (rows[-1].t, rows[-1].id)
+        key = (rows.t[-1], rows.id[-1])
 
 
 async def counts(influx: AsyncInflux, cat: Catalogue, groups: list[list[Entity]], filt: ObsFilter,

@@ -110,6 +110,10 @@ def test_a_row_by_row_filter_reaches_through_relations_too(sta):
             "$filter": f"Datastream/Thing/properties/station eq 'dt-1' and ({text})", "$top": "10000"})
         return {o["@iot.id"] for o in body["value"]}
 
+    url = f"/sta/v1.1/Datastreams({dt1_pm25(sta)})/Observations"
+    one, two = (get(sta, url, **{"$filter": f"phenomenonTime eq {iso(t)}"})["value"] for t in (X, Y))
+    both = get(sta, url, **{"$filter": f"phenomenonTime eq {iso(X)} or phenomenonTime eq {iso(Y)}"})["value"]
+    assert both == one + two and len(both) == 2  # the same Observations, rendered alike
     either = ids("Datastream/name eq 'PM10' or month(phenomenonTime) eq 12")
     assert either == ids("Datastream/name eq 'PM10'") | ids("month(phenomenonTime) eq 12")
     assert len(ids("Datastream/name eq 'PM10'")) == N
