@@ -340,9 +340,13 @@ def _time(value: Any) -> datetime | None:
 
 def _part(attr: str):
     def get(value: Any):
-        t = _time(value)
+        t = value if isinstance(value, dtime) and attr in _TIME_OF_DAY_PARTS else _time(value)
         return getattr(t, attr) if t is not None else None
     return get
+
+
+#: What hour(), minute(), second() and fractionalseconds() also read from a time of day (OData).
+_TIME_OF_DAY_PARTS = frozenset({"hour", "minute", "second", "microsecond"})
 
 
 def _date(value: Any) -> datetime | None:
@@ -358,8 +362,8 @@ def _time_of_day(value: Any) -> dtime | None:
 
 
 def _fraction(value: Any) -> float | None:
-    t = _time(value)
-    return t.microsecond / 1e6 if t is not None else None
+    micro = _part("microsecond")(value)
+    return micro / 1e6 if micro is not None else None
 
 
 def _offset_minutes(value: Any) -> int | None:
@@ -473,8 +477,10 @@ def check_types(node: Any, path_types: dict[tuple[str, ...], str] | None = None)
         types = [check_types(a, path_types) for a in node[2]]
         name = node[1]
         if name in DATE_FUNCTIONS:
-            if types[0] not in (None, "datetime"):
-                raise bad_request(f"{name}() takes a date-time, not a {types[0]}")
+            takes = ("datetime", "time") if name in ("hour", "minute", "second", "fractionalseconds") \
+                else ("datetime",)
+            if types[0] is not None and types[0] not in takes:
+                raise bad_request(f"{name}() takes a {' or '.join(takes)}, not a {types[0]}")
             return DATE_FUNCTIONS[name]
         return "datetime" if name in CONSTANTS else None
     if kind == "not":
