@@ -4,9 +4,12 @@ A Datastream is one field (:data:`api.sta.model.OBSERVED_PROPERTIES`) of one sta
 channel, so a page of Observations is one statement per property involved, sent in one
 request, merged by (time, id). Paging is by key (the last (time, id) of a page, carried in
 ``$skiptoken``), so page 500 costs what page 1 costs. ``$filter`` is compiled: conditions on
-``phenomenonTime``/``resultTime`` and ``result`` become InfluxQL (civicair/influxql.py builds
-the text), conditions on ``Datastream/…`` or ``FeatureOfInterest/…`` pick the Datastreams
-on the catalogue. Anything else is 501, so a page and ``@iot.count`` are always exact.
+``phenomenonTime``/``resultTime`` (as ranges: api/sta/timeset.py) and ``result`` become
+InfluxQL (civicair/influxql.py builds the text), conditions on ``Datastream/…`` or
+``FeatureOfInterest/…`` pick the Datastreams on the catalogue; what InfluxDB cannot answer
+exactly over these (``month()``, ``or`` of separate ranges, …) is ``ObsFilter.residual``,
+tested on each row by api/sta/scan.py. Anything else is 501, so a page and ``@iot.count``
+are always exact.
 """
 
 from __future__ import annotations
