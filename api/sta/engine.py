@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from api.settings import ApiSettings
 from api.sta import filter as sta_filter
-from api.sta import ids, observations, options
+from api.sta import ids, observations, options, scan
 from api.sta.errors import bad_request, not_found, not_implemented
 from api.sta.model import NAVIGATION, PROPERTIES, SETS, TYPE_SET, Catalogue, Entity, sensor_id
 from api.sta.observations import ObsFilter, Row
@@ -301,18 +301,24 @@ async def _observations(ctx: Context, source: ObsSource,
     descending = obs_order(opts)
     datastreams, filt = obs_filter(ctx, source, opts)
     cursor = observations.parse_skiptoken(opts.skiptoken)
-    rows, more = await observations.page(ctx.influx, ctx.cat, datastreams, filt, descending, opts.limit,
-                                         0 if cursor else opts.skip, cursor)
-    total = await observations.count(ctx.influx, ctx.cat, datastreams, filt) if opts.count else None
-    token = f"{rows[-1].t}.{rows[-1].id}" if more and rows else None
+    by_row = _row_resolver(ctx)
+    rows, more, last = await scan.filtered_page(ctx.influx, ctx.cat, datastreams, filt, descending,
+                                                opts.limit, 0 if cursor else opts.skip, cursor, by_row)
+    total = await scan.filtered_count(ctx.influx, ctx.cat, datastreams, filt, by_row) if opts.count else None
+    token = f"{last[0]}.{last[1]}" if more and last else None
     return rows, total, more and token is not None, token
+
+
+def _row_resolver(ctx: Context) -> scan.Resolver:
+    return lambda row: resolver(ctx.cat, row)
 
 
 # -- $expand ---------------------------------------------------------------------------------
 
 def _is_latest(opts: options.Options) -> bool:
     return (opts.top == 1 and opts.skip == 0 and not opts.count and bool(opts.orderby)
-            and obs_order(opts) and opts.skiptoken is None)
+            and obs_order(opts) and opts.skiptoken is None
+            and (opts.filter is None or observations.compile_filter(opts.filter).residual is None))
 
 
 async def expand(ctx: Context, type_: str, items: Sequence[Any], bodies: list[dict[str, Any]],
@@ -348,10 +354,20 @@ async def expand(ctx: Context, type_: str, items: Sequence[Any], bodies: list[di
 
 async def _expand_observations(ctx: Context, items: Sequence[Any], bodies: list[dict[str, Any]], name: str,
                                targets: list[Any], opts: options.Options) -> None:
-    if opts.count:
-        raise not_implemented("$count inside $expand of Observations")
     if opts.skiptoken is not None:
         raise bad_request("$skiptoken applies to a collection's own pages")
+    if opts.count:  # every item's count in one InfluxDB request, not one each
+        scoped = [obs_filter(ctx, target, opts) for target in targets]
+        if scoped:
+            numbers = await scan.counts(ctx.influx, ctx.cat, [d for d, _ in scoped], scoped[0][1],
+                                        _row_resolver(ctx))
+            for body, n in zip(bodies, numbers, strict=True):
+                body[f"{name}@iot.count"] = n
+        opts = options.without_count(opts)  # counted: the pages below need not
+        if opts.limit == 0:  # counts only (a page of none per item costs a catalogue walk each)
+            for body in bodies:
+                body[name] = []
+            return
     if _is_latest(opts) and all(isinstance(i, Entity) and i.type == "Datastream" for i in items):
         # The map request: the latest Observation of every Datastream in one InfluxDB request.
         datastreams, filt = obs_filter(ctx, ObsSource([i for i in items]), opts)
