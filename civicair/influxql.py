@@ -330,9 +330,10 @@ def rollup_compute(parts: Iterable[str | None], interval: str) -> str:
 
 
 def rollup_readings(parts: Iterable[str | None], interval: str) -> str:
-    """Readings per station, channel and interval (every reading carries ``n``)."""
+    """Readings (every reading carries ``n``) and the sum of their ``window`` [s] per
+    station, channel and interval."""
     group = ident(interval, INTERVALS).strip('"')
-    return (f'SELECT count("n") AS "readings" FROM "{MEASUREMENT}"{where(parts)} '
+    return (f'SELECT count("n") AS "readings", sum("window") AS "window" FROM "{MEASUREMENT}"{where(parts)} '
             f'GROUP BY time({group}), "station", "channel" fill(none)')
 
 

@@ -69,7 +69,10 @@ def points(results: Sequence[dict[str, Any]], interval: str) -> dict[tuple[str, 
     for result, kind in ((readings, "readings"), (clean_readings, "clean")):
         for tags, row in _rows(result):
             if tags["channel"] in contract.CHANNELS:
-                out[(tags["station"], int(row["time"]))][f"{kind}_{tags['channel']}"] = row["readings"]
+                point = out[(tags["station"], int(row["time"]))]
+                point[f"{kind}_{tags['channel']}"] = row["readings"]
+                if kind == "readings" and row.get("window"):  # left out where 0 or missing
+                    point[f"window_{tags['channel']}"] = row["window"]
     for point in out.values():
         for ch in contract.CHANNELS:
             if f"readings_{ch}" in point:

@@ -311,7 +311,8 @@ ROLLUP_STATS = ("mean", "min", "max", "count")
 #: Suffix of the statistics over every reading; without it, over clean readings only
 #: (``qc & QC_FLAGGED_MASK = 0``, the API's default).
 ALL_SUFFIX = "_all"
-#: Readings per channel (``readings_a``) and clean readings per channel (``clean_a``);
+#: Readings per channel (``readings_a``), clean readings per channel (``clean_a``) and the
+#: sum of the ``window`` of every reading per channel (``window_a`` [s], coverage panels);
 #: the OR of every reading's ``qc`` (``qc_or``) and per flag the readings carrying it
 #: (``flag_spike``, …). A field is left out where its value would be 0 or missing, so
 #: an interval without clean readings has no clean fields at all (as the raw query
@@ -346,6 +347,9 @@ def _rollup_fields() -> dict[str, Field]:
                                            f"readings of channel {channel} in the interval")
         out[f"clean_{channel}"] = Field(f"clean_{channel}", "integer", "readings",
                                         f"clean readings of channel {channel} in the interval")
+        out[f"window_{channel}"] = Field(f"window_{channel}", "integer", "s",
+                                         f"sum of the window of channel {channel}'s readings in the interval"
+                                         " (every reading, flagged or not): its data coverage")
     out[QC_OR] = Field(QC_OR, "integer", None, "OR of the qc bits of every reading in the interval")
     for flag in Flag:
         name = flag_field(flag.name or str(int(flag)))

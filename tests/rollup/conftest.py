@@ -52,6 +52,19 @@ def rollup_points(influx: Influx, measurement: str) -> dict[tuple[str, int], dic
             for s in series(result) for row in s["values"]}
 
 
+def raw_windows(influx: Influx, interval: str) -> dict[tuple[str, int], dict[str, int]]:
+    """Per station and interval, ``window_<channel>``: the raw sum("window") of every reading
+    of the channel (the coverage panels' raw query), nonzero only."""
+    (result,) = influx.query('SELECT sum("window") FROM "pm" WHERE time >= 0s AND time < now() + 1d '
+                             f'GROUP BY time({interval}), "station", "channel" fill(none)')
+    out: dict[tuple[str, int], dict[str, int]] = {}
+    for s in series(result):
+        for t, total in s["values"]:
+            if total:
+                out.setdefault((s["tags"]["station"], int(t)), {})[f"window_{s['tags']['channel']}"] = total
+    return out
+
+
 def raw_flags(influx: Influx, interval: str) -> dict[tuple[str, int], dict[str, int]]:
     """Per station and interval, readings carrying each flag (nonzero only) and their OR."""
     out: dict[tuple[str, int], dict[str, int]] = {}
@@ -67,10 +80,12 @@ def raw_flags(influx: Influx, interval: str) -> dict[tuple[str, int], dict[str, 
 
 
 def assert_rollups_equal_raw(influx: Influx) -> int:
-    """Every station and hour (and UTC day): the rollup's statistics are the raw ones. Returns
+    """Every station and hour (and UTC day): the rollup's statistics (and window sums per
+    channel) are the raw ones. Returns
     how many station-intervals were compared."""
     compared = 0
     raw_flags_by_interval = {interval: raw_flags(influx, interval) for interval in ("1h", "1d")}
+    raw_windows_by_interval = {interval: raw_windows(influx, interval) for interval in ("1h", "1d")}
     for interval, measurement in (("1h", "pm_1h"), ("1d", "pm_1d")):
         points = rollup_points(influx, measurement)
         every = raw_aggregates(influx, interval, clean=False)
@@ -87,5 +102,8 @@ def assert_rollups_equal_raw(influx: Influx) -> int:
             flags = raw_flags_by_interval[interval].get(key, {"qc_or": 0})
             assert flags == {k: v for k, v in point.items() if k.startswith("flag_") or k == "qc_or"}, \
                 (interval, key)
+            windows = raw_windows_by_interval[interval].get(key, {})
+            assert windows, (interval, key)  # every reading has a window
+            assert windows == {k: v for k, v in point.items() if k.startswith("window_")}, (interval, key)
             compared += 1
     return compared

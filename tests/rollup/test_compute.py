@@ -26,16 +26,17 @@ def _stats(station, t, **values):
 def test_points_from_results_zero_clean_counts_and_flag_summary():
     clean = {"series": []}  # every reading of the hour is flagged
     every = _stats("a", 3600, pm25_mean=5.5, pm25_min=5.0, pm25_max=6.0, pm25_count=2)
-    readings = _result(["time", "readings"], [({"station": "a", "channel": "a"}, [[3600, 2]])])
+    readings = _result(["time", "readings", "window"], [({"station": "a", "channel": "a"}, [[3600, 2, 120]]),
+                                                        ({"station": "a", "channel": "b"}, [[3600, 1, 0]])])
     flagged = _result(["time", "qc"], [({"station": "a"}, [[3600, int(qc.Flag.SPIKE)],
                                                             [3660, int(qc.Flag.SPIKE)]])])
     found = points([clean, every, readings, {}, flagged], "1h")
     assert found == {("a", 3600): {"pm25_mean_all": 5.5, "pm25_min_all": 5.0, "pm25_max_all": 6.0,
                                    "pm25_count_all": 2, "pm25_count": 0, "readings_a": 2, "clean_a": 0,
-                                   "flag_spike": 2, "qc_or": 4}}
-    assert lines("pm_1h", found) == (b"pm_1h,station=a clean_a=0i,flag_spike=2i,pm25_count=0i,pm25_count_all=2i,"
+                                   "window_a": 120, "readings_b": 1, "clean_b": 0, "flag_spike": 2, "qc_or": 4}}
+    assert lines("pm_1h", found) == (b"pm_1h,station=a clean_a=0i,clean_b=0i,flag_spike=2i,pm25_count=0i,pm25_count_all=2i,"
                                      b"pm25_max_all=6.0,pm25_mean_all=5.5,pm25_min_all=5.0,qc_or=4i,"
-                                     b"readings_a=2i 3600\n")
+                                     b"readings_a=2i,readings_b=1i,window_a=120i 3600\n")
 
 
 def test_retention_statements_for_a_raw_retention():
