@@ -11,7 +11,7 @@ from grafana_foundation_sdk.builders import stat, timeseries
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from civicair.schema import storage
+from civicair.schema import contract, storage
 from dashboards import retention
 from dashboards.grafana import UNIT_UG_M3, InfluxQL, colour, dashboard_link, datasource, prose, queries
 
@@ -32,6 +32,14 @@ HOURLY_UP_TO_S = 30 * 86400
 #: every reading too, so a panel shows the same level on both sides of a switch.
 MEAN = {param: storage.rollup_field(param, "mean", clean=False) for param in storage.ROLLUP_PARAMS}
 READINGS = storage.rollup_field("pm25", "count", clean=False)
+#: Per channel, the rollups' sum of every reading's window [s] (the coverage panels).
+WINDOW = {channel: storage.ROLLUP_FIELDS[f"window_{channel}"].name for channel in contract.CHANNELS}
+
+
+def coverage_columns(per: str) -> str:
+    """The rollups' coverage per sensor in percent, one column per channel (``"a"``, ``"b"``):
+    the sum of the window seconds over ``per`` (an InfluxQL expression of milliseconds)."""
+    return ", ".join(f'sum("{field}") * 100000 / {per} AS "{channel}"' for channel, field in WINDOW.items())
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from dashboards.boards._shared import (
     READINGS,
     TAGS,
     by_range,
+    coverage_columns,
     links,
     rollup_rp_variable,
     series_panel,
@@ -96,12 +97,13 @@ def _presence() -> statetimeline.Panel:
     )
 
 
-def _bars(title: str, description: str, target: InfluxQL, steps: tuple[tuple[str, float | None], ...],
-          unit: str = "percent") -> bargauge.Panel:
+def _bars(title: str, description: str, target: InfluxQL | list[InfluxQL],
+          steps: tuple[tuple[str, float | None], ...], unit: str = "percent") -> bargauge.Panel:
     """One horizontal bar per station (or per station and sensor), coloured by ``steps``."""
     panel = (
         bargauge.Panel().title(title).description(prose(description))
-        .datasource(datasource()).span(12).height(10).targets(queries(target))
+        .datasource(datasource()).span(12).height(10)
+        .targets(queries(*(target if isinstance(target, list) else [target])))
         .unit(unit).decimals(0).min(0).color_scheme(by_thresholds()).thresholds(thresholds(*steps))
         .orientation(cm.VizOrientation.HORIZONTAL).display_mode(cm.BarGaugeDisplayMode.BASIC)
         .show_unfilled(True).reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
@@ -115,8 +117,11 @@ def _coverage() -> bargauge.Panel:
     return _bars("Coverage per station", """
         The share of the selected time range covered by each station's readings, per sensor.
         Below 75 % the station's averages become unreliable.""",
-                 InfluxQL('SELECT sum("window") * 100000 / $__range_ms FROM "pm" WHERE $timeFilter '
-                          'GROUP BY "station", "channel"').alias("$tag_station $tag_channel"),
+                 by_range('SELECT sum("window") * 100000 / $__range_ms FROM "pm" WHERE $timeFilter '
+                          'GROUP BY "station", "channel"',
+                          f'SELECT {coverage_columns("$__range_ms")} FROM {{source}} WHERE $timeFilter '
+                          'GROUP BY "station"',
+                          raw_alias="$tag_station $tag_channel", rollup_alias="$tag_station $col"),
                  (("red", None), ("orange", 75), ("green", 90)))
 
 

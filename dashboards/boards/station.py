@@ -23,6 +23,7 @@ from dashboards.boards._shared import (
     STATION_UID,
     TAGS,
     by_range,
+    coverage_columns,
     legend_below,
     line_style_dashed,
     links,
@@ -99,8 +100,9 @@ def _stats() -> list[Builder[dm.Panel]]:
         stat_panel("Data coverage", """
         The share of the selected time range that this station's readings cover, per sensor
         (a station may have two, A and B). 100 % means no minute is missing.""",
-                   _pm('sum("window") * 100000 / $__range_ms', 'GROUP BY "channel"')
-                   .alias("sensor $tag_channel"),
+                   tuple(by_range(_pm('sum("window") * 100000 / $__range_ms', 'GROUP BY "channel"'),
+                                  _rollup(coverage_columns("$__range_ms"), ""),
+                                  raw_alias="sensor $tag_channel", rollup_alias="sensor $col")),
                    color_mode=cm.BigValueColorMode.VALUE, width=4)
         .unit("percent").decimals(0).min(0).max(100).color_scheme(by_thresholds())
         .thresholds(thresholds(("red", None), ("orange", 50), ("green", 90)))
@@ -169,8 +171,10 @@ def station() -> db.Dashboard:
     coverage = series_panel("Data coverage over time", """
         The share of each interval covered by readings, per sensor. Dips mean the station was
         off, offline, or its sensor sent too few samples.""",
-                            _pm('sum("window") * 100000 / $__interval_ms',
-                                'GROUP BY time($__interval), "channel" fill(0)').alias(per_sensor),
+                            *by_range(_pm('sum("window") * 100000 / $__interval_ms',
+                                          'GROUP BY time($__interval), "channel" fill(0)'),
+                                      _rollup(coverage_columns("({seconds} * 1000)")),
+                                      raw_alias=per_sensor, rollup_alias="sensor $col"),
                             width=24, height=6, unit="percent", decimals=0).max(100)
     variable = query_variable(
         "station", "Station", 'SHOW TAG VALUES FROM "pm" WITH KEY = "station"',

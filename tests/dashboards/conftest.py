@@ -109,7 +109,7 @@ def _rollup_fields(s: SeedStation, start: int, hours: int) -> str:
               storage.rollup_field("rh", "mean", False): 55.0, storage.rollup_field("temp", "mean", False): 12.0}
     text = ",".join(f"{k}={v!r}" for k, v in fields.items())
     text += f",{storage.rollup_field('pm25', 'count', False)}={count}i"
-    text += "".join(f",readings_{ch}={readings}i" for ch in s.channels)
+    text += "".join(f",readings_{ch}={readings}i,window_{ch}={readings * 60}i" for ch in s.channels)
     # The readings' flag rates: bit k on one reading in k + 3.
     text += "".join(f",{storage.flag_field(f.name or '')}={count // (k + 3)}i" for k, f in enumerate(Flag))
     return text + f",{storage.QC_OR}={sum(int(f) for f in Flag)}i"

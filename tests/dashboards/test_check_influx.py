@@ -152,11 +152,54 @@ def test_flag_rate_is_the_share_of_readings_with_that_bit(seeded):
     assert abs(mean - 20.0) < 1.0, values
 
 
-def test_coverage_of_a_station_reporting_every_minute_is_full(seeded):
-    results = _run_panel(seeded, "station", "Data coverage", station="park-2")
+def _run_over(influx, board_name: str, title: str, ref: str, hours: int, **variables):
+    from dashboards.macros import Variable
+
+    panel = next(p for p in iter_panels(BOARDS[board_name]()) if p["title"] == title)
+    target = next(t for t in panel["targets"] if t["refId"] == ref)
+    now = int(time.time() * 1000)
+    rng = TimeRange(now - hours * 3_600_000, now)
+    ctx = Context(rng, calculate_interval(rng, 1000, 60_000),
+                  {k: Variable(k, (v,)) for k, v in {"rollup_rp": "", **variables}.items()})
+    return influx.query(expand(target["query"], ctx))
+
+
+def test_coverage_of_a_station_reporting_every_minute_is_full_from_raw_and_from_the_rollups(seeded):
+    """Raw up to 2 days (the seeded raw days), then pm_1h's window_a: a full station stays near
+    100 % across the switch (the rollups miss only the range's first and current partial hours)."""
+    [raw] = _run_over(seeded, "station", "Data coverage", "A", 24, station="park-2")[0]["series"]
+    assert abs(raw["values"][0][1] - 100) < 1.0
+    assert "series" not in _run_over(seeded, "station", "Data coverage", "B", 24, station="park-2")[0]
+    # The board's own 7-day range: raw is off, the hourly rollup on.
+    assert "series" not in _run_panel(seeded, "station", "Data coverage", "A", station="park-2")[0]
+    [hourly] = _run_panel(seeded, "station", "Data coverage", "B", station="park-2")[0]["series"]
+    row = dict(zip(hourly["columns"], hourly["values"][0], strict=True))
+    assert 100 - 100 * 2 / (7 * 24) - 0.01 <= row["a"] <= 100, row
+    assert row["b"] is None  # one sensor: its "b" column is empty, the row is there
+
+
+def test_coverage_per_station_keeps_a_bar_per_sensor_over_the_rollups(seeded):
+    """The network bars over 30 days (hourly rollup): one row per station, columns a and b;
+    lab-1 has two sensors, the others one (their b is empty)."""
+    results = _run_over(seeded, "network-health", "Coverage per station", "B", 30 * 24)
+    got = {s["tags"]["station"]: dict(zip(s["columns"], s["values"][0], strict=True))
+           for s in results[0]["series"]}
+    assert sorted(got) == sorted(s.id for s in STATIONS)
+    assert got["lab-1"]["a"] == got["lab-1"]["b"] > 99
+    assert got["park-2"]["a"] > 99 and got["park-2"]["b"] is None
+    # Over a year: the daily rollup (90 seeded days of 365).
+    yearly = _run_over(seeded, "network-health", "Coverage per station", "C", 365 * 24)
+    lab = next(s for s in yearly[0]["series"] if s["tags"]["station"] == "lab-1")
+    assert abs(lab["values"][0][1] - 100 * 90 / 365) < 1.0
+
+
+def test_coverage_over_time_from_the_hourly_rollup_is_full_for_every_hour(seeded):
+    results = _run_panel(seeded, "station", "Data coverage over time", "B", station="lab-1")
     [series] = results[0]["series"]
-    # The dashboard's 7-day range holds the 2 seeded days: 2/7 of it is covered.
-    assert abs(series["values"][0][1] - 100 * 2 / 7) < 1.0
+    cols = series["columns"]
+    full = [dict(zip(cols, v, strict=True)) for v in series["values"] if v[1] is not None]
+    assert len(full) >= 7 * 24 - 2
+    assert all(row["a"] == row["b"] == 100 for row in full)
 
 
 def test_the_map_shows_each_stations_current_nowcast_and_its_aqi(seeded):
