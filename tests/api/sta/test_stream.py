@@ -209,3 +209,36 @@ def test_frost_client_reads_a_streamed_page_served_by_uvicorn(ingested, influxdb
         assert small.headers.get("etag") and small.headers.get("content-length")  # in one piece
     finally:
         procs.stop(api)
+
+
+def test_gzip_compresses_a_streamed_body_part_by_part_fast_and_flushed():
+    import asyncio
+    import zlib
+
+    from api.middleware import AdaptiveGZipMiddleware
+
+    parts = [b'{"value":[' + b'{"a":1},' * 40_000, b'{"b":2},' * 30_000, b'{"c":3}]}']
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        for k, part in enumerate(parts):
+            await send({"type": "http.response.body", "body": part, "more_body": k < len(parts) - 1})
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"accept-encoding", b"gzip")]}
+    asyncio.run(AdaptiveGZipMiddleware(app, minimum_size=1024, compresslevel=9)(scope, receive, send))
+    start, *bodies = sent
+    headers = dict(start["headers"])
+    assert headers[b"content-encoding"] == b"gzip" and b"content-length" not in headers
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    # Each part arrives whole (flushed, not held for the next) and compressed (level 1 for a large first part)
+    assert [inflate.decompress(m["body"]) for m in bodies] == parts
+    assert len(bodies[0]["body"]) < len(parts[0]) // 20 and not bodies[-1].get("more_body")
