@@ -177,9 +177,22 @@ def _add_archive_parser(sub) -> None:
 
 # -- dashboards ---------------------------------------------------------------------------
 def cmd_dashboards_build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dashboards import JSON_DIR, PROVISIONING_DIR
     from dashboards.build import build
 
-    result = build(check=args.check)
+    if args.rollup_rp and not args.out:
+        print("civicair dashboards build: --rollup-rp needs --out DIR (the committed boards keep the "
+              "default retention policy)", file=sys.stderr)
+        return 2
+    try:
+        # --out: the boards only, for a Grafana provisioned from files.
+        result = build(Path(args.out) if args.out else JSON_DIR, None if args.out else PROVISIONING_DIR,
+                       check=args.check, rollup_rp=args.rollup_rp or "")
+    except ValueError as exc:
+        print(f"civicair dashboards build: {exc}", file=sys.stderr)
+        return 2
     for path in result.written:
         print(f"wrote {path}")
     for path in result.stale:
@@ -193,11 +206,13 @@ def cmd_dashboards_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from civicair.influx import Influx, InfluxSettings
-    from dashboards import JSON_DIR, PROVISIONING_DIR
+    from dashboards import JSON_DIR, PROVISIONING_DIR, retention
     from dashboards.check import check, parse_overrides
 
     try:
-        overrides = parse_overrides(args.var or [])
+        # The rollups' retention policy, unless --var rollup_rp=… says otherwise.
+        overrides = {retention.VARIABLE: retention.checked(args.rollup_rp)} | parse_overrides(args.var or [])
+        overrides[retention.VARIABLE] = retention.checked(overrides[retention.VARIABLE])
     except ValueError as exc:
         print(f"civicair dashboards check: {exc}", file=sys.stderr)
         return 2
@@ -227,7 +242,8 @@ def cmd_dashboards_publish(args: argparse.Namespace) -> int:
     try:
         api = connect()
         target = None if args.no_datasource else InfluxTarget.from_env()
-        actions = publish(api, target, update_secrets=args.update_secrets, dry_run=args.dry_run)
+        actions = publish(api, target, update_secrets=args.update_secrets, dry_run=args.dry_run,
+                          rollup_rp=os.environ.get("CIVICAIR_ROLLUP_RP", ""))
     except PublishError as exc:
         print(f"civicair dashboards publish: {exc}", file=sys.stderr)
         return 2
@@ -326,11 +342,18 @@ def _add_dashboards_parser(sub) -> None:
     dsub = d.add_subparsers(dest="dashboards_command", required=True, metavar="ACTION")
     s = dsub.add_parser("build", help="write dashboards/json/*.json and dashboards/provisioning/")
     s.add_argument("--check", action="store_true", help="write nothing; fail if a committed file is stale")
+    s.add_argument("--out", metavar="DIR", help="write the boards' JSON here instead (no provisioning files)")
+    s.add_argument("--rollup-rp", metavar="NAME",
+                   help="retention policy of the rollups (CIVICAIR_ROLLUP_RP) the boards written to --out "
+                        "read; default: the database's default policy")
     s.set_defaults(func=cmd_dashboards_build)
     s = dsub.add_parser("check", help="validate the JSON and run every panel query against InfluxDB")
     s.add_argument("--influx-url", default=os.environ.get("CIVICAIR_INFLUX_URL", "http://localhost:8086"))
     s.add_argument("--db", default=os.environ.get("CIVICAIR_INFLUX_DB", "airquality"))
     s.add_argument("--var", action="append", metavar="NAME=VALUE", help="a dashboard variable's value")
+    s.add_argument("--rollup-rp", metavar="NAME", default=os.environ.get("CIVICAIR_ROLLUP_RP", ""),
+                   help="retention policy of the rollups ($rollup_rp; default $CIVICAIR_ROLLUP_RP or the "
+                        "default policy)")
     s.add_argument("--require-rows", action="store_true", help="a query that returns no rows fails")
     s.add_argument("--no-queries", action="store_true", help="static checks only")
     s.add_argument("-v", "--verbose", action="store_true", help="print every expanded query")
@@ -339,7 +362,8 @@ def _add_dashboards_parser(sub) -> None:
                                               "(default: dashboards/provisioning)")
     s.set_defaults(func=cmd_dashboards_check)
     s = dsub.add_parser("publish", help="create or update folder, datasource and dashboards on a Grafana "
-                                        "(GRAFANA_URL, GRAFANA_TOKEN)")
+                                        "(GRAFANA_URL, GRAFANA_TOKEN; the rollups' policy: "
+                                        "CIVICAIR_ROLLUP_RP)")
     s.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
     s.add_argument("--no-datasource", action="store_true", help="leave the datasource alone")
     s.add_argument("--update-secrets", action="store_true",

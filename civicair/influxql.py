@@ -532,6 +532,13 @@ def sta_count(field: str, parts: Iterable[str | None]) -> str:
     return f'SELECT count({result}) AS "count" FROM "{MEASUREMENT}"{where(parts)}'
 
 
+def sta_count_series(field: str, parts: Iterable[str | None]) -> str:
+    """The number of values of ``field`` per station and channel (each Datastream's count)."""
+    result = ident(field, frozenset(PARAMS.values()))
+    return (f'SELECT count({result}) AS "count" FROM "{MEASUREMENT}"{where(parts)} '
+            'GROUP BY "station", "channel"')
+
+
 def station_positions(parts: Iterable[str | None] = ()) -> str:
     """Every stored position of every station, oldest first (status points have none)."""
     return (f'SELECT "lat", "lon", "exact_location" FROM "{STATION_MEASUREMENT}"'

@@ -222,7 +222,7 @@ def place(panels: Sequence[cogbuilder.Builder[dm.Panel]]) -> None:
 
 def dashboard(uid: str, title: str, description: str, panels: Sequence[cogbuilder.Builder[dm.Panel]], *,
               tags: list[str], time_from: str = "now-24h", refresh: str = "1m",
-              variables: Sequence[db.QueryVariable] = (),
+              variables: Sequence[db.QueryVariable | db.ConstantVariable] = (),
               links: Sequence[db.DashboardLink] = ()) -> db.Dashboard:
     """A read-only public dashboard, its panels placed by :func:`place`."""
     place(panels)

@@ -2,9 +2,11 @@
 
 The AQI categories and the WHO levels come from :mod:`civicair.schema.aqi`, the quality
 flags from :mod:`civicair.schema.qc`; this module only turns them into what Grafana
-panels take. One deliberate difference from the API: a map or a stat panel shows a
-concentration beyond the index (above 325.4 µg/m³) as "Hazardous" in the same maroon,
-where the API says "Beyond the AQI": a legend needs no seventh row for smoke.
+panels take. On a concentration scale, a concentration beyond the index (above 325.4
+µg/m³) keeps the Hazardous maroon (:func:`thresholds`, :func:`value_mappings`). The NowCast
+points store its AQI as 501 (``storage.NOWCAST_BEYOND_AQI``), which every AQI field shows as
+"Beyond the AQI", as the API names it, in the same maroon (:func:`aqi_mappings`,
+:func:`aqi_thresholds`); the colour legend has a row for it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import dashboard as dm
 
-from civicair.schema.aqi import CATEGORIES, WHO_24H_UG_M3
+from civicair.schema.aqi import BEYOND, BEYOND_COLOUR, CATEGORIES, WHO_24H_UG_M3
 from civicair.schema.qc import TEXT as QC_TEXT
 from civicair.schema.qc import Flag
+from civicair.schema.storage import NOWCAST_BEYOND_AQI
 
-__all__ = ["NOWCAST", "WHO_24H_UG_M3", "aqi_thresholds", "legend_markdown", "qc_flags", "thresholds",
-           "value_mappings"]
+__all__ = ["BEYOND", "NOWCAST", "WHO_24H_UG_M3", "aqi_mappings", "aqi_thresholds", "legend_markdown",
+           "qc_flags", "thresholds", "value_mappings"]
 
 #: What the NowCast is, for the public: every panel that shows it says so.
 NOWCAST = (
@@ -41,11 +44,26 @@ def thresholds() -> db.ThresholdsConfig:
     return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps)
 
 
+#: An AQI field at or above this shows as :data:`BEYOND`: the stored 501, and a median of
+#: stations' AQIs that would round to it (500.5: one at 500, one beyond).
+BEYOND_FROM = min(CATEGORIES[-1].aqi_high + 0.5, NOWCAST_BEYOND_AQI)
+
+
 def aqi_thresholds() -> db.ThresholdsConfig:
-    """The same categories as :func:`thresholds`, on the index itself (0–50 Good, 51–100 …)."""
+    """The same categories as :func:`thresholds`, on the index itself (0–50 Good, 51–100 …),
+    and "Beyond the AQI" (stored as 501) in its own maroon."""
     steps = [dm.Threshold(value=None, color=CATEGORIES[0].colour)]
     steps += [dm.Threshold(value=c.aqi_low, color=c.colour) for c in CATEGORIES[1:]]
+    steps.append(dm.Threshold(value=BEYOND_FROM, color=BEYOND_COLOUR))
     return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps)
+
+
+def aqi_mappings() -> list[dm.ValueMapping]:
+    """An AQI field's value mapping: 501 (``storage.NOWCAST_BEYOND_AQI``, above 325.4 µg/m³)
+    shows as "Beyond the AQI" in maroon, not as a number on the index's 0–500 scale."""
+    return [dm.RangeMap(options=dm.DashboardRangeMapOptions(
+        from_val=BEYOND_FROM, to=None,
+        result=dm.ValueMappingResult(text=BEYOND, color=BEYOND_COLOUR, index=0)))]
 
 
 def value_mappings() -> list[dm.ValueMapping]:
@@ -62,10 +80,12 @@ def value_mappings() -> list[dm.ValueMapping]:
 
 def legend_markdown() -> str:
     rows = ["| PM2.5, 24-hour mean (µg/m³) | US AQI category | what it means |", "| --- | --- | --- |"]
-    for i, c in enumerate(CATEGORIES):
-        top = f"– {c.high_ug_m3:g}" if i + 1 < len(CATEGORIES) else "and above"  # open top: see module doc
-        span = f"{c.low_ug_m3:g} {top}"
-        rows.append(f'| {span} | <span style="color:{c.colour}">●</span> {c.name} | {c.meaning} |')
+    for c in CATEGORIES:
+        dot = f'<span style="color:{c.colour}">●</span>'
+        rows.append(f"| {c.low_ug_m3:g} – {c.high_ug_m3:g} | {dot} {c.name} | {c.meaning} |")
+    dot = f'<span style="color:{BEYOND_COLOUR}">●</span>'
+    rows.append(f"| above {CATEGORIES[-1].high_ug_m3:g} | {dot} {BEYOND} "
+                f"| off the top of the index (smoke): {CATEGORIES[-1].meaning} |")
     return "\n".join(rows)
 
 

@@ -11,6 +11,10 @@ they are sent when the datasource is created, and again only with
 ``update_secrets=True`` (``--update-secrets``). A datasource that Grafana marks
 read-only (provisioned from a file) is left alone.
 
+The boards' hidden ``$rollup_rp`` constant is set to the rollups' retention policy
+(``CIVICAIR_ROLLUP_RP``, as the rollup worker reads it; :mod:`dashboards.retention`)
+before they are compared and sent, so a second run with the same policy is "unchanged".
+
 The decisions are pure (:func:`plan_folder`, :func:`plan_datasource`,
 :func:`plan_dashboard`); :func:`publish` is the thin shell that talks HTTP.
 """
@@ -33,6 +37,7 @@ from dashboards import (
     FOLDER_TITLE,
     FOLDER_UID,
     JSON_DIR,
+    retention,
 )
 from dashboards.provisioning import MIN_INTERVAL
 
@@ -137,8 +142,10 @@ def plan_dashboard(current: dict | None, desired: dict) -> str:
     return UNCHANGED if same_body and same_folder else UPDATED
 
 
-def load_dashboards(json_dir: Path = JSON_DIR) -> list[dict]:
-    boards = [json.loads(p.read_text()) for p in sorted(Path(json_dir).glob("*.json"))]
+def load_dashboards(json_dir: Path = JSON_DIR, rollup_rp: str = "") -> list[dict]:
+    """The boards to publish, reading the rollups from retention policy ``rollup_rp``."""
+    boards = [retention.with_rollup_rp(json.loads(p.read_text()), rollup_rp)
+              for p in sorted(Path(json_dir).glob("*.json"))]
     if not boards:
         # An installed (non-editable) package carries no JSON: publish from a checkout.
         raise PublishError(f"no dashboard JSON in {json_dir}: run `civicair dashboards build` in a checkout")
@@ -157,13 +164,19 @@ def _get_or_none(fetch: Callable[[], Any]) -> Any:
 
 
 def publish(api, target: InfluxTarget | None, *, json_dir: Path = JSON_DIR,
-            update_secrets: bool = False, dry_run: bool = False) -> list[Action]:
+            update_secrets: bool = False, dry_run: bool = False, rollup_rp: str = "") -> list[Action]:
     """Create or update what differs; ``api`` is a ``grafana_client.GrafanaApi``.
 
     ``target`` None leaves the datasource out (a Grafana whose datasource is provisioned).
+    ``rollup_rp``: the retention policy of the rollups (``CIVICAIR_ROLLUP_RP``; empty: the
+    database's default policy).
     """
     actions: list[Action] = []
-    boards = load_dashboards(json_dir)  # before any write: nothing to publish is an error
+    try:
+        rollup_rp = retention.checked(rollup_rp)
+    except ValueError as exc:
+        raise PublishError(str(exc)) from exc
+    boards = load_dashboards(json_dir, rollup_rp)  # before any write: nothing to publish is an error
 
     folder = _get_or_none(lambda: api.folder.get_folder(FOLDER_UID))
     outcome = plan_folder(folder)

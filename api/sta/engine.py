@@ -20,7 +20,7 @@ import orjson
 
 from api.settings import ApiSettings
 from api.sta import filter as sta_filter
-from api.sta import ids, observations, options
+from api.sta import ids, observations, options, scan
 from api.sta.errors import bad_request, not_found, not_implemented
 from api.sta.model import NAVIGATION, PROPERTIES, SETS, TYPE_SET, Catalogue, Entity, sensor_id
 from api.sta.observations import ObsFilter, Row
@@ -304,11 +304,16 @@ async def _observations(ctx: Context, source: ObsSource,
     descending = obs_order(opts)
     datastreams, filt = obs_filter(ctx, source, opts)
     cursor = observations.parse_skiptoken(opts.skiptoken)
-    rows, more = await observations.page(ctx.influx, ctx.cat, datastreams, filt, descending, opts.limit,
-                                         0 if cursor else opts.skip, cursor)
-    total = await observations.count(ctx.influx, ctx.cat, datastreams, filt) if opts.count else None
-    token = f"{rows[-1].t}.{rows[-1].id}" if more and rows else None
+    by_row = _row_resolver(ctx)
+    rows, more, last = await scan.filtered_page(ctx.influx, ctx.cat, datastreams, filt, descending,
+                                                opts.limit, 0 if cursor else opts.skip, cursor, by_row)
+    total = await scan.filtered_count(ctx.influx, ctx.cat, datastreams, filt, by_row) if opts.count else None
+    token = f"{last[0]}.{last[1]}" if more and last else None
     return rows, total, more and token is not None, token
+
+
+def _row_resolver(ctx: Context) -> scan.Resolver:
+    return lambda row: resolver(ctx.cat, row)
 
 
 # -- a streamed page -------------------------------------------------------------------------
@@ -335,7 +340,8 @@ async def stream_observations(ctx: Context, source: ObsSource, opts: options.Opt
     (counted first), ``"value":[``, each block of rows rendered as it arrives, ``]``, the
     ``@iot.nextLink`` (known at the end) and ``}``: the very bytes orjson makes of
     :func:`collection`'s document (tests/api/sta/test_stream.py). For the Observations of one
-    Datastream without ``$expand``; None for the rest (buffered, as before).
+    Datastream without ``$expand``, with a ``$filter`` InfluxDB answers alone; None for the rest
+    (buffered, as before).
 
     Everything that can fail with a 4xx or a 5xx (options, the count, InfluxDB's answer to the
     statement) fails before ``first`` is returned. A failure later (InfluxDB gone mid-answer)
@@ -345,13 +351,13 @@ async def stream_observations(ctx: Context, source: ObsSource, opts: options.Opt
     _check_select("Observation", opts.select)
     descending = obs_order(opts)
     datastreams, filt = obs_filter(ctx, source, opts)
-    if len(datastreams) != 1:
+    if len(datastreams) != 1 or filt.residual is not None:  # (a row-by-row filter: api/sta/scan.py)
         return None
     cursor = observations.parse_skiptoken(opts.skiptoken)
     skip = 0 if cursor else opts.skip
     head = b"{"
     if opts.count:
-        total = await observations.count(ctx.influx, ctx.cat, datastreams, filt)
+        total = await scan.filtered_count(ctx.influx, ctx.cat, datastreams, filt, _row_resolver(ctx))
         head += b'"@iot.count":' + orjson.dumps(total) + b","
     blocks = observations.one_series(ctx.influx, ctx.cat, datastreams[0], filt, descending,
                                      skip + opts.limit + 1 + (cursor is not None), cursor)
@@ -417,7 +423,8 @@ async def _page_parts(ctx: Context, blocks: AsyncIterator[observations.Rows], op
 
 def _is_latest(opts: options.Options) -> bool:
     return (opts.top == 1 and opts.skip == 0 and not opts.count and bool(opts.orderby)
-            and obs_order(opts) and opts.skiptoken is None)
+            and obs_order(opts) and opts.skiptoken is None
+            and (opts.filter is None or observations.compile_filter(opts.filter).residual is None))
 
 
 async def expand(ctx: Context, type_: str, items: Sequence[Any], bodies: list[dict[str, Any]],
@@ -453,10 +460,20 @@ async def expand(ctx: Context, type_: str, items: Sequence[Any], bodies: list[di
 
 async def _expand_observations(ctx: Context, items: Sequence[Any], bodies: list[dict[str, Any]], name: str,
                                targets: list[Any], opts: options.Options) -> None:
-    if opts.count:
-        raise not_implemented("$count inside $expand of Observations")
     if opts.skiptoken is not None:
         raise bad_request("$skiptoken applies to a collection's own pages")
+    if opts.count:  # every item's count in one InfluxDB request, not one each
+        scoped = [obs_filter(ctx, target, opts) for target in targets]
+        if scoped:
+            numbers = await scan.counts(ctx.influx, ctx.cat, [d for d, _ in scoped], scoped[0][1],
+                                        _row_resolver(ctx))
+            for body, n in zip(bodies, numbers, strict=True):
+                body[f"{name}@iot.count"] = n
+        opts = options.without_count(opts)  # counted: the pages below need not
+        if opts.limit == 0:  # counts only (a page of none per item costs a catalogue walk each)
+            for body in bodies:
+                body[name] = []
+            return
     if _is_latest(opts) and all(isinstance(i, Entity) and i.type == "Datastream" for i in items):
         # The map request: the latest Observation of every Datastream in one InfluxDB request.
         datastreams, filt = obs_filter(ctx, ObsSource([i for i in items]), opts)

@@ -20,6 +20,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from functools import cache
 from typing import Any
 
@@ -56,6 +57,7 @@ call: NAME "(" [expr ("," expr)*] ")"
 path: NAME ("/" NAME)*
 literal: STRING -> string
        | DATETIME -> datetime
+       | TIMEOFDAY -> timeofday
        | NUMBER -> number
        | GEOGRAPHY -> geography
        | TRUE -> true
@@ -73,6 +75,7 @@ CMPOP.3: /(eq|ne|gt|ge|lt|le)\b/
 ADDOP.3: /(add|sub)\b/
 MULOP.3: /(mul|div|mod)\b/
 DATETIME.4: /\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?/
+TIMEOFDAY.4: /\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?/
 NUMBER.2: /\d+(\.\d+)?([eE][+-]?\d+)?/
 GEOGRAPHY.4: /geography'[^']*'/i
 STRING: /'([^']|'')*'/
@@ -146,6 +149,14 @@ class _ToAst(Transformer):
 
     def datetime(self, tok: Token):
         return ("lit", _parse_time(str(tok) if "T" in str(tok) else str(tok) + "T00:00:00Z"))
+
+    def timeofday(self, tok: Token):
+        hms, _, fraction = str(tok).partition(".")
+        h, m, *sec = (int(x) for x in hms.split(":"))
+        try:
+            return ("lit", dtime(h, m, sec[0] if sec else 0, int((fraction + "000000")[:6])))
+        except ValueError:
+            raise bad_request("a time-of-day literal is not a valid time") from None
 
     def geography(self, tok: Token):
         return ("lit", parse_wkt(str(tok)[len("geography'"):-1]))
@@ -253,7 +264,8 @@ def parse_filter(text: str) -> Any:
     ast = _parse(text, "filter", "$filter")
     _check_tree(ast)
     check_functions(ast)
-    return ast
+    check_types(ast)
+    return fold_constants(ast)
 
 
 def parse_orderby(text: str) -> list[tuple[Any, str]]:
@@ -328,9 +340,41 @@ def _time(value: Any) -> datetime | None:
 
 def _part(attr: str):
     def get(value: Any):
-        t = _time(value)
+        t = value if isinstance(value, dtime) and attr in _TIME_OF_DAY_PARTS else _time(value)
         return getattr(t, attr) if t is not None else None
     return get
+
+
+#: What hour(), minute(), second() and fractionalseconds() also read from a time of day (OData).
+_TIME_OF_DAY_PARTS = frozenset({"hour", "minute", "second", "microsecond"})
+
+
+def _date(value: Any) -> datetime | None:
+    """The day of a date-time, as midnight in its own offset (compared with date literals,
+    which are midnight UTC)."""
+    t = _time(value)
+    return datetime(t.year, t.month, t.day, tzinfo=t.tzinfo) if t is not None else None
+
+
+def _time_of_day(value: Any) -> dtime | None:
+    t = _time(value)
+    return t.time() if t is not None else None
+
+
+def _fraction(value: Any) -> float | None:
+    micro = _part("microsecond")(value)
+    return micro / 1e6 if micro is not None else None
+
+
+def _offset_minutes(value: Any) -> int | None:
+    t = _time(value)
+    offset = t.utcoffset() if t is not None else None
+    return int(offset.total_seconds() // 60) if offset is not None else None
+
+
+#: OData's ``mindatetime()`` and ``maxdatetime()``.
+MIN_DATETIME = datetime(1, 1, 1, tzinfo=UTC)
+MAX_DATETIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
 
 def _num(f):
@@ -350,6 +394,9 @@ FUNCTIONS: dict[str, tuple[int, Any]] = {
     "concat": (2, _str(lambda a, b: a + b)),
     "year": (1, _part("year")), "month": (1, _part("month")), "day": (1, _part("day")),
     "hour": (1, _part("hour")), "minute": (1, _part("minute")), "second": (1, _part("second")),
+    "fractionalseconds": (1, _fraction), "date": (1, _date), "time": (1, _time_of_day),
+    "totaloffsetminutes": (1, _offset_minutes), "now": (0, lambda: datetime.now(UTC).replace(microsecond=0)),
+    "mindatetime": (0, lambda: MIN_DATETIME), "maxdatetime": (0, lambda: MAX_DATETIME),
     "round": (1, _num(round)), "floor": (1, _num(math.floor)), "ceiling": (1, _num(math.ceil)),
     "geo.distance": (2, _distance),
     "geo.intersects": (2, _intersects), "st_intersects": (2, _intersects),
@@ -358,9 +405,13 @@ FUNCTIONS: dict[str, tuple[int, Any]] = {
     "st_disjoint": (2, lambda a, b: None if (r := _intersects(a, b)) is None else not r),
 }
 #: Functions of the standard we do not implement: 501, not 400.
-UNSUPPORTED = frozenset({"substring", "date", "time", "totaloffsetminutes", "now", "mindatetime",
-                         "maxdatetime", "fractionalseconds", "geo.length", "st_touches", "st_overlaps",
-                         "st_crosses", "st_relate"})
+UNSUPPORTED = frozenset({"substring", "geo.length", "st_touches", "st_overlaps", "st_crosses", "st_relate"})
+#: Functions of a date-time: (result type, see :func:`check_types`).
+DATE_FUNCTIONS = {"year": "number", "month": "number", "day": "number", "hour": "number", "minute": "number",
+                  "second": "number", "fractionalseconds": "number", "totaloffsetminutes": "number",
+                  "date": "datetime", "time": "time"}
+#: Functions without arguments, evaluated once per request (:func:`fold_constants`).
+CONSTANTS = frozenset({"now", "mindatetime", "maxdatetime"})
 
 
 def check_functions(node: Any) -> None:
@@ -382,6 +433,79 @@ def check_functions(node: Any) -> None:
         check_functions(node[1])
 
 
+def fold_constants(node: Any) -> Any:
+    """``now()``, ``mindatetime()``, ``maxdatetime()`` as date-time literals: one instant for
+    the whole request, and literals the Observations compiler turns into InfluxQL bounds."""
+    kind = node[0]
+    if kind == "call" and node[1] in CONSTANTS:
+        return ("lit", FUNCTIONS[node[1]][1]())
+    if kind == "call":
+        return ("call", node[1], tuple(fold_constants(a) for a in node[2]))
+    if kind == "op":
+        return ("op", node[1], fold_constants(node[2]), fold_constants(node[3]))
+    if kind in ("not", "neg"):
+        return (kind, fold_constants(node[1]))
+    return node
+
+
+def _literal_type(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, datetime):
+        return "datetime"
+    if isinstance(value, dtime):
+        return "time"
+    if isinstance(value, Geometry):
+        return "geo"
+    return None  # null compares with anything
+
+
+def check_types(node: Any, path_types: dict[tuple[str, ...], str] | None = None) -> str | None:
+    """The type of ``node`` where it is known (None where not: paths not in ``path_types``,
+    most functions); 400 where two known types cannot meet (``month(phenomenonTime) eq 'x'``,
+    ``date(result)``, ``'a' add 1``): such a filter is malformed, not merely empty."""
+    kind = node[0]
+    if kind == "lit":
+        return _literal_type(node[1])
+    if kind == "path":
+        return (path_types or {}).get(node[1])
+    if kind == "call":
+        types = [check_types(a, path_types) for a in node[2]]
+        name = node[1]
+        if name in DATE_FUNCTIONS:
+            takes = ("datetime", "time") if name in ("hour", "minute", "second", "fractionalseconds") \
+                else ("datetime",)
+            if types[0] is not None and types[0] not in takes:
+                raise bad_request(f"{name}() takes a {' or '.join(takes)}, not a {types[0]}")
+            return DATE_FUNCTIONS[name]
+        return "datetime" if name in CONSTANTS else None
+    if kind == "not":
+        check_types(node[1], path_types)
+        return "bool"
+    if kind == "neg":
+        t = check_types(node[1], path_types)
+        if t not in (None, "number"):
+            raise bad_request(f"unary minus takes a number, not a {t}")
+        return "number"
+    op, a, b = node[1], check_types(node[2], path_types), check_types(node[3], path_types)
+    if op in ("and", "or"):
+        return "bool"
+    if op in _CMP:
+        if a is not None and b is not None and a != b:
+            raise bad_request(f"a {a} is compared with a {b}")
+        return "bool"
+    if a == "datetime" and b in (None, "number") and op in ("add", "sub"):
+        return "datetime"  # plus or minus seconds
+    for t in (a, b):
+        if t not in (None, "number"):
+            raise bad_request(f"{op} takes numbers, not a {t}")
+    return "number" if a == b == "number" else None
+
+
 # -- evaluation on entities ----------------------------------------------------------------
 
 _CMP = {
@@ -396,6 +520,9 @@ _ARITH = {
 
 
 def _comparable(a: Any, b: Any) -> tuple[Any, Any] | None:
+    if isinstance(a, dtime) or isinstance(b, dtime):
+        return (a, b) if isinstance(a, dtime) and isinstance(b, dtime) and (a.tzinfo is None) == \
+            (b.tzinfo is None) else None
     if isinstance(a, datetime) or isinstance(b, datetime):
         ta, tb = _time(a), _time(b)
         return (ta, tb) if ta is not None and tb is not None else None
@@ -455,7 +582,10 @@ def evaluate(node: Any, resolve) -> Any:
 
 def _arith(op: str, a: Any, b: Any) -> Any:
     if isinstance(a, datetime) and isinstance(b, int | float) and op in ("add", "sub"):
-        return a + timedelta(seconds=b if op == "add" else -b)
+        try:
+            return a + timedelta(seconds=b if op == "add" else -b)
+        except OverflowError:  # beyond years 1-9999
+            return None
     if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool) \
             and not isinstance(b, bool):
         try:

@@ -4,9 +4,12 @@ A Datastream is one field (:data:`api.sta.model.OBSERVED_PROPERTIES`) of one sta
 channel, so a page of Observations is one statement per property involved, sent in one
 request, merged by (time, id). Paging is by key (the last (time, id) of a page, carried in
 ``$skiptoken``), so page 500 costs what page 1 costs. ``$filter`` is compiled: conditions on
-``phenomenonTime``/``resultTime`` and ``result`` become InfluxQL (civicair/influxql.py builds
-the text), conditions on ``Datastream/…`` or ``FeatureOfInterest/…`` pick the Datastreams
-on the catalogue. Anything else is 501, so a page and ``@iot.count`` are always exact.
+``phenomenonTime``/``resultTime`` (as ranges: api/sta/timeset.py) and ``result`` become
+InfluxQL (civicair/influxql.py builds the text), conditions on ``Datastream/…`` or
+``FeatureOfInterest/…`` pick the Datastreams on the catalogue; what InfluxDB cannot answer
+exactly over these (``month()``, ``or`` of separate ranges, …) is ``ObsFilter.residual``,
+tested on each row by api/sta/scan.py. Anything else is 501, so a page and ``@iot.count``
+are always exact.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 import orjson
 
 from api.sta import filter as sta_filter
-from api.sta import ids
+from api.sta import ids, timeset
 from api.sta.errors import bad_request, not_implemented
 from api.sta.model import OBSERVED_PROPERTIES, PM25, Catalogue, Entity
 from civicair import influxql
@@ -41,7 +44,9 @@ TIME_PATHS = {("phenomenonTime",), ("resultTime",)}
 NAV_ROOTS = {"Datastream", "FeatureOfInterest"}
 _FLIP = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
 _NEGATE = {"lt": "ge", "le": "gt", "gt": "le", "ge": "lt", "eq": "ne", "ne": "eq"}
-_TIME_OPS = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+#: Types of the Observation paths a filter's type check knows (api.sta.filter.check_types).
+OBS_PATH_TYPES: dict[tuple[str, ...], str] = {
+    ("phenomenonTime",): "datetime", ("resultTime",): "datetime", ("result",): "number"}
 
 
 def quality_names(qc: Any) -> list[str]:
@@ -57,38 +62,10 @@ class ObsFilter:
     time_parts: list[str] = field(default_factory=list)
     value: Any = None  # AST over ``result`` only
     scope: list[Any] = field(default_factory=list)  # ASTs over Datastream/… and FeatureOfInterest/…
+    residual: Any = None  # AST InfluxDB cannot answer exactly: evaluated on each row (filtered_page)
 
     def value_condition(self, field_name: str) -> str | None:
         return None if self.value is None else _value_sql(self.value, field_name, negate=False)
-
-
-def _is_time_literal(node: Any) -> bool:
-    return node[0] == "lit" and isinstance(node[1], datetime)
-
-
-def _time_parts(node: Any) -> list[str]:
-    """InfluxQL time bounds of one conjunct over phenomenonTime/resultTime."""
-    if node[0] != "op" or node[1] not in _FLIP:
-        raise not_implemented("conditions on phenomenonTime/resultTime: comparisons joined by and")
-    op, left, right = node[1], node[2], node[3]
-    if left[0] != "path" and right[0] == "path":
-        op, left, right = _FLIP[op], right, left
-    if left[0] == "call" and left[1] == "year" and right[0] == "lit" and isinstance(right[1], int):
-        start = datetime(min(max(right[1], 1970), 2200), 1, 1, tzinfo=UTC)
-        end = start.replace(year=start.year + 1)
-        bounds = {"eq": [(">=", start), ("<", end)], "lt": [("<", start)], "le": [("<", end)],
-                  "gt": [(">=", end)], "ge": [(">=", start)]}
-        if op not in bounds:
-            raise not_implemented("year(phenomenonTime) ne …")
-        return [influxql.time_compare(o, t) for o, t in bounds[op]]
-    if left[0] != "path" or left[1] not in TIME_PATHS or not _is_time_literal(right):
-        raise not_implemented("time conditions compare phenomenonTime or resultTime with a date-time")
-    if op == "ne":
-        raise not_implemented("ne on time (InfluxDB cannot exclude one instant)")
-    t = right[1]
-    if t.year < 1970 or t.year > 2200:
-        raise bad_request("date-time out of range (1970–2200)")
-    return [influxql.time_compare(_TIME_OPS[op], t)]
 
 
 def _value_sql(node: Any, field_name: str, negate: bool) -> str:
@@ -118,30 +95,46 @@ def _operand(node: Any, field_name: str) -> str:
     raise not_implemented("result is compared with numbers (and arithmetic on them)")
 
 
+def _row_path(p: tuple[str, ...]) -> bool:
+    return p in TIME_PATHS or p == ("result",) or (p[0] in NAV_ROOTS and len(p) > 1)
+
+
 def compile_filter(ast: Any) -> ObsFilter:
+    sta_filter.check_types(ast, OBS_PATH_TYPES)
     out = ObsFilter()
-    values = []
+    values, residual = [], []
     for conj in sta_filter.conjuncts(ast):
         used = sta_filter.paths(conj)
         if not used:
             raise not_implemented("a condition on Observations must name a property")
         if all(p in TIME_PATHS for p in used):
-            out.time_parts += _time_parts(conj)
+            parts, exact = timeset.time_parts(conj)
+            out.time_parts += parts
+            if not exact:
+                residual.append(conj)
         elif all(p == ("result",) for p in used):
             values.append(conj)
         elif all(p[0] in NAV_ROOTS and len(p) > 1 for p in used):
             out.scope.append(conj)
+        elif all(_row_path(p) for p in used):
+            residual.append(conj)  # e.g. time or result: row by row, no condition for InfluxDB
         else:
             raise not_implemented("Observations filter on phenomenonTime, resultTime, result, Datastream/… "
-                                  "and FeatureOfInterest/…; combine conditions on different ones with and")
+                                  "and FeatureOfInterest/…")
+    if residual:
+        out.residual = _and(residual)
     for v in values:
         _value_sql(v, OBSERVED_PROPERTIES[0].field, negate=False)  # 501 now, not later
     if values:
-        node = values[0]
-        for v in values[1:]:
-            node = ("op", "and", node, v)
-        out.value = node
+        out.value = _and(values)
     return out
+
+
+def _and(nodes: list[Any]) -> Any:
+    node = nodes[0]
+    for v in nodes[1:]:
+        node = ("op", "and", node, v)
+    return node
 
 
 def parse_skiptoken(token: str | None) -> tuple[int, int] | None:
@@ -668,8 +661,6 @@ async def by_id(influx: AsyncInflux, cat: Catalogue, oid: int) -> Row | None:
     (result,) = await influx.query(stmt)
     rows = _rows(result, {(ds.station, ds.channel): ds})
     return rows[0] if rows else None
-
-
 
 
 async def one_series(influx: AsyncInflux, cat: Catalogue, ds: Entity, filt: ObsFilter, descending: bool,

@@ -8,7 +8,7 @@ Pure: the query string's pairs in, an :class:`Options` tree out, or a 400/501 er
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from api.sta import filter as sta_filter
@@ -145,3 +145,8 @@ def parse_expand(text: str, depth: int = 0) -> list[Expand]:
             path = path[:-1]
         out.append(Expand(path, options))
     return out
+
+
+def without_count(opts: Options) -> Options:
+    """``opts`` with ``$count`` off (a copy: an ``$expand``'s options serve every parent)."""
+    return replace(opts, count=False)

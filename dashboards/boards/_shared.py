@@ -12,6 +12,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
 from civicair.schema import storage
+from dashboards import retention
 from dashboards.grafana import UNIT_UG_M3, InfluxQL, colour, dashboard_link, datasource, prose, queries
 
 #: A station that has sent nothing for this long is shown as offline. Bridges send a
@@ -43,6 +44,24 @@ class Rollup:
     switch: str
     label: str
 
+    @property
+    def source(self) -> str:
+        """The measurement in the rollups' retention policy: ``"$rollup_rp"."pm_1h"``."""
+        return retention.source(self.measurement)
+
+
+def rollup_rp_variable() -> db.ConstantVariable:
+    """The hidden constant naming the rollups' retention policy (empty: the default policy).
+
+    Committed empty; ``civicair dashboards publish`` and ``build --rollup-rp`` set it
+    (:mod:`dashboards.retention`)."""
+    variable = (db.ConstantVariable(retention.VARIABLE).label("Retention policy of the rollups")
+                .description("Where pm_1h, pm_1d and pm_nowcast are kept (CIVICAIR_ROLLUP_RP of the rollup "
+                             "worker); empty: the database's default policy.")
+                .value(""))
+    variable.build().skip_url_sync = True  # not a viewer's choice (Grafana never syncs a constant)
+    return variable
+
 
 RAW_SWITCH = f"$__range_s <= {RAW_UP_TO_S}"
 HOURLY = Rollup(storage.PM_1H, "1h", 3600, f"$__range_s > {RAW_UP_TO_S} AND $__range_s <= {HOURLY_UP_TO_S}",
@@ -63,8 +82,9 @@ def by_range(raw: InfluxQL | str, rollup: str, *, raw_alias: str | None = None,
              rollup_alias: str | None = None) -> list[InfluxQL]:
     """The raw query for short ranges, then the same panel's query on each rollup.
 
-    ``rollup`` is a template: ``{measurement}``, ``{every}`` (the rollup's bucket,
-    ``1h``/``1d``) and ``{seconds}`` (its length in seconds) are filled in per rollup;
+    ``rollup`` is a template: ``{source}`` (the rollup measurement in the rollups'
+    retention policy, ``"$rollup_rp"."pm_1h"``: write ``FROM {source}``), ``{every}`` (the
+    rollup's bucket, ``1h``/``1d``) and ``{seconds}`` (its length in seconds) are filled in per rollup;
     ``{label}`` in ``rollup_alias`` becomes "hourly mean"/"daily mean". Each query is
     switched on by ``$__range_s`` (which InfluxDB folds: a query switched off reads no
     series), so exactly one of them runs for any range.
@@ -75,7 +95,7 @@ def by_range(raw: InfluxQL | str, rollup: str, *, raw_alias: str | None = None,
         raw_query.alias(raw_alias)
     out = [raw_query]
     for r in ROLLUPS:
-        q = InfluxQL(_switched(rollup.format(measurement=r.measurement, every=r.every, seconds=r.seconds),
+        q = InfluxQL(_switched(rollup.format(source=r.source, every=r.every, seconds=r.seconds),
                                r.switch))
         if rollup_alias:
             q.alias(rollup_alias.format(label=r.label))
@@ -94,7 +114,8 @@ def nowcast_per_station() -> InfluxQL:
     """Each station's current NowCast: ``NowCast`` [µg/m³] and ``AQI``, one row per station."""
     pm25, aqi_value = storage.NOWCAST_FIELDS[0], storage.NOWCAST_FIELDS[1]
     return InfluxQL(f'SELECT last("{pm25}") AS "NowCast", last("{aqi_value}") AS "AQI" '
-                    f'FROM "{storage.PM_NOWCAST}" WHERE time > now() - {NOWCAST_WINDOW} GROUP BY "station"'
+                    f'FROM {retention.source(storage.PM_NOWCAST)} WHERE time > now() - {NOWCAST_WINDOW} '
+                    'GROUP BY "station"'
                     ).table()
 
 

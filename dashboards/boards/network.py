@@ -24,6 +24,7 @@ from dashboards.boards._shared import (
     TAGS,
     by_range,
     links,
+    rollup_rp_variable,
     series_panel,
     stat_panel,
     tooltip_all,
@@ -83,7 +84,7 @@ def _presence() -> statetimeline.Panel:
         .datasource(datasource()).span(24).height(10)
         .targets(queries(*by_range(
             'SELECT count("n") FROM "pm" WHERE $timeFilter GROUP BY time($__interval), "station" fill(0)',
-            f'SELECT sum("{READINGS}") FROM "{{measurement}}" WHERE $timeFilter '
+            f'SELECT sum("{READINGS}") FROM {{source}} WHERE $timeFilter '
             'GROUP BY time({every}), "station" fill(0)',
             raw_alias="$tag_station", rollup_alias="$tag_station")))
         .color_scheme(by_thresholds()).thresholds(thresholds(("red", None), ("green", 1))).mappings(mappings)
@@ -151,7 +152,7 @@ def network() -> db.Dashboard:
                               *by_range('SELECT count("n") * 60000 / $__interval_ms AS "readings per minute" '
                                         'FROM "pm" WHERE $timeFilter GROUP BY time($__interval) fill(0)',
                                         f'SELECT sum("{READINGS}") * 60 / {{seconds}} '
-                                        'AS "readings per minute" FROM "{measurement}" WHERE $timeFilter '
+                                        'AS "readings per minute" FROM {source} WHERE $timeFilter '
                                         'GROUP BY time({every}) fill(0)'),
                               width=12, height=10, unit="none", decimals=0).fill_opacity(10)
     flag_targets = [
@@ -165,7 +166,7 @@ def network() -> db.Dashboard:
             # readings has no point: fill(0), then leave out the intervals with no readings.
             'SELECT "flagged" * 100 / "readings" FROM (SELECT '
             f'sum("{storage.flag_field(bit.name or str(int(bit)))}") AS "flagged", '
-            f'sum("{READINGS}") AS "readings" FROM "{{measurement}}" WHERE $timeFilter '
+            f'sum("{READINGS}") AS "readings" FROM {{source}} WHERE $timeFilter '
             'GROUP BY time({every}) fill(0)) WHERE "readings" > 0',
             raw_alias=label, rollup_alias=label)
     ]
@@ -184,5 +185,5 @@ def network() -> db.Dashboard:
         """Is the network working? Stations online and offline, how complete each station's data
         are, how often each quality check fires, and how many readings are stored.""",
         [*_counts(), _presence(), _coverage(), per_minute, _sensor_age(), _awaiting_confirmation(), flags],
-        tags=TAGS, links=links(), time_from="now-24h",
+        tags=TAGS, links=links(), variables=[rollup_rp_variable()], time_from="now-24h",
     )

@@ -24,6 +24,7 @@ from dashboards.boards._shared import (
     legend_below,
     links,
     nowcast_per_station,
+    rollup_rp_variable,
     series_panel,
     stat_panel,
     tooltip_all,
@@ -78,7 +79,8 @@ def _map() -> geomap.Panel:
         each station is in the Stations table. {SENSOR_CAVEAT}"""))
         .datasource(datasource()).targets(queries(nowcast_per_station(), positions)).span(16).height(17)
         .unit(UNIT_UG_M3).decimals(1).color_scheme(by_thresholds()).thresholds(aqi.thresholds())
-        .override_by_name("AQI", properties(unit="none", decimals=0, thresholds=aqi.aqi_thresholds()))
+        .override_by_name("AQI", properties(unit="none", decimals=0, thresholds=aqi.aqi_thresholds(),
+                                            mappings=aqi.aqi_mappings()))
         .transformations([drop_fields("A", "Time"), drop_fields("B", "Time"), join_by_station("inner")])
         .view(geomap.MapViewConfig().id("fit").all_layers(True).lat(0).lon(0).zoom(12).padding(20))
         .controls(geomap.ControlsOptions().show_zoom(True).mouse_wheel_zoom(False).show_attribution(True)
@@ -115,7 +117,8 @@ def _stations_table() -> table.Panel:
         ))
         .align(cm.FieldTextAlignment.AUTO).cell_options(cm.TableAutoCellOptions()).filterable(False)
         .override_by_name("AQI (NowCast)", properties(
-            unit="none", decimals=0, thresholds=aqi.aqi_thresholds(), color=by_thresholds(),
+            unit="none", decimals=0, thresholds=aqi.aqi_thresholds(), mappings=aqi.aqi_mappings(),
+            color=by_thresholds(),
             **{"custom.cellOptions": cm.TableColoredBackgroundCellOptions()}))
         .override_by_name("NowCast PM2.5 (µg/m³)", properties(
             unit=UNIT_UG_M3, decimals=1, thresholds=aqi.thresholds(), color=by_thresholds(),
@@ -158,7 +161,8 @@ def overview() -> db.Dashboard:
                              'GROUP BY "station")')),
                    width=8, height=6)
         .unit(UNIT_UG_M3).decimals(1).color_scheme(by_thresholds()).thresholds(aqi.thresholds())
-        .override_by_name("AQI", properties(unit="none", decimals=0, thresholds=aqi.aqi_thresholds()))
+        .override_by_name("AQI", properties(unit="none", decimals=0, thresholds=aqi.aqi_thresholds(),
+                                            mappings=aqi.aqi_mappings()))
         .no_value("no station has a NowCast")
     )
     legend = text.Panel().title("What the colours mean").span(8).height(11).mode(tm.TextMode.MARKDOWN)
@@ -181,7 +185,7 @@ The World Health Organization recommends that the 24-hour average stay below
                      *by_range('SELECT median("pm25") AS "median of all stations" FROM "pm" '
                                'WHERE $timeFilter GROUP BY time($__interval) fill(none)',
                                f'SELECT median("{MEAN["pm25"]}") AS "median of all stations" '
-                               'FROM "{measurement}" WHERE $timeFilter GROUP BY time({every}) fill(none)'),
+                               'FROM {source} WHERE $timeFilter GROUP BY time({every}) fill(none)'),
                      width=24, height=8)
         .thresholds(aqi.thresholds()).legend(legend_below()).tooltip(tooltip_all())
     )
@@ -190,4 +194,5 @@ The World Health Organization recommends that the 24-hour average stay below
         f"""Fine-particle pollution (PM2.5) measured by volunteers' sensors across the city.
         {SENSOR_CAVEAT}""",
         [_map(), city_now, legend, _stations_table(), city_trend], tags=TAGS, links=links(),
+        variables=[rollup_rp_variable()],
     )

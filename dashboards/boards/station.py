@@ -14,6 +14,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 from civicair.schema import storage
 from dashboards import legend as aqi
+from dashboards import retention
 from dashboards.boards._shared import (
     MEAN,
     NOWCAST_WINDOW,
@@ -25,6 +26,7 @@ from dashboards.boards._shared import (
     legend_below,
     line_style_dashed,
     links,
+    rollup_rp_variable,
     series_panel,
     stat_panel,
     tooltip_all,
@@ -51,7 +53,7 @@ def _pm(select: str, group: str = _PER_CHANNEL) -> InfluxQL:
 
 def _rollup(select: str, group: str = "GROUP BY time({every}) fill(null)") -> str:
     """A query template over the chosen station's rollup points (see ``by_range``)."""
-    return f'SELECT {select} FROM "{{measurement}}" WHERE {_STATION} AND $timeFilter {group}'
+    return f'SELECT {select} FROM {{source}} WHERE {_STATION} AND $timeFilter {group}'
 
 
 def _stats() -> list[Builder[dm.Panel]]:
@@ -61,10 +63,11 @@ def _stats() -> list[Builder[dm.Panel]]:
         The station's current US Air Quality Index and the PM2.5 NowCast (µg/m³) it comes from,
         coloured by AQI category. {aqi.NOWCAST} Always now, whatever time range is selected.""",
                    InfluxQL(f'SELECT last("{aqi_value}") AS "AQI", last("{pm25}") AS "NowCast" '
-                            f'FROM "{storage.PM_NOWCAST}" WHERE {_STATION} '
+                            f'FROM {retention.source(storage.PM_NOWCAST)} WHERE {_STATION} '
                             f'AND time > now() - {NOWCAST_WINDOW}'))
         .unit(UNIT_UG_M3).decimals(1).color_scheme(by_thresholds()).thresholds(aqi.thresholds())
-        .override_by_name("AQI", properties(unit="none", decimals=0, thresholds=aqi.aqi_thresholds()))
+        .override_by_name("AQI", properties(unit="none", decimals=0, thresholds=aqi.aqi_thresholds(),
+                                            mappings=aqi.aqi_mappings()))
         .no_value("no NowCast: too few recent hours")
     )
     now = (
@@ -129,14 +132,14 @@ def station() -> db.Dashboard:
     )
     # Daily by nature: always the daily rollup, whatever the range.
     daily_group = "GROUP BY time(1d) fill(none)"
-    mean_pm25 = MEAN["pm25"]
+    mean_pm25, daily_source = MEAN["pm25"], retention.source(storage.PM_1D)
     daily = (
         series_panel("Daily mean PM2.5 and the WHO guideline", f"""
         Each bar is one day's average PM2.5 (days run midnight to midnight UTC), over the last
         30 days. The background bands are the US AQI categories; the dashed line is the WHO
         24-hour guideline of {aqi.WHO_24H_UG_M3:g} µg/m³, which the WHO recommends be exceeded
         on no more than 3–4 days a year.""",
-                     *(InfluxQL(_rollup(sel, daily_group).format(measurement=storage.PM_1D)) for sel in (
+                     *(InfluxQL(_rollup(sel, daily_group).format(source=daily_source)) for sel in (
                          f'mean("{mean_pm25}") AS "daily mean"',
                          f'{aqi.WHO_24H_UG_M3:g} + 0 * mean("{mean_pm25}") AS "WHO 24-hour guideline"')),
                      width=24, height=9)
@@ -177,5 +180,5 @@ def station() -> db.Dashboard:
         f"""One station in detail: corrected and raw PM2.5, PM10, humidity, temperature, daily means
         against the WHO guideline, and how complete its data are. {SENSOR_CAVEAT}""",
         [*_stats(), corrected_vs_raw, daily, pm10, rh, temp, coverage],
-        tags=TAGS, variables=[variable], links=links(), time_from="now-7d",
+        tags=TAGS, variables=[variable, rollup_rp_variable()], links=links(), time_from="now-7d",
     )

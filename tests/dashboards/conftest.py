@@ -13,7 +13,9 @@ schema they promise to read.
 Every quality flag is set on some readings: bit ``1 << k`` on every ``(k + 3)``-th
 reading of a series, so each flag's rate is known. The rollups follow the same daily
 wave as the readings, and carry the same flag rates; the NowCast is computed by
-:func:`civicair.schema.nowcast.nowcast` from the hourly means of the rollup.
+:func:`civicair.schema.nowcast.nowcast` from the hourly means of the rollup and written by
+the rollup worker's writer, :func:`civicair.schema.storage.nowcast_line`.
+``seeded_rp`` keeps the rollups and NowCasts in a retention policy of their own.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from dataclasses import dataclass
 import pytest
 
 from civicair.influx import Influx
-from civicair.schema import aqi, nowcast, storage
+from civicair.schema import nowcast, storage
 from civicair.schema.qc import Flag
+from tests.conftest import DATABASE
 
 MINUTE = 60
 HOUR = 3600
@@ -136,25 +139,40 @@ def expected_nowcast(s: SeedStation, now_s: int) -> nowcast.NowCast:
 
 
 def nowcast_lines(now_s: int) -> list[str]:
-    """``pm_nowcast`` points as the schema comment describes them: time = the end of the
-    last complete hour, fields pm25 (truncated), aqi, weight, hours; the last 12 hours."""
+    """``pm_nowcast`` points of the last 12 hours, written by the rollup worker's own writer
+    (:func:`storage.nowcast_line`: time = the end of the last complete hour, AQI 501 beyond
+    the index)."""
     lines = []
     for s in STATIONS:
         for back in range(12):
             cast = expected_nowcast(s, now_s - back * HOUR)
             end = (now_s - s.stopped_s_ago - back * HOUR) // HOUR * HOUR
-            index = aqi.us_aqi(cast.value)
-            assert index is not None and index.value is not None
-            pm25, aqi_field, weight, hours = storage.NOWCAST_FIELDS
-            lines.append(f"{storage.PM_NOWCAST},station={s.id} {pm25}={cast.value!r},{aqi_field}={index.value}i,"
-                         f"{weight}={cast.weight!r},{hours}={cast.hours}i {end}")
+            lines.append(storage.nowcast_line(s.id, end, cast).decode().rstrip("\n"))
     return lines
+
+
+#: The retention policy the ``seeded_rp`` fixture keeps the rollups in (as ``civicair rollup
+#: init`` creates one when raw readings expire).
+ROLLUP_RP = "forever"
+
+
+def seed(influx: Influx, now_s: int, rp: str | None = None) -> None:
+    """Readings and stations in the default policy; rollups and NowCasts in ``rp``."""
+    for lines, policy in ((seed_lines(now_s), None), (rollup_lines(now_s) + nowcast_lines(now_s), rp)):
+        for start in range(0, len(lines), 5000):
+            influx.write(("\n".join(lines[start:start + 5000]) + "\n").encode(), rp=policy)
 
 
 @pytest.fixture
 def seeded(influx: Influx) -> Iterator[Influx]:
-    now_s = int(time.time())
-    lines = seed_lines(now_s) + rollup_lines(now_s) + nowcast_lines(now_s)
-    for start in range(0, len(lines), 5000):
-        influx.write(("\n".join(lines[start:start + 5000]) + "\n").encode())
+    seed(influx, int(time.time()))
+    yield influx
+
+
+@pytest.fixture
+def seeded_rp(influx: Influx) -> Iterator[Influx]:
+    """The same data, with the rollups and NowCasts in the retention policy :data:`ROLLUP_RP`."""
+    influx.query(f'CREATE RETENTION POLICY "{ROLLUP_RP}" ON "{DATABASE}" DURATION INF REPLICATION 1',
+                 method="POST")
+    seed(influx, int(time.time()), ROLLUP_RP)
     yield influx

@@ -16,7 +16,7 @@ from grafana_foundation_sdk.models.dashboard import Dashboard, RangeMap
 
 from civicair.cli import main
 from civicair.schema import storage
-from dashboards import DATASOURCE_UID, JSON_DIR, PROVISIONING_DIR
+from dashboards import DATASOURCE_UID, JSON_DIR, PROVISIONING_DIR, retention
 from dashboards import legend as aqi
 from dashboards.boards import BOARDS
 from dashboards.boards._shared import by_range
@@ -203,8 +203,11 @@ def test_at_any_range_a_switched_panel_reads_exactly_one_source(span_s):
     expected = storage.PM if span_s <= 172800 else storage.PM_1H if span_s <= 2592000 else storage.PM_1D
     for name, panel in _switched_panels():
         on = [t for t in panel["targets"] if (sw := range_switch(t["query"])) is None or sw.on(span_s)]
-        sources = {re.search(r'FROM "(\w+)"', t["query"].split("FROM (")[-1]).group(1) for t in on}
+        found = [re.search(r'FROM ("\$rollup_rp"\.)?"(\w+)"', t["query"].split("FROM (")[-1]) for t in on]
+        sources = {m.group(2) for m in found if m}
         assert sources == {expected}, (name, panel["title"], span_s, sources)
+        # The rollups in their retention policy, the readings in the default one.
+        assert all(bool(m.group(1)) == (expected != storage.PM) for m in found if m), (name, panel["title"])
         # The same series on each side of a switch: as many queries on at every range.
         assert len(on) == len(panel["targets"]) // 3
 
@@ -232,7 +235,7 @@ def test_nowcast_panels_read_the_nowcast_and_say_what_it_is():
         panels = {p["title"]: p for p in iter_panels(BOARDS[name]())}
         for title in wanted:
             panel = panels[title]
-            assert any(f'FROM "{storage.PM_NOWCAST}"' in t["query"] for t in panel["targets"]), title
+            assert any(f'FROM "$rollup_rp"."{storage.PM_NOWCAST}"' in t["query"] for t in panel["targets"]), title
             assert aqi.NOWCAST in panel["description"], title
     # Beside the NowCast, the 1-minute value where it helps.
     assert "PM2.5, latest minute" in {p["title"] for p in iter_panels(BOARDS["station"]())}
@@ -242,8 +245,8 @@ def test_nowcast_panels_read_the_nowcast_and_say_what_it_is():
 
 def test_aqi_index_thresholds_are_the_categories_index_bounds():
     steps = aqi.aqi_thresholds().build().steps
-    assert [s.value for s in steps] == [None, 51, 101, 151, 201, 301]
-    assert [s.color for s in steps] == [s.color for s in aqi.thresholds().build().steps]
+    assert [s.value for s in steps] == [None, 51, 101, 151, 201, 301, 500.5]  # then "Beyond the AQI"
+    assert [s.color for s in steps] == [s.color for s in aqi.thresholds().build().steps] + ["#7E0023"]
 
 
 def test_geomap_reads_the_fields_its_queries_return():
@@ -263,3 +266,96 @@ def test_boards_do_not_share_state_between_builds():
     b = copy.deepcopy(a)
     a["panels"][0]["title"] = "changed"
     assert BOARDS["overview"]() == b
+
+
+ROLLUP_MEASUREMENTS = (storage.PM_1H, storage.PM_1D, storage.PM_NOWCAST)
+
+
+def test_every_rollup_and_nowcast_query_names_the_rollups_retention_policy():
+    """The rollup worker writes pm_1h, pm_1d and pm_nowcast to CIVICAIR_ROLLUP_RP: every query
+    reads them as "$rollup_rp"."<measurement>", and each board defines the hidden constant,
+    committed empty (the database's default policy)."""
+    read = set()
+    for name, make in BOARDS.items():
+        board = make()
+        queries = [t["query"] for p in iter_panels(board) for t in p.get("targets", [])]
+        for q in queries:
+            for m in ROLLUP_MEASUREMENTS:
+                bare = re.findall(rf'FROM "{m}"', q)
+                assert not bare, (name, q)
+                if f'"$rollup_rp"."{m}"' in q:
+                    read.add(m)
+        [var] = [v for v in board["templating"]["list"] if v["name"] == retention.VARIABLE]
+        assert (var["type"], var["query"], var["hide"], var["skipUrlSync"]) == ("constant", "", 2, True)
+    assert read == set(ROLLUP_MEASUREMENTS)
+
+
+def test_build_writes_boards_for_a_named_policy_elsewhere_only(tmp_path, capsys):
+
+    out = tmp_path / "boards"
+    assert main(["dashboards", "build", "--rollup-rp", "forever", "--out", str(out)]) == 0
+    for name in BOARDS:
+        board = json.loads((out / f"{name}.json").read_text())
+        assert retention.rollup_rp_of(board) == "forever"
+        assert board == retention.with_rollup_rp(BOARDS[name](), "forever")
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.json" for n in BOARDS)  # no provisioning
+    capsys.readouterr()
+    assert main(["dashboards", "build", "--rollup-rp", "forever"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main(["dashboards", "build", "--rollup-rp", 'x"; DROP', "--out", str(out)]) == 2
+    assert "letters, digits" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ['x"y', "a b", "rp.x", "$rollup_rp"])
+def test_a_policy_name_influxql_would_need_to_escape_is_refused(bad):
+    with pytest.raises(ValueError, match="letters, digits"):
+        retention.checked(bad)
+    with pytest.raises(ValueError, match="letters, digits"):
+        retention.with_rollup_rp(BOARDS["station"](), bad)
+
+
+def _aqi_overrides():
+    for name, make in BOARDS.items():
+        for panel in iter_panels(make()):
+            for o in panel.get("fieldConfig", {}).get("overrides", []):
+                if o["matcher"]["options"] in ("AQI", "AQI (NowCast)"):
+                    yield name, panel["title"], {p["id"]: p["value"] for p in o["properties"]}
+
+
+def _shown(props: dict, value: float) -> tuple[str | None, str]:
+    """(text, colour) Grafana shows for an AQI value: the first matching range mapping, else
+    the number coloured by the last threshold step at or below it."""
+    for m in props.get("mappings", []):
+        low, high = m["options"]["from"], m["options"]["to"]
+        if (low is None or value >= low) and (high is None or value <= high):
+            return m["options"]["result"]["text"], m["options"]["result"]["color"]
+    steps = props["thresholds"]["steps"]
+    colour = [s["color"] for s in steps if s["value"] is None or value >= s["value"]][-1]
+    return None, colour
+
+
+def test_an_aqi_beyond_the_index_shows_as_beyond_the_aqi_in_maroon():
+    """pm_nowcast stores 501 above 325.4 µg/m³ (storage.NOWCAST_BEYOND_AQI): the map, the
+    city-wide stat, the Stations table and the Station board's stat show "Beyond the AQI" in the
+    top band's maroon, and the index itself (0–500) as numbers in their category's colour."""
+    from civicair.schema import aqi as schema_aqi
+
+    panels = {(name, title) for name, title, _ in _aqi_overrides()}
+    assert panels == {("overview", "Air quality now (NowCast) at each station"),
+                      ("overview", "City-wide air quality now (NowCast)"), ("overview", "Stations"),
+                      ("station", "Air quality now (NowCast)")}
+    for _, _, props in _aqi_overrides():
+        assert _shown(props, storage.NOWCAST_BEYOND_AQI) == (schema_aqi.BEYOND, schema_aqi.BEYOND_COLOUR)
+        assert _shown(props, 500.5) == (schema_aqi.BEYOND, schema_aqi.BEYOND_COLOUR)  # a median 500 / 501
+        for c in schema_aqi.CATEGORIES:
+            assert _shown(props, c.aqi_low) == (None, c.colour)
+            assert _shown(props, c.aqi_high) == (None, c.colour)
+
+
+def test_the_colour_legend_has_a_row_beyond_the_index():
+    from civicair.schema import aqi as schema_aqi
+
+    rows = aqi.legend_markdown().splitlines()
+    assert len(rows) == 2 + len(schema_aqi.CATEGORIES) + 1
+    assert "| 225.5 – 325.4 |" in rows[-2] and "Hazardous" in rows[-2]
+    assert rows[-1].startswith("| above 325.4 |") and schema_aqi.BEYOND in rows[-1]

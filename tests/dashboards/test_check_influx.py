@@ -17,7 +17,7 @@ from dashboards.boards import BOARDS
 from dashboards.check import FAIL, NO_ROWS, PASS, check, iter_panels
 from dashboards.macros import Context, TimeRange, calculate_interval, expand
 from tests.conftest import DATABASE
-from tests.dashboards.conftest import OFFLINE, ONLINE, STATIONS, expected_nowcast, hourly_pm25
+from tests.dashboards.conftest import OFFLINE, ONLINE, ROLLUP_RP, STATIONS, expected_nowcast, hourly_pm25
 
 
 def _targets() -> int:
@@ -105,6 +105,7 @@ def _run_panel(influx, board_name: str, title: str, ref: str = "A", **variables)
     target = next(t for t in panel["targets"] if t["refId"] == ref)
     now = int(time.time() * 1000)
     rng = TimeRange.relative(board["time"]["from"], now_ms=now)
+    variables = {"rollup_rp": "", **variables}  # the committed default: the default policy
     ctx = Context(rng, calculate_interval(rng, 1000, 60_000),
                   {k: Variable(k, (v,)) for k, v in variables.items()})
     return influx.query(expand(target["query"], ctx))
@@ -212,3 +213,96 @@ def test_a_switch_influxdb_does_not_honour_fails_the_check(seeded, tmp_path):
     report = check(seeded, json_dir=tmp_path / "json", provisioning_dir=PROVISIONING_DIR)
     [failed] = [f for f in report.findings if f.status == FAIL]
     assert failed.where == "PM10 [A]" and "does not fold the switch" in failed.detail
+
+
+# -- the rollups in a retention policy of their own (CIVICAIR_ROLLUP_RP) ------------------------
+
+ROLLUP_MEASUREMENTS = (storage.PM_1H, storage.PM_1D, storage.PM_NOWCAST)
+
+
+def _reads_rollups(query: str) -> bool:
+    return any(f'"{m}"' in query for m in ROLLUP_MEASUREMENTS)
+
+
+def test_with_the_rollups_in_a_named_policy_every_query_returns_rows(seeded_rp):
+    """The rollups and NowCasts live in "forever" (as `civicair rollup init` puts them beside a
+    raw retention): with $rollup_rp set, every panel query returns rows; left empty (the
+    default policy), exactly the rollup and NowCast queries find nothing."""
+    report = check(seeded_rp, overrides={"rollup_rp": ROLLUP_RP})
+    not_passing = [f for f in report.findings if f.status != PASS]
+    assert not_passing == [], "\n".join(report.lines())
+    assert report.count(PASS) == _targets()
+    rollup_findings = [f for f in report.findings if _reads_rollups(f.query)]
+    assert all(f'FROM "{ROLLUP_RP}"."' in f.query for f in rollup_findings)
+    assert {m for f in rollup_findings for m in ROLLUP_MEASUREMENTS if f'"{m}"' in f.query} == set(
+        ROLLUP_MEASUREMENTS)
+
+    default = check(seeded_rp)
+    empty = {f.where for f in default.findings if f.status == NO_ROWS}
+    assert empty == {f.where for f in rollup_findings}
+    assert default.count(FAIL) == 0
+
+
+def test_check_command_takes_the_policy_from_an_option_or_the_environment(seeded_rp, influxdb, monkeypatch,
+                                                                         capsys):
+    args = ["dashboards", "check", "--influx-url", influxdb.url, "--db", DATABASE, "--require-rows"]
+    assert main([*args, "--rollup-rp", ROLLUP_RP]) == 0
+    assert f"{_targets()} passed, 0 without rows, 0 failed" in capsys.readouterr().out
+    monkeypatch.setenv("CIVICAIR_ROLLUP_RP", ROLLUP_RP)
+    assert main(args) == 0
+    assert f"{_targets()} passed, 0 without rows, 0 failed" in capsys.readouterr().out
+    assert main([*args, "--var", "rollup_rp="]) == 1  # --var wins: the default policy holds no rollups
+    assert main([*args, "--rollup-rp", "no such; policy"]) == 2
+    assert "letters, digits" in capsys.readouterr().err
+
+
+# -- the real rollup worker over readings written as line protocol -------------------------------
+
+
+def test_the_rollup_workers_nowcasts_fill_every_nowcast_panel(influx, influxdb):
+    """Readings of two stations, one in smoke far beyond the index, written as line protocol; the
+    real rollup worker (rollup/worker.py, rollup/nowcast.py) writes pm_1h and pm_nowcast into a
+    policy of their own; then every NowCast panel query finds rows, and the smoky station's AQI is
+    501 (storage.NOWCAST_BEYOND_AQI), which those panels show as "Beyond the AQI"."""
+    from rollup.settings import RollupSettings
+    from rollup.worker import Worker
+
+    influx.query(f'CREATE RETENTION POLICY "{ROLLUP_RP}" ON "{DATABASE}" DURATION INF REPLICATION 1',
+                 method="POST")
+    now = int(time.time()) // 60 * 60
+    levels = {"clean-8": 12.0, "smoke-9": 400.0}
+    lines = []
+    for station, pm25 in levels.items():
+        for i in range(6 * 60):  # a reading a minute for 6 hours
+            lines.append(f"pm,station={station},sensor=pms5003,channel=a pm25={pm25},pm25_atm={pm25 / 0.8:.2f},"
+                         f"pm10_atm={pm25:.2f},rh=50.0,temp=15.0,qc=0i,n=26i,window=60i {now - i * 60}")
+        lines.append(f'station,station={station} name="{station}",lat=52.09,lon=5.12 {now - 6 * 3600}')
+    influx.write(("\n".join(lines) + "\n").encode())
+    Worker(RollupSettings(influx_url=influxdb.url, influx_db=DATABASE, rollup_rp=ROLLUP_RP,
+                          rollup_metrics_port=0), influx).cycle()
+
+    for station in levels:
+        report = check(influx, overrides={"rollup_rp": ROLLUP_RP, "station": station})
+        nowcast = [f for f in report.findings if storage.PM_NOWCAST in f.query]
+        assert {f.where for f in nowcast} == {"Air quality now (NowCast) at each station [A]",
+                                              "City-wide air quality now (NowCast) [A]", "Stations [D]",
+                                              "Air quality now (NowCast) [A]"}
+        assert all(f.status == PASS for f in nowcast), "\n".join(f"{f.where}: {f.detail}" for f in nowcast)
+
+    def panel_rows(board: str, title: str, **variables) -> dict[str, dict]:
+        results = _run_panel(influx, board, title, rollup_rp=ROLLUP_RP, **variables)
+        return {s.get("tags", {}).get("station", ""): dict(zip(s["columns"], s["values"][0], strict=True))
+                for s in results[0]["series"]}
+
+    on_map = panel_rows("overview", "Air quality now (NowCast) at each station")
+    assert sorted(on_map) == sorted(levels)
+    assert on_map["smoke-9"]["AQI"] == storage.NOWCAST_BEYOND_AQI and on_map["smoke-9"]["NowCast"] == 400.0
+    assert on_map["clean-8"]["AQI"] == aqi.us_aqi(12.0).value
+    [smoke] = panel_rows("station", "Air quality now (NowCast)", station="smoke-9").values()
+    assert smoke["AQI"] == storage.NOWCAST_BEYOND_AQI
+    # What Grafana draws for it: the value mapping of the panel's AQI field.
+    panel = next(p for p in iter_panels(BOARDS["station"]()) if p["title"] == "Air quality now (NowCast)")
+    [override] = [o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "AQI"]
+    [mapping] = next(p["value"] for p in override["properties"] if p["id"] == "mappings")
+    assert mapping["options"]["from"] <= smoke["AQI"] and mapping["options"]["to"] is None
+    assert mapping["options"]["result"] == {"text": aqi.BEYOND, "color": aqi.BEYOND_COLOUR, "index": 0}

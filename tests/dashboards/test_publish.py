@@ -155,3 +155,39 @@ def test_nothing_to_publish_is_an_error_before_any_write(grafana, api, tmp_path)
     with pytest.raises(PublishError, match="dashboards build"):
         publish(api, TARGET, json_dir=tmp_path)
     assert grafana.writes == []
+
+
+def test_the_rollups_policy_is_set_from_the_environment_and_publishing_again_changes_nothing(
+        grafana, monkeypatch, capsys):
+    """CIVICAIR_ROLLUP_RP (the rollup worker's) sets each board's hidden $rollup_rp constant."""
+    from dashboards import retention
+
+    monkeypatch.setenv("GRAFANA_URL", grafana.url)
+    monkeypatch.setenv("GRAFANA_TOKEN", grafana.token)
+    monkeypatch.setenv("CIVICAIR_ROLLUP_RP", "forever")
+    assert main(["dashboards", "publish", "--no-datasource"]) == 0
+    for build in BOARDS.values():
+        stored = grafana.dashboards[build()["uid"]]["dashboard"]
+        assert retention.rollup_rp_of(stored) == "forever"
+        assert '"$rollup_rp"."pm_' in str(stored["panels"])  # the queries keep the variable
+    writes = len(grafana.writes)
+    capsys.readouterr()
+    assert main(["dashboards", "publish", "--no-datasource"]) == 0
+    assert capsys.readouterr().out.count("unchanged") == 1 + len(BOARDS)
+    assert len(grafana.writes) == writes
+
+    monkeypatch.delenv("CIVICAIR_ROLLUP_RP")  # back to the default policy: every board changes
+    assert main(["dashboards", "publish", "--no-datasource"]) == 0
+    assert capsys.readouterr().out.count("updated") == len(BOARDS)
+    assert all(retention.rollup_rp_of(b["dashboard"]) == "" for b in grafana.dashboards.values())
+
+
+def test_a_bad_policy_name_is_refused_before_any_write(grafana, api, monkeypatch, capsys):
+    with pytest.raises(PublishError, match="letters, digits"):
+        publish(api, TARGET, rollup_rp='x" OR 1=1')
+    monkeypatch.setenv("GRAFANA_URL", grafana.url)
+    monkeypatch.setenv("GRAFANA_TOKEN", grafana.token)
+    monkeypatch.setenv("CIVICAIR_ROLLUP_RP", "two words")
+    assert main(["dashboards", "publish", "--no-datasource"]) == 2
+    assert "CIVICAIR_ROLLUP_RP" in capsys.readouterr().err
+    assert grafana.writes == []

@@ -59,3 +59,10 @@ def test_field_seen_statement():
     assert influxql.field_seen("rh") == 'SELECT last("rh") AS "value" FROM "pm" GROUP BY "station", "channel"'
     with pytest.raises(QueryError):
         influxql.field_seen("rh; DROP")
+
+
+def test_counts_of_every_series_are_one_grouped_statement():
+    assert influxql.sta_count_series("pm25", [influxql.time_compare(">=", T)]) == (
+        'SELECT count("pm25") AS "count" FROM "pm" WHERE time >= \'2026-01-01T00:00:00Z\' GROUP BY "station", "channel"')
+    with pytest.raises(QueryError):
+        influxql.sta_count_series("pm25; DROP", [])

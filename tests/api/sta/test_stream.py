@@ -99,6 +99,7 @@ def test_streamed_pages_are_the_buffered_pages_bytes(ingested, influxdb, monkeyp
             {"$top": "200", "$select": "result,phenomenonTime,id"},
             {"$top": "120", "$skip": "30", "$filter": f"phenomenonTime ge {start} and result gt 20"},
             {"$top": "300", "$filter": "result lt 0"},  # nothing
+            {"$top": "150", "$filter": f"phenomenonTime lt {start} or result gt 40"},  # row by row: buffered
         ]
         monkeypatch.setattr(engine, "STREAM_MIN_BYTES", 1)  # every block sent as it comes
         monkeypatch.setattr(observations, "CHUNK_ROWS", 37)  # many blocks, series split over chunks
