@@ -361,7 +361,7 @@ async def stream_observations(ctx: Context, source: ObsSource, opts: options.Opt
         head += b'"@iot.count":' + orjson.dumps(total) + b","
     blocks = observations.one_series(ctx.influx, ctx.cat, datastreams[0], filt, descending,
                                      skip + opts.limit + 1 + (cursor is not None), cursor)
-    parts = _page_parts(ctx, blocks, opts, base, head + b'"value":[', cursor, skip, descending)
+    parts = _page_parts(ctx, _read_ahead(blocks), opts, base, head + b'"value":[', cursor, skip, descending)
     first, done = await anext(parts)
     if done:
         return Streamed(first, None)
@@ -372,6 +372,36 @@ async def _bytes_of(parts: AsyncIterator[tuple[bytes, bool]]) -> AsyncIterator[b
     async with aclosing(parts):  # type: ignore[type-var]
         async for text, _ in parts:
             yield text
+
+
+_END = object()
+
+
+async def _read_ahead(blocks: AsyncIterator[observations.Rows]) -> AsyncIterator[observations.Rows]:
+    """``blocks`` read (and rendered) as fast as InfluxDB sends them, whatever the client's pace: a
+    slow reader of a streamed page must not hold a query slot and InfluxDB's answer open longer
+    than the buffered page did. What the client has not taken yet waits here: at most the page,
+    as the buffered path holds it. An error is handed on in order; closing this closes InfluxDB's stream."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async with aclosing(blocks):  # type: ignore[type-var]
+                async for block in blocks:
+                    queue.put_nowait(block)
+        except Exception as exc:  # (raised to the reader, in order)
+            queue.put_nowait(exc)
+        else:
+            queue.put_nowait(_END)
+
+    task = asyncio.create_task(pump())
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        task.cancel()  # (a client gone: the pump's ``aclosing`` ends InfluxDB's stream, frees the slot)
 
 
 async def _page_parts(ctx: Context, blocks: AsyncIterator[observations.Rows], opts: options.Options,
