@@ -375,19 +375,28 @@ async def _bytes_of(parts: AsyncIterator[tuple[bytes, bool]]) -> AsyncIterator[b
 
 
 _END = object()
+#: Pumps still finishing InfluxDB's answer after their reader left (asyncio keeps weak references only).
+_PUMPS: set[asyncio.Task[None]] = set()
 
 
 async def _read_ahead(blocks: AsyncIterator[observations.Rows]) -> AsyncIterator[observations.Rows]:
     """``blocks`` read (and rendered) as fast as InfluxDB sends them, whatever the client's pace: a
     slow reader of a streamed page must not hold a query slot and InfluxDB's answer open longer
     than the buffered page did. What the client has not taken yet waits here: at most the page,
-    as the buffered path holds it. An error is handed on in order; closing this closes InfluxDB's stream."""
+    as the buffered path holds it. An error is handed on in order.
+
+    A reader that leaves (a client gone, a page full) stops the pump at its next block, which
+    then closes InfluxDB's stream as a generator is closed; it is never cancelled mid-read: that
+    left httpx's connection taken from its pool (tests/api/sta/test_stream.py)."""
     queue: asyncio.Queue[Any] = asyncio.Queue()
+    gone = False
 
     async def pump() -> None:
         try:
             async with aclosing(blocks):  # type: ignore[type-var]
                 async for block in blocks:
+                    if gone:
+                        break
                     queue.put_nowait(block)
         except Exception as exc:  # (raised to the reader, in order)
             queue.put_nowait(exc)
@@ -395,13 +404,15 @@ async def _read_ahead(blocks: AsyncIterator[observations.Rows]) -> AsyncIterator
             queue.put_nowait(_END)
 
     task = asyncio.create_task(pump())
+    _PUMPS.add(task)
+    task.add_done_callback(_PUMPS.discard)
     try:
         while (item := await queue.get()) is not _END:
             if isinstance(item, Exception):
                 raise item
             yield item
     finally:
-        task.cancel()  # (a client gone: the pump's ``aclosing`` ends InfluxDB's stream, frees the slot)
+        gone = True
 
 
 async def _page_parts(ctx: Context, blocks: AsyncIterator[observations.Rows], opts: options.Options,

@@ -282,3 +282,42 @@ def test_a_slow_reader_of_a_streamed_page_holds_no_query_slot(ingested, influxdb
 
     first, rest = asyncio.run(run())
     assert len(orjson.loads(first + rest)["value"]) == READINGS
+
+
+def test_pages_cut_at_top_or_left_by_their_client_free_influxdbs_connection(sta, influxdb, monkeypatch):
+    """Many pages whose last row comes before InfluxDB's answer ends, and readers that leave after
+    the first part: each one's InfluxDB connection goes back to the pool (64) and its slot too."""
+    import asyncio
+
+    from api.sta import model, options
+    from civicair.influx import InfluxSettings
+
+    monkeypatch.setattr(engine, "STREAM_MIN_BYTES", 1)
+    monkeypatch.setattr(observations, "CHUNK_ROWS", 7)
+
+    async def run() -> list[int]:
+        settings = ApiSettings(influx_url=influxdb.url, influx_db=DATABASE)
+        influx = AsyncInflux(InfluxSettings(url=influxdb.url, database=DATABASE), max_concurrent=2,
+                             queue_timeout_s=30)
+        try:
+            cat = await model.load(influx, settings)
+            ctx = engine.Context("http://h/sta/v1.1", cat, influx, settings)
+            (ds,) = [d for d in cat.all("Datastream") if d.prop == model.PM25 and d.station == "lab-1"]
+            sizes = []
+            for top, leave in ((179, False), (170, False), (100, True)):
+                for _ in range(40):
+                    opts = options.parse([("$top", str(top))])
+                    streamed = await engine.stream_observations(ctx, engine.ObsSource([ds]), opts, "http://h/x")
+                    assert streamed is not None and streamed.rest is not None
+                    if leave:
+                        await anext(streamed.rest)
+                        await streamed.rest.aclose()  # type: ignore[attr-defined]
+                    else:
+                        sizes.append(len(orjson.loads(streamed.first + b"".join(
+                            [part async for part in streamed.rest]))["value"]))
+            await influx.query("SHOW MEASUREMENTS")
+            return sizes
+        finally:
+            await influx.aclose()
+
+    assert asyncio.run(run()) == [179] * 40 + [170] * 40
