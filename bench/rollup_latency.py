@@ -15,13 +15,18 @@ lag_s
     Under bench/ingest_throughput.py's single-reading load (100 stations), with the
     worker running every 5 s (``--worker-interval``; the setting's default is 30 s, so
     expect up to 30 s more there): seconds from the moment every reading of the run is
-    stored until the hourly rollups hold them all (median over the repetitions).
+    stored (the ingest's last write) until the hourly rollups hold them all (median over
+    the repetitions). The worker waits for the stations' marks to be quiet for 5 s
+    (``CIVICAIR_ROLLUP_QUIET_S``) first, so about 5 s plus the pass interval and the
+    recompute. Polled only after the ingest's rate is measured.
 ingest_ratio
     The ingest's single-reading throughput (bench/ingest_throughput.py's measurement)
     with marks on and the worker running (every 5 s: busier than by default), over
     marks off and no worker; paired per repetition (alternating which goes first),
-    median. Goal ≥ 0.95. The ingest's CPU time per reading, off over on, is printed too:
-    the marks' own cost, without the noise of other processes.
+    median. Goal ≥ 0.95. One worker process serves every "on" run, as in production,
+    paused (SIGSTOP) during the "off" runs once nothing waits. The ingest's CPU time per
+    reading, off over on, is printed too: the marks' own cost, without the noise of
+    other processes.
 
 Progress goes to stdout; the last line is exactly ``ratio_year=X lag_s=Y ingest_ratio=Z``.
 """
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -149,72 +155,119 @@ class _Until(threading.Thread):
                 time.sleep(0.02)
 
 
-def _watch(url: str, start: int, end: int, want: int) -> tuple[_Until, _Until]:
-    """Threads noting when the run's readings are all stored, and all rolled up."""
-    where = f"WHERE time >= {start}s AND time < {end}s"
-    raw = _Until(url, f'SELECT count("n") FROM "pm" {where}', want)
-    rolled = _Until(url, f'SELECT sum("readings_a") FROM "pm_1h" {where}', want)
-    raw.start()
+def _watch_rollups(url: str, start: int, end: int, want: int) -> _Until:
+    """A thread noting when the hourly rollups hold all ``want`` readings of [start, end)."""
+    rolled = _Until(url, f'SELECT sum("readings_a") FROM "pm_1h" WHERE time >= {start}s AND time < {end}s',
+                    want)
     rolled.start()
-    return raw, rolled
+    return rolled
 
 
-def _metric(port: str, name: str) -> float:
+def _metrics(port: str) -> dict[str, float]:
     import urllib.request
 
     from rollup.metrics import parse
 
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            return parse(r.read().decode()).get(name, 0.0)
+            return parse(r.read().decode())
     except OSError:
-        return 0.0
+        return {}
 
 
 class RollupIngestBench(ingest_bench.Bench):
-    """bench/ingest_throughput.py's ingest run, with marks off, or on with the worker running."""
+    """bench/ingest_throughput.py's ingest run, with marks off, or on with the worker running.
+
+    The worker is one long-lived process, as in production (``civicair rollup run``): it
+    starts before the first "on" run, and is paused (SIGSTOP) during the "off" runs, once
+    it has nothing left to do (no mark waiting), so that the "off" runs have no worker and
+    each "on" run meets a worker in its steady state, not one catching up on the previous
+    run's marks from a cold start."""
 
     worker_interval: float = 30.0
+    started_at = float("nan")  #: when the last run's publisher started [s since the epoch]
+    worker: subprocess.Popen | None = None
+    worker_port = ""
 
-    def run(self, messages: int, marks: bool) -> tuple[float, float]:
+    def go(self, pub: subprocess.Popen) -> float:
+        self.started_at = super().go(pub)
+        return self.started_at
+
+    def _start_worker(self) -> None:
         from civicair.services import free_port
 
+        self.worker_port = str(free_port())
+        env = {**os.environ, "CIVICAIR_INFLUX_URL": self.influxdb.url, "CIVICAIR_INFLUX_DB": "bench",
+               "CIVICAIR_ROLLUP_INTERVAL_S": str(self.worker_interval),
+               "CIVICAIR_ROLLUP_METRICS_PORT": self.worker_port, "CIVICAIR_ROLLUP_METRICS_HOST": "127.0.0.1"}
+        with open(self.workdir / "rollup.log", "ab") as log:
+            self.worker = subprocess.Popen([sys.executable, "-m", "rollup", "run"], env=env, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+        self._wait_worker(lambda m: m.get("civicair_rollup_cycles_total", 0) >= 1, "no rollup pass")
+
+    def _wait_worker(self, done, what: str) -> None:
+        deadline = time.monotonic() + 300
+        while not done(_metrics(self.worker_port)):
+            if time.monotonic() > deadline or self.worker.poll() is not None:
+                raise RuntimeError(f"{what}; see {self.workdir}/rollup.log")
+            time.sleep(0.1)
+
+    def _pause_worker(self) -> None:
+        """Once it has nothing left to do (a pass after the last recompute, nothing waiting)."""
+        cycles = _metrics(self.worker_port).get("civicair_rollup_cycles_total", 0)
+        self._wait_worker(lambda m: m.get("civicair_rollup_cycles_total", 0) > cycles
+                          and m.get("civicair_rollup_marks_waiting", 1) == 0, "the worker never settled")
+        os.killpg(self.worker.pid, signal.SIGSTOP)
+
+    def __exit__(self, *exc) -> None:
+        if self.worker is not None:
+            os.killpg(self.worker.pid, signal.SIGCONT)
+            ingest_bench.stop(self.worker)
+        super().__exit__(*exc)
+
+    influx_cpu = float("nan")  #: InfluxDB's CPU time per reading during the last run [s]
+    worker_cpu = float("nan")  #: the worker's CPU time during the last run [s]
+
+    def _cpu(self, proc: subprocess.Popen | None) -> float:
+        return ingest_bench._cpu_seconds(proc.pid) if proc is not None else float("nan")
+
+    def ingest(self, messages: int, per_message: int) -> float:
+        """Bench.ingest, noting InfluxDB's and the worker's CPU time during it."""
+        influx0, worker0 = self._cpu(self.influxdb.proc), self._cpu(self.worker)
+        rate = super().ingest(messages, per_message)
+        self.influx_cpu = (self._cpu(self.influxdb.proc) - influx0) / messages
+        self.worker_cpu = self._cpu(self.worker) - worker0
+        return rate
+
+    def run(self, messages: int, marks: bool) -> tuple[float, float]:
         os.environ["CIVICAIR_ROLLUP_MARKS"] = "true" if marks else "false"
-        worker = None
-        if marks and self.worker_interval:
-            env = {**os.environ, "CIVICAIR_INFLUX_URL": self.influxdb.url, "CIVICAIR_INFLUX_DB": "bench",
-                   "CIVICAIR_ROLLUP_INTERVAL_S": str(self.worker_interval),
-                   "CIVICAIR_ROLLUP_METRICS_PORT": str(free_port()),
-                   "CIVICAIR_ROLLUP_METRICS_HOST": "127.0.0.1"}
-            with open(self.workdir / "rollup.log", "ab") as log:
-                worker = subprocess.Popen([sys.executable, "-m", "rollup", "run"], env=env, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
-            # Its start-up and first pass (state, or the marks of earlier runs) before the load.
-            deadline = time.monotonic() + 300
-            while _metric(env["CIVICAIR_ROLLUP_METRICS_PORT"], "civicair_rollup_cycles_total") < 1:
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    raise RuntimeError(f"no rollup pass; see {self.workdir}/rollup.log")
-                time.sleep(0.1)
+        if not marks or not self.worker_interval:
+            return self.ingest(messages, 1), float("nan")
+        if self.worker is None:
+            self._start_worker()
+        else:
+            os.killpg(self.worker.pid, signal.SIGCONT)
         try:
-            if worker is None:
-                return self.ingest(messages, 1), float("nan")
             # The run's time range is known before it starts (Bench.ingest takes two run ids).
             t0 = ingest_bench.T0 + (self.run_id + 2) * self.span_s
-            raw_done, rolled = _watch(self.influxdb.url, t0, t0 + self.span_s, messages)
             rate = self.ingest(messages, 1)
-            raw_done.join(300)
+            # Polled only now: a poller running during the ingest would load InfluxDB and the
+            # CPU in this arm alone. The rate is messages / (last write - start), so the last
+            # write's time is known exactly; the worker waits for quiet marks (rollup_quiet_s)
+            # before it recomputes, so the rollups cannot be complete before polling starts.
+            stored_at = self.started_at + messages / rate
+            rolled = _watch_rollups(self.influxdb.url, t0, t0 + self.span_s, messages)
             rolled.join(300)
-            return rate, rolled.at - raw_done.at
+            return rate, rolled.at - stored_at
         finally:
-            if worker is not None:
-                ingest_bench.stop(worker)
+            self._pause_worker()
 
 
 def ingest_figures(args: argparse.Namespace, workdir: Path) -> tuple[float, float]:
     bench_args = argparse.Namespace(single=args.single, batch_messages=0, broker_config="",
                                     receive_maximum=10000, share_group="", batch_size=5000, batch_age=0.2,
                                     py_spy=None)
-    ratios, cpu_ratios, lags = [], [], []
+    ratios, cpu_ratios, influx_ratios, lags = [], [], [], []
     with RollupIngestBench(bench_args, workdir) as bench:
         bench.worker_interval = args.worker_interval
         for rep in range(args.ingest_reps):
@@ -222,15 +275,18 @@ def ingest_figures(args: argparse.Namespace, workdir: Path) -> tuple[float, floa
             runs = {}
             for marks in ((False, True) if rep % 2 == 0 else (True, False)):
                 rate, lag = bench.run(args.single, marks=marks)
-                runs[marks] = (rate, lag, bench.last_cpu)
-            (off, _, cpu_off), (on, lag, cpu_on) = runs[False], runs[True]
+                runs[marks] = (rate, lag, bench.last_cpu, bench.influx_cpu, bench.worker_cpu)
+            (off, _, cpu_off, db_off, _), (on, lag, cpu_on, db_on, worker) = runs[False], runs[True]
             ratios.append(on / off)
             cpu_ratios.append(cpu_off / cpu_on)
+            influx_ratios.append(db_off / db_on)
             lags.append(lag)
-            say(f"rep {rep + 1}: ingest 1/message: marks off {off:,.0f}/s ({cpu_off * 1e6:.0f} µs CPU each), "
-                f"marks on + worker {on:,.0f}/s ({cpu_on * 1e6:.0f} µs CPU each): ratio {on / off:.2f}; "
+            say(f"rep {rep + 1}: ingest 1/message: marks off {off:,.0f}/s ({cpu_off * 1e6:.0f} µs CPU each, "
+                f"InfluxDB {db_off * 1e6:.0f} µs), marks on + worker {on:,.0f}/s ({cpu_on * 1e6:.0f} µs CPU "
+                f"each, InfluxDB {db_on * 1e6:.0f} µs, worker {worker:.2f} s in all): ratio {on / off:.2f}; "
                 f"rollups complete {lag:.1f} s after the last reading was stored")
-    say(f"ingest CPU per reading, marks off / on (median): {statistics.median(cpu_ratios):.2f}")
+    say(f"CPU per reading, marks off / on (median): ingest {statistics.median(cpu_ratios):.2f}, "
+        f"InfluxDB {statistics.median(influx_ratios):.2f}")
     return statistics.median(ratios), statistics.median(lags)
 
 

@@ -379,12 +379,18 @@ def select_rollup(params: Sequence[str], aggregates: Sequence[str], parts: Itera
             f"GROUP BY {group} fill(none){tz_clause(tz)}")
 
 
-def rollup_coverage(station: str, start: datetime, end: datetime, rp: str | None = None) -> str:
-    """Readings and clean readings per UTC day and channel, from the daily rollup."""
+def rollup_coverage(station: str, start: datetime, end: datetime, rp: str | None = None, interval: str = "1d",
+                    tz: str | None = None) -> str:
+    """Readings and clean readings per day (in ``tz``) and channel, from the daily rollup
+    (UTC days) or the hourly one (local days of a zone with whole-hour offsets): the
+    columns of :func:`coverage`, summed, for the part of a range the rollups cover."""
+    if interval not in ROLLUP_MEASUREMENTS:
+        raise QueryError(f"no rollup for interval {interval!r}")
     cols = ", ".join(f'sum("{kind}_{ch}") AS "{kind}_{ch}"' for kind in ("readings", "clean")
                      for ch in contract.CHANNELS)
-    return (f"SELECT {cols} FROM {measurement(storage.PM_1D, rp)}"
-            f"{where([station_eq(station), time_range(start, end)])} GROUP BY time(1d) fill(none)")
+    return (f"SELECT {cols} FROM {measurement(ROLLUP_MEASUREMENTS[interval], rp)}"
+            f"{where([station_eq(station), time_range(start, end)])} "
+            f"GROUP BY time(1d) fill(none){tz_clause(tz)}")
 
 
 def dirty_marks(since: datetime) -> str:

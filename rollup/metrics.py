@@ -16,9 +16,12 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: name -> (type, help)
 METRICS: dict[str, tuple[str, str]] = {
     "civicair_rollup_lag_seconds": (
-        "gauge", "Age of the oldest dirty mark not yet rolled up (0 when none is pending) [s]"),
+        "gauge", "Age of the oldest dirty mark not yet rolled up, of an hour below the coverage watermark "
+                 "(the open hour waits by design; 0 when none) [s]"),
     "civicair_rollup_oldest_dirty_hour_seconds": (
-        "gauge", "Start of the oldest dirty hour not yet rolled up, UTC epoch (0 when none) [s]"),
+        "gauge", "Start of that mark's hour, UTC epoch (0 when none) [s]"),
+    "civicair_rollup_marks_waiting": (
+        "gauge", "Dirty marks read but not rolled up (debounced, open hours, or recent, to be redone)"),
     "civicair_rollup_covered_until_seconds": (
         "gauge", "Every hour before this time is rolled up (UTC epoch) [s]"),
     "civicair_rollup_hours_recomputed_total": ("counter", "Station-hours recomputed from raw"),

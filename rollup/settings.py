@@ -26,6 +26,14 @@ class RollupSettings(ServerSettings):
     rollup_quiet_s: float = Field(5.0, ge=0)
     #: … or at the latest this long after its first mark waiting [s].
     rollup_max_delay_s: float = Field(60.0, ge=0)
+    #: An open hour (not yet covered: the current one, which the API reads raw) is
+    #: recomputed at the latest this long after its first mark waiting [s]; it is recomputed
+    #: anyway as soon as it settles (rollup_settle_s after its end). For readers of
+    #: ``pm_1h`` itself (dashboards): the current hour there is at most this old.
+    rollup_open_delay_s: float = Field(900.0, ge=0)
+    #: ``os.nice`` increment of ``civicair rollup run``: its passes can wait, the ingest
+    #: beside it on the same cores cannot (0: none).
+    rollup_nice: int = Field(10, ge=0, le=19)
     #: Hours end this long before they count as covered (the last readings of an hour
     #: arrive just after it; until then the API reads that hour raw).
     rollup_settle_s: int = Field(120, ge=0)

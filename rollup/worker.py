@@ -13,6 +13,7 @@ values. Must not own the statistics (rollup.compute) or the marks' format (the s
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -40,6 +41,8 @@ UNSETTLED_S = 10
 RECENT_S = 30
 #: More dirty hours than this in one day: recompute the day's hours in one query.
 MANY_HOURS = 3
+#: A dirty mark: (time it was written [s], station, start of the hour it marks [s]).
+Mark = tuple[int, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,10 @@ class Worker:
         self.rp = settings.rollup_rp or None
         self.metrics = RollupMetrics()
         self.stop_event = threading.Event()
-        self._done: set[tuple[int, str, int]] = set()  # marks recomputed since this process started
+        self._done: set[Mark] = set()  # marks recomputed since this process started
+        # Marks recomputed once but maybe rewritten since (UNSETTLED_S) -> when [s, worker clock].
+        self._unsettled: dict[Mark, int] = {}
+        self._waiting: set[Mark] = set()  # marks read but postponed by the last pass
         self._recent: int | None = None  # where the next incremental read of marks starts [s]
         self._full_read_at = -1e18
         self._last_ok = time.monotonic()
@@ -99,7 +105,7 @@ class Worker:
         state = read_state(self.influx, self.rp) or self.initialize(now)
         since = state.cursor - self.settings.rollup_margin_s
         # The whole margin is read again every rollup_full_read_s; in between only the marks
-        # stamped since shortly before the last pass (and any still waiting).
+        # stamped since shortly before the last pass (those still waiting are kept here).
         read_from = since
         if self._recent is not None and \
                 time.monotonic() - self._full_read_at < self.settings.rollup_full_read_s:
@@ -107,32 +113,26 @@ class Worker:
         else:
             self._full_read_at = time.monotonic()
         (result,) = self.influx.query(influxql.dirty_marks(_utc(read_from)), epoch="s")
-        marks = [(int(t), s["tags"]["station"], int(hour)) for s in series(result) for t, hour in s["values"]]
-        waiting = [m for m in marks if m not in self._done]
-        # Debounce: a (station, hour) whose marks keep coming waits until they are quiet
-        # (or it has waited max_delay), so a burst is recomputed once, not every pass.
-        first: dict[tuple[str, int], int] = {}
-        last: dict[tuple[str, int], int] = {}
-        for t, station, hour in waiting:
-            key = (station, hour)
-            first[key] = min(first.get(key, t), t)
-            last[key] = max(last.get(key, t), t)
-        ready = {k for k in first if now - last[k] >= self.settings.rollup_quiet_s
-                 or now - first[k] >= self.settings.rollup_max_delay_s}
-        pending = [m for m in waiting if (m[1], m[2]) in ready]
-        postponed = [m[0] for m in waiting if (m[1], m[2]) not in ready]
+        marks = {(int(t), s["tags"]["station"], int(hour)) for s in series(result) for t, hour in s["values"]}
+        marks |= {m for m in self._waiting | self._unsettled.keys() if m[0] > since}
+        waiting = sorted(m for m in marks if m not in self._done)
+        settled_hour = self.settled_hour(now)
+        pending, postponed = self._choose(marks, waiting, now, settled_hour)
         # A mark is one point per (station, hour, second): a batch written later in the same
         # second as one already rolled up rewrites that same point. So the newest marks
-        # (within UNSETTLED_S of the newest, for several ingests' clocks) are never taken
-        # as done: the next pass recomputes them once more.
+        # (within UNSETTLED_S of the newest, for several ingests' clocks) are not taken as
+        # done at once: every pass recomputes them again until one runs at least UNSETTLED_S
+        # after their first recompute (by the worker's clock), and then they are done.
         newest = max((t for t, _, _ in marks), default=0)
-        settled = {m for m in pending if m[0] <= newest - UNSETTLED_S}
+        settled = {m for m in pending
+                   if m[0] <= newest - UNSETTLED_S or now - self._unsettled.get(m, now) >= UNSETTLED_S}
+        # Lag: of the marks of hours the API may read from the rollups (an open hour waits
+        # by design, see _choose), and not yet recomputed at all.
+        overdue = [m for m in waiting if m[2] + 3600 <= settled_hour and m not in self._unsettled]
+        self._set_lag(now, overdue)
         hours: dict[int, set[str]] = defaultdict(set)
         for _t, station, hour in pending:
             hours[hour].add(station)
-        if waiting:
-            self.metrics.set("civicair_rollup_lag_seconds", max(0, now - min(t for t, _, _ in waiting)))
-            self.metrics.set("civicair_rollup_oldest_dirty_hour_seconds", min(h for _, _, h in waiting))
         by_day: dict[int, dict[int, set[str]]] = defaultdict(dict)
         for hour, stations in hours.items():
             by_day[hour // 86400 * 86400][hour] = stations
@@ -147,17 +147,23 @@ class Worker:
             self._recompute(touched, _utc(day), _utc(day) + DAY, "1d")
             self.metrics.inc("civicair_rollup_days_recomputed_total", len(touched))
         # Only now, with every rollup of those marks written, may the cursor move; not past a
-        # postponed mark (the next pass reads from the cursor minus the margin anyway).
-        cursor = min([now, *(t + self.settings.rollup_margin_s - 1 for t in postponed)])
-        new = State(max(state.cursor, cursor), max(state.covered_until, self.settled_hour(now)))
+        # postponed mark (the next pass reads from the cursor minus the margin anyway). The
+        # watermark does not pass an hour whose marks wait for their first recompute either.
+        cursor = min([now, *(t + self.settings.rollup_margin_s - 1 for t, _, _ in postponed)])
+        covered = min([settled_hour, *(h for m in postponed if m not in self._unsettled
+                                       and (h := m[2]) >= state.covered_until)])
+        new = State(max(state.cursor, cursor), max(state.covered_until, covered))
         nowcast.update(self.influx, hours, (state.covered_until, new.covered_until), self.rp,
                        self.settings.rollup_station_batch)  # before the state that vouches for them
         self.influx.write(state_line(new, now), rp=self.rp)
         self._done = {m for m in self._done | settled if m[0] > since}
-        self._recent = min([now - RECENT_S, *(t - 1 for t in postponed)])
-        if not postponed:
-            self.metrics.set("civicair_rollup_lag_seconds", 0)
-            self.metrics.set("civicair_rollup_oldest_dirty_hour_seconds", 0)
+        chosen = set(pending)
+        self._unsettled = {m: self._unsettled.get(m, now) for m in waiting
+                           if m not in settled and (m in chosen or m in self._unsettled)}
+        self._waiting = set(postponed)
+        self._recent = now - RECENT_S
+        self._set_lag(now, [m for m in overdue if m not in chosen])
+        self.metrics.set("civicair_rollup_marks_waiting", len(self._waiting | set(self._unsettled)))
         self.metrics.set("civicair_rollup_covered_until_seconds", new.covered_until)
         self.metrics.inc("civicair_rollup_cycles_total")
         self.metrics.set("civicair_rollup_cycle_seconds", time.perf_counter() - started)
@@ -167,6 +173,43 @@ class Worker:
                      len(by_day), len(pending))
         self._last_ok = time.monotonic()
         return sum(map(len, hours.values()))
+
+    def _choose(self, marks: set[Mark], waiting: list[Mark], now: int,
+                settled_hour: int) -> tuple[list[Mark], list[Mark]]:
+        """The marks to recompute in this pass, and those that wait.
+
+        Debounce: the hours of a station whose marks keep coming (a spool replay, a burst
+        of the ingest) wait until the station's marks are quiet (or the hour has waited
+        max_delay), so that a burst is recomputed once, when it is over, rather than
+        hour by hour while the ingest is still busy writing the station's later hours. An
+        open hour (not yet below the coverage watermark: the current hour, which the API
+        reads from raw) waits up to open_delay: it is recomputed once right after it
+        settles rather than every max_delay while it fills."""
+        first: dict[tuple[str, int], int] = {}
+        last: dict[str, int] = {}  # the station's newest mark, of any hour
+        for t, station, hour in waiting:
+            key = (station, hour)
+            first[key] = min(first.get(key, t), t)
+        for t, station, _ in marks:
+            last[station] = max(last.get(station, t), t)
+        s = self.settings
+
+        def ready(key: tuple[str, int]) -> bool:
+            if key[1] + 3600 > settled_hour:
+                return now - first[key] >= s.rollup_open_delay_s
+            return now - last[key[0]] >= s.rollup_quiet_s or now - first[key] >= s.rollup_max_delay_s
+
+        ready_keys = {k for k in first if ready(k)}
+        pending: list[Mark] = []
+        postponed: list[Mark] = []
+        for m in waiting:
+            (pending if (m[1], m[2]) in ready_keys else postponed).append(m)
+        return pending, postponed
+
+    def _set_lag(self, now: int, overdue: list[Mark]) -> None:
+        self.metrics.set("civicair_rollup_lag_seconds", max([0, *(now - t for t, _, _ in overdue)]))
+        oldest = min((h for _, _, h in overdue), default=0)
+        self.metrics.set("civicair_rollup_oldest_dirty_hour_seconds", oldest)
 
     def _recompute(self, stations: set[str], start: datetime, end: datetime, interval: str) -> None:
         ids, batch = sorted(stations), self.settings.rollup_station_batch
@@ -195,6 +238,9 @@ class Worker:
 
 
 def run(settings: RollupSettings) -> None:
+    if settings.rollup_nice:
+        # The worker's passes can wait; the ingest beside it on the same cores cannot.
+        os.nice(settings.rollup_nice)
     worker = Worker(settings)
     server = None
     if settings.rollup_metrics_port:

@@ -4,6 +4,7 @@ how complete their data is."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from api import catalog
+from api import catalog, rollups
 from api.deps import InfluxDep, SettingsDep
 from api.envelope import envelope
 from api.errors import ApiError
@@ -19,11 +20,14 @@ from api.filters import StationQuery, StationsQuery
 from api.formats import GEOJSON_MEDIA, feature, feature_collection, json_response, negotiate
 from api.schemas import StationDetailResponse, StationsResponse, example, responses
 from civicair import influxql
-from civicair.influx import series
+from civicair.influx import AsyncInflux, series
 from civicair.schema import contract
 from civicair.schema.sensors import RATED_LIFE_HOURS
 
 router = APIRouter(prefix="/v1", tags=["stations"])
+
+#: (local date, channel) -> readings
+DayCounts = dict[tuple[str, str], int]
 
 StationId = Annotated[
     str, Path(pattern=f"^{contract.STATION_ID_PATTERN}$", description="Station id", examples=["lab-1"])
@@ -65,29 +69,64 @@ async def list_stations(q: Annotated[StationsQuery, Query()], request: Request, 
 
 @router.get("/stations/{station}", summary="One station, with its data coverage", response_model=None,
             responses=responses(StationDetailResponse, example([_DETAIL_EXAMPLE]), not_found=True))
-async def station_detail(station: StationId, q: Annotated[StationQuery, Query()], influx: InfluxDep,
-                         settings: SettingsDep) -> Response:
+async def station_detail(station: StationId, q: Annotated[StationQuery, Query()], request: Request,
+                         influx: InfluxDep, settings: SettingsDep) -> Response:
     """The station's metadata and, per day and channel over [`from`, `to`) (default: the
     last 30 days), the readings present against those expected (one per window, or one
     per duty period for a station that sleeps between windows by design: 86400 / window
-    or 86400 / duty period per full day), and how many of them carry no quality flag."""
+    or 86400 / duty period per full day), and how many of them carry no quality flag.
+    The counts come from the hourly or daily rollups where they cover the range
+    (`meta.source`)."""
     q.check(settings)
     infos = await catalog.load(influx, [station])
     if station not in infos:
         raise ApiError(404, "not_found", f"no station {station!r}")
     info = infos[station]
-    count, clean = await influx.query(influxql.statements(
-        influxql.coverage(station, q.start, q.end, q.tz_name, clean=False),
-        influxql.coverage(station, q.start, q.end, q.tz_name, clean=True),
-    ))
+    count, clean, source = await coverage_counts(influx, request.app.state.rollup_coverage, station, q.start,
+                                                 q.end, q.tz_name)
     now = time.time()
     result = catalog.station_json(info, settings, now, q.zone)
     channels = sorted({ch for ch, _ in info.series}) or ["a"]
     until = min(q.end, datetime.fromtimestamp(now, UTC))
     result["health"] = sensor_health(info)
-    result["coverage"] = coverage_days(_day_counts(count, q.zone), _day_counts(clean, q.zone), q.start, until,
-                                       q.zone, info.window_s or 60, channels, info.meta.duty_period_s)
-    return json_response(envelope(settings, [result], {"station": station, **q.echo()}, units={}), settings)
+    result["coverage"] = coverage_days(count, clean, q.start, until, q.zone, info.window_s or 60, channels,
+                                       info.meta.duty_period_s)
+    body = envelope(settings, [result], {"station": station, **q.echo()}, units={}, source=source)
+    return json_response(body, settings)
+
+
+async def coverage_counts(influx: AsyncInflux, coverage: rollups.Coverage | None, station: str,
+                          start: datetime, end: datetime, tz: str | None) -> tuple[DayCounts, DayCounts, str]:
+    """Readings and clean readings per (local date, channel) over [start, end), and their
+    source: the whole intervals the rollups cover from their ``readings_*``/``clean_*``
+    counts (UTC days from ``pm_1d``; the hours of ``pm_1h`` summed into local days in a zone
+    with whole-hour offsets), the edges from raw. Counts add up, so the parts are summed
+    per day: the same numbers as from raw alone."""
+    interval = "1d" if tz is None or tz in influxql.UTC_NAMES else "1h"
+    plan = await rollups.plan(influx, coverage, (), (), interval, tz, start, end)
+    stmts = []
+    if plan.rollup:
+        rp = coverage.rp if coverage else None
+        stmts.append(influxql.rollup_coverage(station, *plan.rollup, rp, interval, tz))
+    for a, b in plan.raw:
+        stmts += [influxql.coverage(station, a, b, tz, clean=flag) for flag in (False, True)]
+    results = await influx.query(influxql.statements(*stmts))
+    zone = ZoneInfo(tz) if tz and tz not in influxql.UTC_NAMES else None
+    present: Counter[tuple[str, str]] = Counter()
+    clean: Counter[tuple[str, str]] = Counter()
+    if plan.rollup:
+        for s in series(results[0]):
+            for row in s["values"]:
+                values = dict(zip(s["columns"], row, strict=True))
+                date = datetime.fromtimestamp(values["time"], zone or UTC).date().isoformat()
+                for ch in contract.CHANNELS:
+                    present[(date, ch)] += values[f"readings_{ch}"] or 0
+                    clean[(date, ch)] += values[f"clean_{ch}"] or 0
+        results = results[1:]
+    for i in range(0, len(results), 2):
+        present.update(_day_counts(results[i], zone))
+        clean.update(_day_counts(results[i + 1], zone))
+    return dict(present), dict(clean), plan.source(interval)
 
 
 def sensor_health(info: catalog.StationInfo) -> dict[str, Any]:
@@ -102,7 +141,7 @@ def sensor_health(info: catalog.StationInfo) -> dict[str, Any]:
     return {"duty_period_s": info.meta.duty_period_s or None, "sensors": sensors}
 
 
-def coverage_days(present: dict[tuple[str, str], int], clean: dict[tuple[str, str], int], start: datetime,
+def coverage_days(present: DayCounts, clean: DayCounts, start: datetime,
                   end: datetime, tz: ZoneInfo | None, window_s: int, channels: list[str],
                   duty_period_s: int | None = None) -> dict[str, Any]:
     """Per local day and channel: windows present, clean and expected (pure).

@@ -1,5 +1,6 @@
-"""The API answers interval=1h/1d and /v1/aqi from the rollups with exactly the responses
-it computes from raw (values and qc), and says which it used (``meta.source``)."""
+"""The API answers interval=1h/1d, /v1/aqi and station coverage from the rollups with
+exactly the responses it computes from raw (values and qc), and says which it used
+(``meta.source``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from civicair.influx import Influx, InfluxSettings
+from civicair.schema.storage import meta_to_line
 from civicair.services import InfluxDB
 from rollup.backfill import backfill
 from rollup.settings import RollupSettings
@@ -38,6 +40,10 @@ def _seed(influx: Influx) -> None:
                                      pm25_atm=atm, pm1_atm=atm // 2, pm10_atm=atm + rng.randint(0, 9), **extra))
     # An hour whose only clean reading is flagged after its rollup was computed (below).
     lines.append(pm_line("lab-3", T0 + 2 * DAY + 60, qc=0, pm25=5.0, pm25_atm=8))
+    # A duty-cycled station (issue 12): one 60 s window every 15 minutes, a few missing.
+    influx.write(meta_to_line("duty-1", {"window": 60, "duty_period": 900}, T0 - DAY))
+    lines += [pm_line("duty-1", ts + 60, pm25=8.0, qc=4 if ts % 7 == 0 else 0)
+              for ts in range(T0, T0 + 2 * DAY, 900) if ts % 11]
     write(influx, lines)
 
 
@@ -81,6 +87,13 @@ QUERIES = [
     "&aggregates=mean,count",
     "/v1/stations/lab-2/measurements?interval=1d&from=2026-01-01&to=2026-01-03&format=csv",
     "/v1/aqi?from=2026-01-01&to=2026-01-03T00:00:00Z",
+    "/v1/aqi?stations=duty-1&from=2026-01-01&to=2026-01-03",
+    # Station coverage: UTC days from pm_1d, local days from pm_1h, partial days from raw.
+    "/v1/stations/lab-2?from=2026-01-01&to=2026-01-04",
+    "/v1/stations/lab-2?from=2025-12-31T22:00:00Z&to=2026-01-02T05:17:00Z",
+    "/v1/stations/lab-3?from=2025-12-31&to=2026-01-04&tz=Europe/Amsterdam",
+    "/v1/stations/duty-1?from=2026-01-01&to=2026-01-03",
+    "/v1/stations/duty-1?from=2026-01-01T06:00:00Z&to=2026-01-03&tz=America/New_York",
     "/v1/aqi?from=2026-01-01&to=2026-01-02T12:30:00Z&include_flagged=true",
 ]
 
@@ -128,3 +141,18 @@ def test_rollups_raise_the_bucket_cap(server: InfluxDB) -> None:
     with make_client(server, max_buckets=50) as on, make_client(server, max_buckets=50, rollups=False) as off:
         assert on.get(url).status_code == 200
         assert off.get(url).json()["code"] == "too_many_rows"
+
+
+def test_station_coverage_from_rollups_names_its_source(server: InfluxDB) -> None:
+    with make_client(server) as on:
+        utc_days = on.get("/v1/stations/duty-1?from=2026-01-01&to=2026-01-03").json()
+        local = on.get("/v1/stations/lab-2?from=2026-01-01&to=2026-01-03&tz=Europe/Amsterdam").json()
+        half_hour = on.get("/v1/stations/lab-2?from=2026-01-01&to=2026-01-03&tz=Asia/Kolkata").json()
+    assert (utc_days["meta"]["source"], local["meta"]["source"]) == ("rollup_1d", "rollup_1h")
+    assert half_hour["meta"]["source"] == "raw"  # UTC+5:30: its days are not made of UTC hours
+    coverage = utc_days["results"][0]["coverage"]
+    # 96 windows a day expected (one per duty period); every 11th slot is missing, every 7th flagged.
+    assert coverage["duty_period_s"] == 900
+    assert [(d["windows"], d["expected"]) for d in coverage["days"]] == [(87, 96), (87, 96)]
+    assert sum(d["windows"] - d["clean"] for d in coverage["days"]) == sum(
+        1 for ts in range(T0, T0 + 2 * DAY, 900) if ts % 11 and ts % 7 == 0)

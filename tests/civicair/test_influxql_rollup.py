@@ -66,6 +66,17 @@ def test_retention_policy_text_and_bad_duration():
         influxql.measurement("pm; DROP")
 
 
+def test_rollup_coverage_sums_the_channel_counts_per_local_day():
+    text = influxql.rollup_coverage("lab-1", T, datetime(2026, 1, 3, tzinfo=UTC), "forever", "1h", "Europe/Amsterdam")
+    assert text == ('SELECT sum("readings_a") AS "readings_a", sum("readings_b") AS "readings_b", '
+                    'sum("clean_a") AS "clean_a", sum("clean_b") AS "clean_b" FROM "forever"."pm_1h" '
+                    'WHERE "station" = \'lab-1\' AND time >= \'2026-01-01T00:00:00Z\' AND '
+                    'time < \'2026-01-03T00:00:00Z\' GROUP BY time(1d) fill(none) tz(\'Europe/Amsterdam\')')
+    assert 'FROM "pm_1d"' in influxql.rollup_coverage("lab-1", T, T, interval="1d")
+    with pytest.raises(influxql.QueryError, match="no rollup for interval"):
+        influxql.rollup_coverage("lab-1", T, T, interval="1m")
+
+
 def test_thing_id_table_and_known_stations_text():
     assert influxql.thing_ids() == 'SELECT last("id") AS "id" FROM "sta_thing" GROUP BY "station"'
     assert influxql.thing_ids("forever") == \

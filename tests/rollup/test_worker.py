@@ -18,7 +18,7 @@ from civicair.influx import Influx, InfluxSettings
 from civicair.services import free_port
 from rollup.metrics import parse
 from rollup.settings import RollupSettings
-from rollup.worker import Worker, read_state
+from rollup.worker import UNSETTLED_S, Worker, read_state
 from tests import procs
 from tests.conftest import DATABASE, wait_until
 from tests.rollup.conftest import (
@@ -148,8 +148,14 @@ def test_a_batch_in_the_same_second_as_one_already_rolled_up_is_not_missed(influ
     worker.cycle(now)
     # A second batch, same second, same station and hour: its mark is the very same point.
     influx.write((reading.format(v=8.0, t=hour + 120) + mark).encode())
-    worker.cycle(now + 1)
+    assert worker.cycle(now + 1) == 1  # redone
     assert rollup_points(influx, "pm_1h")[("same-1", hour)]["pm25_count"] == 2
+    assert worker.metrics.values["civicair_rollup_marks_waiting"] == 1
+    # … until a pass UNSETTLED_S after its first recompute, then never again: with no newer
+    # mark, later passes do not recompute it (they did, every pass, for the whole margin).
+    assert worker.cycle(now + UNSETTLED_S) == 1
+    assert worker.cycle(now + 2 * UNSETTLED_S) == 0 and worker.cycle(now + 100) == 0
+    assert worker.metrics.values["civicair_rollup_marks_waiting"] == 0
 
 
 def test_an_hour_still_being_written_waits_until_its_marks_are_quiet(influx: Influx, influxdb) -> None:
@@ -182,3 +188,82 @@ def test_a_mark_visible_long_after_its_stamp_is_found_by_the_next_full_read(infl
     assert worker.cycle(now + 5) == 0  # incremental read: from 30 s before the last pass
     assert Worker(RollupSettings(**settings, rollup_full_read_s=0)).cycle(now + 10) == 1  # a full read
     assert rollup_points(influx, "pm_1h")[("slow-1", hour)]["pm25_count"] == 1
+
+
+def test_the_open_hour_is_rolled_up_once_it_settles_and_is_covered_only_then(influx: Influx, influxdb) -> None:
+    settings = RollupSettings(influx_url=influxdb.url, influx_db=DATABASE, rollup_metrics_port=0,
+                              rollup_quiet_s=5, rollup_max_delay_s=60, rollup_open_delay_s=1800,
+                              rollup_settle_s=120)
+    worker = Worker(settings)
+    hour = (int(time.time()) // HOUR - 2) * HOUR  # the clock below is set to this hour's end
+    worker.cycle(hour)
+    reading = "pm,station=open-1,sensor=pms5003,channel=a pm25={v},qc=0i,n=20i {t}\n"
+    mark = "rollup_dirty,station=open-1,lag=0 hour={h}i {t}\n"
+    # Readings of the hour as it fills: one a minute, each with its mark.
+    for minute in range(60):
+        t = hour + 60 * minute + 30
+        influx.write((reading.format(v=float(minute % 7), t=t) + mark.format(h=hour, t=t)).encode())
+        if minute in (5, 12, 40, 50):
+            # Open (the API reads it raw), never quiet: not recomputed every max_delay (60 s),
+            # but once open_delay (1800 s) after its first waiting mark, for readers of pm_1h.
+            assert worker.cycle(t) == (minute == 40)
+            assert worker.metrics.values["civicair_rollup_lag_seconds"] == 0  # waiting by design
+            assert worker.metrics.values["civicair_rollup_marks_waiting"] > 0
+            assert read_state(influx, None).covered_until <= hour
+    assert worker.cycle(hour + HOUR + 60) == 0  # ended, not settled yet
+    assert read_state(influx, None).covered_until <= hour
+    assert worker.cycle(hour + HOUR + 120) == 1  # settled and quiet: recomputed, then covered
+    assert read_state(influx, None).covered_until == hour + HOUR
+    assert rollup_points(influx, "pm_1h")[("open-1", hour)]["pm25_count"] == 60
+    assert worker.metrics.values["civicair_rollup_hours_recomputed_total"] == 2
+    # Its newest mark (nothing newer came) is redone by a pass UNSETTLED_S later; then nothing waits.
+    assert worker.metrics.values["civicair_rollup_marks_waiting"] == 1
+    assert worker.cycle(hour + HOUR + 130) == 1 and worker.cycle(hour + HOUR + 200) == 0
+    assert worker.metrics.values["civicair_rollup_marks_waiting"] == 0
+
+
+def test_coverage_waits_for_a_settled_hour_whose_marks_are_not_quiet(influx: Influx, influxdb) -> None:
+    worker = Worker(RollupSettings(influx_url=influxdb.url, influx_db=DATABASE, rollup_metrics_port=0,
+                                   rollup_quiet_s=5, rollup_settle_s=120))
+    hour = (int(time.time()) // HOUR - 2) * HOUR
+    worker.cycle(hour)
+    t = hour + HOUR + 118  # a reading of the hour arrives just before it settles
+    influx.write((f"pm,station=open-2,sensor=pms5003,channel=a pm25=3.0,qc=0i,n=20i {hour + 3599}\n"
+                  f"rollup_dirty,station=open-2,lag=1 hour={hour}i {t}\n").encode())
+    assert worker.cycle(hour + HOUR + 120) == 0  # settled but 2 s quiet: waits …
+    assert read_state(influx, None).covered_until == hour  # … and so does the watermark
+    assert worker.metrics.values["civicair_rollup_lag_seconds"] == 2
+    assert worker.cycle(hour + HOUR + 125) == 1
+    assert read_state(influx, None).covered_until == hour + HOUR
+
+
+def test_the_worker_process_runs_niced_and_shows_its_lag_on_metrics(influxdb, tmp_path: Path) -> None:
+    port = free_port()
+    env = {"CIVICAIR_INFLUX_URL": influxdb.url, "CIVICAIR_INFLUX_DB": DATABASE, "CIVICAIR_ROLLUP_NICE": "7",
+           "CIVICAIR_ROLLUP_METRICS_PORT": str(port), "CIVICAIR_ROLLUP_METRICS_HOST": "127.0.0.1"}
+    worker = procs.spawn(["rollup", "run"], env, tmp_path / "rollup.log")
+    try:
+        wait_until(lambda: _metrics(port).get("civicair_rollup_cycles_total", 0) >= 1, timeout=60,
+                   message="a pass")
+        stat = Path(f"/proc/{worker.pid}/stat").read_text().rpartition(")")[2].split()
+        assert int(stat[16]) - os.getpriority(os.PRIO_PROCESS, 0) == 7  # field 19: nice
+        shown = _metrics(port)
+        assert {"civicair_rollup_lag_seconds", "civicair_rollup_oldest_dirty_hour_seconds",
+                "civicair_rollup_hours_recomputed_total", "civicair_rollup_marks_waiting"} <= set(shown)
+    finally:
+        assert procs.stop(worker) == 0
+
+
+def test_a_station_still_sending_keeps_its_finished_hours_waiting(influx: Influx, influxdb) -> None:
+    worker = Worker(RollupSettings(influx_url=influxdb.url, influx_db=DATABASE, rollup_metrics_port=0,
+                                   rollup_quiet_s=5, rollup_max_delay_s=60))
+    worker.cycle()
+    now = int(time.time())
+    lag = (now // HOUR * HOUR - T0) // HOUR
+    line = ("pm,station=burst-1,sensor=pms5003,channel=a pm25=4.0,qc=0i,n=20i {t}\n"
+            "rollup_dirty,station=burst-1,lag={lag} hour={h}i {w}\n")
+    influx.write(line.format(t=T0 + 60, lag=lag, h=T0, w=now).encode())
+    # A burst (a spool replay) goes on with the next hour: the first one waits for it too.
+    influx.write(line.format(t=T0 + HOUR + 60, lag=lag - 1, h=T0 + HOUR, w=now + 4).encode())
+    assert worker.cycle(now + 6) == 0
+    assert worker.cycle(now + 9) == 2  # both hours, once the station is quiet
