@@ -45,8 +45,8 @@ def _matches(if_none_match: str, etag: str) -> bool:
 class ConditionalGetMiddleware:
     """``ETag`` (hash of the body) on every complete 200 response, ``304 Not Modified``
     on a matching ``If-None-Match``, and a ``Cache-Control`` on every response that has
-    none. Streamed bodies (several chunks, e.g. a large CSV) carry no ETag: it is not
-    known before the body is sent."""
+    none. Streamed bodies (several chunks: a large CSV, a large SensorThings page) carry no
+    ETag: it is not known before the body is sent."""
 
     def __init__(self, app: ASGIApp, max_age_s: int) -> None:
         self.app = app
@@ -261,7 +261,11 @@ class AdaptiveGZipMiddleware(GZipMiddleware):
 
     A 10,000-Observation SensorThings page is about 5.5 MB of JSON: zlib takes some 22 ms at
     level 5 and 11 ms at level 1 (337 KB); ISA-L level 1 under 2 ms, for 310 KB that clients
-    also inflate a little faster. The small answers most clients ask for keep zlib's ratio."""
+    also inflate a little faster. The small answers most clients ask for keep zlib's ratio.
+
+    A streamed body (``more_body``: a large SensorThings page, api/sta/engine.py) is compressed
+    part by part, each part flushed (``Z_SYNC_FLUSH``, Starlette's) so the client gets it at once;
+    its first part decides the level, so a stream meant to be fast starts with 256 KiB or more."""
 
     def __init__(self, app: ASGIApp, minimum_size: int = 500, compresslevel: int = 9, *,
                  exclude_content_types: tuple[str, ...] = DEFAULT_EXCLUDED_CONTENT_TYPES,

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
+
+import orjson
 
 from api.settings import ApiSettings
 from api.sta import filter as sta_filter
@@ -313,6 +316,150 @@ def _row_resolver(ctx: Context) -> scan.Resolver:
     return lambda row: resolver(ctx.cat, row)
 
 
+# -- a streamed page -------------------------------------------------------------------------
+
+#: A streamed Observations page sends its first bytes once it has this many; a page that ends
+#: before (most: ``$top`` defaults to 100) goes in one piece, with its ETag. 256 KiB is also where
+#: api/middleware.py's gzip turns fast, as it decides on the first part of a body.
+STREAM_MIN_BYTES = 256 * 1024
+_JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS  # api/envelope.py's JSONResponse
+
+
+@dataclass(slots=True)
+class Streamed:
+    """A collection document as bytes: ``first``, then ``rest`` as it is made (None: ``first``
+    is the whole document)."""
+
+    first: bytes
+    rest: AsyncIterator[bytes] | None
+
+
+async def stream_observations(ctx: Context, source: ObsSource, opts: options.Options,
+                              base: str) -> Streamed | None:
+    """:func:`collection` of Observations, its body sent as InfluxDB streams the rows: ``{"@iot.count":…,``
+    (counted first), ``"value":[``, each block of rows rendered as it arrives, ``]``, the
+    ``@iot.nextLink`` (known at the end) and ``}``: the very bytes orjson makes of
+    :func:`collection`'s document (tests/api/sta/test_stream.py). For the Observations of one
+    Datastream without ``$expand``, with a ``$filter`` InfluxDB answers alone; None for the rest
+    (buffered, as before).
+
+    Everything that can fail with a 4xx or a 5xx (options, the count, InfluxDB's answer to the
+    statement) fails before ``first`` is returned. A failure later (InfluxDB gone mid-answer)
+    raises out of ``rest``: the body is cut short, never closed by ``]}`` (docs/sensorthings.md)."""
+    if opts.expand or opts.limit == 0:
+        return None
+    _check_select("Observation", opts.select)
+    descending = obs_order(opts)
+    datastreams, filt = obs_filter(ctx, source, opts)
+    if len(datastreams) != 1 or filt.residual is not None:  # (a row-by-row filter: api/sta/scan.py)
+        return None
+    cursor = observations.parse_skiptoken(opts.skiptoken)
+    skip = 0 if cursor else opts.skip
+    head = b"{"
+    if opts.count:
+        total = await scan.filtered_count(ctx.influx, ctx.cat, datastreams, filt, _row_resolver(ctx))
+        head += b'"@iot.count":' + orjson.dumps(total) + b","
+    blocks = observations.one_series(ctx.influx, ctx.cat, datastreams[0], filt, descending,
+                                     skip + opts.limit + 1 + (cursor is not None), cursor)
+    parts = _page_parts(ctx, _read_ahead(blocks), opts, base, head + b'"value":[', cursor, skip, descending)
+    first, done = await anext(parts)
+    if done:
+        return Streamed(first, None)
+    return Streamed(first, _bytes_of(parts))
+
+
+async def _bytes_of(parts: AsyncIterator[tuple[bytes, bool]]) -> AsyncIterator[bytes]:
+    async with aclosing(parts):  # type: ignore[type-var]
+        async for text, _ in parts:
+            yield text
+
+
+_END = object()
+#: Pumps still finishing InfluxDB's answer after their reader left (asyncio keeps weak references only).
+_PUMPS: set[asyncio.Task[None]] = set()
+
+
+async def _read_ahead(blocks: AsyncIterator[observations.Rows]) -> AsyncIterator[observations.Rows]:
+    """``blocks`` read (and rendered) as fast as InfluxDB sends them, whatever the client's pace: a
+    slow reader of a streamed page must not hold a query slot and InfluxDB's answer open longer
+    than the buffered page did. What the client has not taken yet waits here: at most the page,
+    as the buffered path holds it. An error is handed on in order.
+
+    A reader that leaves (a client gone, a page full) stops the pump at its next block, which
+    then closes InfluxDB's stream as a generator is closed; it is never cancelled mid-read: that
+    left httpx's connection taken from its pool (tests/api/sta/test_stream.py)."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    gone = False
+
+    async def pump() -> None:
+        try:
+            async with aclosing(blocks):  # type: ignore[type-var]
+                async for block in blocks:
+                    if gone:
+                        break
+                    queue.put_nowait(block)
+        except Exception as exc:  # (raised to the reader, in order)
+            queue.put_nowait(exc)
+        else:
+            queue.put_nowait(_END)
+
+    task = asyncio.create_task(pump())
+    _PUMPS.add(task)
+    task.add_done_callback(_PUMPS.discard)
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        gone = True
+
+
+async def _page_parts(ctx: Context, blocks: AsyncIterator[observations.Rows], opts: options.Options,
+                      base: str, head: bytes, cursor: tuple[int, int] | None, skip: int,
+                      descending: bool) -> AsyncIterator[tuple[bytes, bool]]:
+    """The page's text in parts of :data:`STREAM_MIN_BYTES` or more, each with whether it is the last;
+    the rows trimmed as :func:`api.sta.observations.page` trims them (the cursor's, ``$skip``,
+    ``$top``), one more row telling that more follow."""
+    held, size, comma = [head], len(head), b""
+    left, more, last = opts.limit, False, None
+    async with aclosing(blocks):  # type: ignore[type-var]
+        async for block in blocks:
+            if cursor is not None:  # the row at the cursor was on the page before
+                seen = 0
+                while seen < len(block) and ((block.t[seen], block.id[seen]) >= cursor if descending
+                                             else (block.t[seen], block.id[seen]) <= cursor):
+                    seen += 1
+                block = block[seen:]
+                if block:
+                    cursor = None
+            if skip and block:
+                dropped = min(skip, len(block))
+                block, skip = block[dropped:], skip - dropped
+            if len(block) > left:
+                more, block = True, block[:left]
+            if block:
+                if opts.select is None:
+                    text = orjson.dumps(serialise_observations(ctx, block))
+                else:
+                    text = orjson.dumps([serialise(ctx, row, opts.select) for row in block], option=_JSON)
+                held.append(comma + text[1:-1])
+                size += len(held[-1])
+                comma, left, last = b",", left - len(block), block
+            if more:
+                break
+            if size >= STREAM_MIN_BYTES:
+                yield b"".join(held), False
+                held, size = [], 0
+    held.append(b"]")
+    if more and last is not None:
+        token = f"{last.t[-1]}.{last.id[-1]}"
+        next_q = _query_string(opts.raw, **{"$skip": None, "$skiptoken": token})
+        held.append(b',"@iot.nextLink":' + orjson.dumps(f"{base}?{next_q}"))
+    held.append(b"}")
+    yield b"".join(held), True
+
+
 # -- $expand ---------------------------------------------------------------------------------
 
 def _is_latest(opts: options.Options) -> bool:
@@ -394,6 +541,7 @@ class Result:
     body: Any
     text: bool = False  # $value: plain text
     status: int = 200
+    stream: Streamed | None = None  # a collection's bytes, streamed (``body`` is None)
 
 
 async def resolve(ctx: Context, path: str, pairs: list[tuple[str, str]]) -> Result:
@@ -442,6 +590,10 @@ async def resolve(ctx: Context, path: str, pairs: list[tuple[str, str]]) -> Resu
         raise bad_request("$value follows a property; $ref ends a path")
     if is_set:
         assert isinstance(current, list | ObsSource)
+        if isinstance(current, ObsSource):
+            streamed = await stream_observations(ctx, current, opts, base)
+            if streamed is not None:
+                return Result(None, stream=streamed)
         return Result(await collection(ctx, type_, current, opts, base))
     _check_select(type_, opts.select)
     if opts.filter is not None or opts.orderby or opts.top is not None or opts.skip:

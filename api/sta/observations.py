@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -663,3 +663,24 @@ async def by_id(influx: AsyncInflux, cat: Catalogue, oid: int) -> Row | None:
     return rows[0] if rows else None
 
 
+async def one_series(influx: AsyncInflux, cat: Catalogue, ds: Entity, filt: ObsFilter, descending: bool,
+                     fetch: int, cursor: tuple[int, int] | None = None) -> AsyncIterator[Rows]:
+    """The Observations of one Datastream in (time, id) order, ``fetch`` at most, rendered, a block
+    at a time as InfluxDB streams them: :func:`page`'s statement for one series, whose rows come
+    in page order (one per instant), so the caller can trim the cursor's row, ``$skip`` and
+    ``$top`` as they pass and send each block on (api/sta/engine.py streams a page's body so)."""
+    ((group, every),) = _by_field([ds], cat).values()
+    field_name = OBSERVED_PROPERTIES[ds.prop or 0].field
+    parts = [_scope_part(group, every), *filt.time_parts, filt.value_condition(field_name)]
+    if cursor is not None:
+        at = datetime.fromtimestamp(cursor[0], UTC)
+        parts.append(influxql.time_compare("<=" if descending else ">=", at))
+    stmt = influxql.sta_observations(field_name, parts, descending, fetch, one_series=not every)
+    index = [{(ds.station, ds.channel): ds}]
+    async with aclosing(influx.query_chunks(influxql.statements(stmt), chunk_size=CHUNK_ROWS)) as chunks:
+        async for chunk in chunks:
+            got: list[list[Rows]] = [[]]
+            with _no_collection():
+                _take(chunk, 0, index, got, [0])
+            for block in got[0]:
+                yield block

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from api.deps import InfluxDep, SettingsDep
 from api.envelope import JSONResponse
@@ -116,7 +118,24 @@ async def resource(
     except ApiError as exc:
         # SensorThings clients (FROST's among them) read the reason from `message`.
         return JSONResponse(body(exc.detail, exc.code) | {"message": exc.detail}, status_code=exc.status)
+    if result.stream is not None:
+        return _streamed(result.stream)
     if result.text:
         return PlainTextResponse(result.body, status_code=result.status) if result.status != 204 \
             else Response(status_code=204)
     return JSONResponse(result.body, status_code=result.status)
+
+
+def _streamed(streamed: engine.Streamed) -> Response:
+    """A page whose body is all there in one piece, or sent as it is made (no ``ETag``: it is not
+    known before the body is sent; api/middleware.py)."""
+    if streamed.rest is None:
+        return Response(streamed.first, media_type="application/json")
+    rest = streamed.rest
+
+    async def body() -> AsyncIterator[bytes]:
+        yield streamed.first
+        async with aclosing(rest):  # type: ignore[type-var]  # (a client gone: InfluxDB's stream closed too)
+            async for part in rest:
+                yield part
+    return StreamingResponse(body(), media_type="application/json")
