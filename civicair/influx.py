@@ -177,14 +177,18 @@ class AsyncInflux:
         except httpx.HTTPError:
             return False
 
-    async def query(self, q: str, *, epoch: str | None = "s") -> list[dict[str, Any]]:
-        # epoch None: times come as RFC 3339 strings (httpx sends an empty ``epoch``).
-        params = {"db": self.settings.database, "q": q, "epoch": epoch}
+    async def _take_slot(self) -> None:
+        """Wait for a query slot (when slots are limited); InfluxBusy after the queue timeout."""
         if self._slots is not None:
             try:
                 await asyncio.wait_for(self._slots.acquire(), self._queue_timeout_s)
             except TimeoutError:
                 raise InfluxBusy(f"every query slot was taken for {self._queue_timeout_s:g} s") from None
+
+    async def query(self, q: str, *, epoch: str | None = "s") -> list[dict[str, Any]]:
+        # epoch None: times come as RFC 3339 strings (httpx sends an empty ``epoch``).
+        params = {"db": self.settings.database, "q": q, "epoch": epoch}
+        await self._take_slot()
         try:
             resp = await self._http.get("/query", params=params)
         except httpx.HTTPError as exc:
@@ -208,11 +212,7 @@ class AsyncInflux:
         A server that does not chunk answers in one piece, which reads as one chunk."""
         params = {"db": self.settings.database, "q": q, "epoch": epoch, "chunked": "true",
                   "chunk_size": str(int(chunk_size))}
-        if self._slots is not None:
-            try:
-                await asyncio.wait_for(self._slots.acquire(), self._queue_timeout_s)
-            except TimeoutError:
-                raise InfluxBusy(f"every query slot was taken for {self._queue_timeout_s:g} s") from None
+        await self._take_slot()
         try:
             async with self._http.stream("GET", "/query", params=params,
                                          headers={"Accept-Encoding": "identity"}) as resp:
