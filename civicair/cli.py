@@ -19,6 +19,7 @@ def _logging(verbose: bool = False) -> None:
                         datefmt="%Y-%m-%dT%H:%M:%S")
     # One line per state change: the HTTP client's per-request lines are noise.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 # -- simulate -------------------------------------------------------------------------
@@ -117,6 +118,9 @@ def cmd_rollup(args: argparse.Namespace) -> int:
             print("civicair rollup backfill: give --from DATE (and --to DATE, default now)", file=sys.stderr)
             return 2
         return cli.cmd_backfill(args.from_, args.to)
+    if args.from_ or args.to:
+        print(f"civicair rollup {args.action}: --from/--to are for backfill only", file=sys.stderr)
+        return 2
     return cli.cmd_init() if args.action == "init" else cli.cmd_run()
 
 
@@ -495,7 +499,19 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as exc:
+        # Settings from CIVICAIR_* variables that do not validate: say which, no traceback.
+        # (pydantic is imported only by the commands that read such settings.)
+        pydantic = sys.modules.get("pydantic")
+        if pydantic is None or not isinstance(exc, pydantic.ValidationError) \
+                or not exc.title.endswith("Settings"):
+            raise
+        for error in exc.errors():
+            name = "CIVICAIR_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"civicair: {name}: {error['msg']}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -134,6 +134,14 @@ def test_rollup_command_refuses_bad_input(influxdb) -> None:
     days = run("backfill", "--from", "2025-01-01", "--to", "2025-01-03")
     assert days.returncode == 0 and "rollup backfill 2025-01-02 (day 2 of 2, 1 stations)" in days.stdout, days.stderr
     assert "done: 1 days with readings, 1 station-hours, 1 station-days" in days.stdout
+    # Options and settings that do not apply or do not validate: a clear error, no traceback.
+    stray = run("run", "--from", "2025-01-01")
+    assert stray.returncode == 2 and "--from/--to are for backfill only" in stray.stderr
+    env["CIVICAIR_RAW_RETENTION"] = "1y"
+    for action in ("init", "run", "backfill"):
+        invalid = run(action, *(["--from", "2025-01-01"] if action == "backfill" else []))
+        assert invalid.returncode == 2 and "Traceback" not in invalid.stderr, invalid.stderr
+        assert "CIVICAIR_RAW_RETENTION: " in invalid.stderr and "'1y'" in invalid.stderr
 
 
 
