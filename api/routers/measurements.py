@@ -110,12 +110,19 @@ async def serve_aggregates(influx: AsyncInflux, settings: ApiSettings,
                            coverage: rollups.Coverage | None = None) -> Response:
     plan = await rollups.plan(influx, coverage, q.param_list, q.aggregate_list, q.interval, q.tz_name,
                               q.start, q.end)
-    cap = settings.max_rollup_buckets if plan.rollup else settings.max_buckets
-    buckets = math.ceil((q.end - q.start).total_seconds() / INTERVAL_S[q.interval]) + 1
-    if buckets * max(1, len(stations)) > cap:
-        raise ApiError(422, "too_many_rows",
-                       f"{len(stations)} station(s) × {buckets} intervals exceeds {cap}; "
-                       "narrow the range, use interval=1d or fewer stations")
+    # The rollups' higher cap holds for what they answer; the parts read raw (the edges, the
+    # hours after the worker's watermark: all of it when the worker is far behind) keep the raw cap.
+    def count(start: datetime, end: datetime) -> int:
+        return math.ceil((end - start).total_seconds() / INTERVAL_S[q.interval]) + 1
+
+    raw_buckets = sum(count(a, b) for a, b in plan.raw)
+    whole = settings.max_rollup_buckets if plan.rollup else settings.max_buckets
+    for buckets, cap, what in ((count(q.start, q.end), whole, ""),
+                               (raw_buckets, settings.max_buckets, " read raw (not yet rolled up)")):
+        if buckets * max(1, len(stations)) > cap:
+            raise ApiError(422, "too_many_rows",
+                           f"{len(stations)} station(s) × {buckets} intervals{what} exceeds {cap}; "
+                           "narrow the range, use interval=1d or fewer stations")
     columns: list[str] = ["time", *(f"{p}_{a}" for p in q.param_list for a in q.aggregate_list)]
     if by_station:
         columns.insert(1, "station")

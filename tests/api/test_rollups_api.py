@@ -143,6 +143,18 @@ def test_rollups_raise_the_bucket_cap(server: InfluxDB) -> None:
         assert off.get(url).json()["code"] == "too_many_rows"
 
 
+def test_the_part_read_raw_keeps_the_raw_bucket_cap(influxdb: InfluxDB, influx: Influx) -> None:
+    """A worker far behind (watermark an hour into a year): the hours after its watermark are
+    read raw, so the rollups' cap does not apply to them."""
+    write(influx, [pm_line("ab-1", T0 + 60, pm25=3.0),
+                   f"rollup_state cursor={T0 + HOUR}i,covered_until={T0 + HOUR}i {T0 + HOUR}"])
+    year = "/v1/measurements?stations=ab-1,lab-2,lab-3&interval=1h&from=2026-01-01&to=2026-12-31&params=pm25"
+    with make_client(influxdb, max_buckets=20_000) as api:
+        refused = api.get(year).json()
+        assert refused["code"] == "too_many_rows" and "read raw" in refused["detail"]
+        assert api.get(year.replace("to=2026-12-31", "to=2026-03-01")).json()["meta"]["source"] == "rollup_1h"
+
+
 def test_station_coverage_from_rollups_names_its_source(server: InfluxDB) -> None:
     with make_client(server) as on:
         utc_days = on.get("/v1/stations/duty-1?from=2026-01-01&to=2026-01-03").json()
