@@ -95,6 +95,15 @@ def test_resolved_config_wires_the_services_together(tmp_path):
     assert "civicair-ingest-2" in services["mosquitto-init"]["command"][0]
     init = services["mosquitto"]["depends_on"]["mosquitto-init"]
     assert init["condition"] == "service_completed_successfully"
+    # Raw retention and the rollups' policy, from .env, the same for the worker and the API.
+    assert services["rollup"]["environment"]["CIVICAIR_RAW_RETENTION"] == "INF"
+    assert services["rollup"]["environment"]["CIVICAIR_ROLLUP_RP"] == services["api"]["environment"][
+        "CIVICAIR_ROLLUP_RP"] == ""
+    kept = yaml.safe_load(compose(tmp_path, filled_env_file(tmp_path, RAW_RETENTION="400d", ROLLUP_RP="forever"),
+                                  "config").stdout)["services"]
+    assert kept["rollup"]["environment"]["CIVICAIR_RAW_RETENTION"] == "400d"
+    assert kept["rollup"]["environment"]["CIVICAIR_ROLLUP_RP"] == kept["api"]["environment"][
+        "CIVICAIR_ROLLUP_RP"] == "forever"
 
 
 def compose_doc() -> dict:
