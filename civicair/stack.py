@@ -125,9 +125,12 @@ class Stack:
         env = self._server_env()
         self._spawn("ingest", ["ingest"], env)
         self.say("ingest started")
-        # Hourly/daily rollups (docs/rollups.md); no metrics port, several stacks may run.
-        self._spawn("rollup", ["rollup", "run"], env | {"CIVICAIR_ROLLUP_METRICS_PORT": "0",
+        # Hourly/daily rollups (docs/rollups.md); metrics on a free port (several stacks may run).
+        rollup_port = _port_or_free(9109)
+        self._spawn("rollup", ["rollup", "run"], env | {"CIVICAIR_ROLLUP_METRICS_PORT": str(rollup_port),
+                                                       "CIVICAIR_ROLLUP_METRICS_HOST": "127.0.0.1",
                                                        "CIVICAIR_ROLLUP_INTERVAL_S": "10"})
+        self.say(f"rollup worker started: http://127.0.0.1:{rollup_port}/metrics")
         api_port = _port_or_free(self.ports["api"])
         self._spawn("api", ["api", "--port", str(api_port)], env)
         self.api_url = f"http://127.0.0.1:{api_port}"

@@ -38,10 +38,20 @@ def test_stack_runs_three_stations_for_a_minute_and_leaves_nothing_behind(tmp_pa
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines, api, seen, archived, thing_1 = [], None, {}, None, None
+    rollup_metrics, passes = None, 0.0
     for line in proc.stdout:  # ends when the stack exits
         lines.append(line)
         if api is None and (m := re.search(r"API up: (http://\S+?)/v1/stations", line)):
             api = m.group(1)
+        if m := re.search(r"rollup worker started: (http://\S+/metrics)", line):
+            rollup_metrics = m.group(1)
+        if rollup_metrics and "stored:" in line and not passes:
+            try:
+                text = httpx.get(rollup_metrics, timeout=5).text
+            except httpx.HTTPError:  # not serving yet: the next line asks again
+                text = ""
+            found = re.search(r"^civicair_rollup_cycles_total (\S+)$", text, re.M)
+            passes = float(found.group(1)) if found else 0.0
         if api and archived is None and "archive: today's partial day built" in line:
             archived = httpx.get(f"{api}/v1/archive", timeout=5).json()["results"]
         if api and "stored:" in line and thing_1 is None:  # SensorThings ids a user can type
@@ -71,6 +81,7 @@ def test_stack_runs_three_stations_for_a_minute_and_leaves_nothing_behind(tmp_pa
     assigned = re.findall(r"assigned SensorThings Thing ids to \d+ stations \(([^)]*)\)",
                           (state / "logs" / "rollup.log").read_text())
     assert sorted(", ".join(assigned).split(", ")) == ["sim-1=1", "sim-2=2", "sim-3=3"], assigned
+    assert passes > 0, output  # its /metrics, on the port the stack printed
     # Today's partial day of the open-data archive, listed by the API at once.
     assert archived and archived[0]["day"] == time.strftime("%Y-%m-%d", time.gmtime()), output
     assert archived[0]["complete"] is False and archived[0]["rows"] > 0
