@@ -84,6 +84,10 @@ def check_sensor(sensor: SensorConfig, timeout: float = 6.0) -> Check:
             data = port.read(256)
             raw += data
             measurements += [e for e in parser.feed(data) if isinstance(e, Measurement)]
+    except (serial.SerialException, OSError) as exc:
+        return Check(False, name, f"{sensor.port} failed while reading: {exc}",
+                     "another program may be reading the port: stop the bridge service first "
+                     "(sudo systemctl stop civicair-bridge); else check the cable or USB adapter")
     finally:
         port.close()
     if measurements:
