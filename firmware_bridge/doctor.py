@@ -240,6 +240,15 @@ def check_companion(c: ClimateConfig, env: ClimateEnv) -> Check:
         return Check(True, name, f"{c.source}: {discover.describe(sample)}{retried}")
     assert c.bus is not None and c.address is not None
     name = f"climate {c.kind}"
+    if c.simulate:  # what the bridge reads then: a simulated part, not /dev/i2c-N
+        from firmware_bridge.climate.reader import CompanionReader
+
+        reader = CompanionReader(c, threading.Event())
+        simulated = reader.read_once()
+        if simulated is None:
+            return Check(False, name, f"simulated {c.kind} gave no reading: {reader.stats()['errors']}")
+        return Check(True, name, f"simulated {c.source} (simulate = true: not a real part; for tests "
+                     f"and the local stack): {discover.describe(simulated)}")
     node = env.dev_root / f"i2c-{c.bus}"
     if not node.exists():
         return Check(False, name, f"{node} does not exist: I²C is off", I2C_ENABLE)
