@@ -243,10 +243,11 @@ def check_companion(c: ClimateConfig, env: ClimateEnv) -> Check:
     if c.simulate:  # what the bridge reads then: a simulated part, not /dev/i2c-N
         from firmware_bridge.climate.reader import CompanionReader
 
-        reader = CompanionReader(c, threading.Event())
-        simulated = reader.read_once()
+        companion_reader = CompanionReader(c, threading.Event())
+        simulated = companion_reader.read_once()
         if simulated is None:
-            return Check(False, name, f"simulated {c.kind} gave no reading: {reader.stats()['errors']}")
+            errors = companion_reader.stats()["errors"]
+            return Check(False, name, f"simulated {c.kind} gave no reading: {errors}")
         return Check(True, name, f"simulated {c.source} (simulate = true: not a real part; for tests "
                      f"and the local stack): {discover.describe(simulated)}")
     node = env.dev_root / f"i2c-{c.bus}"
