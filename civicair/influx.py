@@ -261,8 +261,14 @@ class _StreamBody(io.RawIOBase):
 
 def results(content: bytes) -> list[dict[str, Any]]:
     """The ``results`` of a /query answer (or of one chunk of it); :class:`InfluxRejected` for
-    a statement InfluxDB refused."""
-    body = orjson.loads(content)
+    a statement InfluxDB refused, or for an answer it could not encode: a result beyond the
+    float range (the sum behind a mean of stored values near 1e308 is ±Inf, which InfluxDB
+    reports as a 200 whose body is not JSON)."""
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        raise InfluxRejected(200, "InfluxDB could not encode its answer (a result beyond the float "
+                                  f"range?): {content[:300].decode('utf-8', 'replace').strip()}") from None
     out = body.get("results", [])
     for r in out:
         if "error" in r:

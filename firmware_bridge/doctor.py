@@ -84,6 +84,10 @@ def check_sensor(sensor: SensorConfig, timeout: float = 6.0) -> Check:
             data = port.read(256)
             raw += data
             measurements += [e for e in parser.feed(data) if isinstance(e, Measurement)]
+    except (serial.SerialException, OSError) as exc:
+        return Check(False, name, f"{sensor.port} failed while reading: {exc}",
+                     "another program may be reading the port: stop the bridge service first "
+                     "(sudo systemctl stop civicair-bridge); else check the cable or USB adapter")
     finally:
         port.close()
     if measurements:
@@ -236,6 +240,16 @@ def check_companion(c: ClimateConfig, env: ClimateEnv) -> Check:
         return Check(True, name, f"{c.source}: {discover.describe(sample)}{retried}")
     assert c.bus is not None and c.address is not None
     name = f"climate {c.kind}"
+    if c.simulate:  # what the bridge reads then: a simulated part, not /dev/i2c-N
+        from firmware_bridge.climate.reader import CompanionReader
+
+        companion_reader = CompanionReader(c, threading.Event())
+        simulated = companion_reader.read_once()
+        if simulated is None:
+            errors = companion_reader.stats()["errors"]
+            return Check(False, name, f"simulated {c.kind} gave no reading: {errors}")
+        return Check(True, name, f"simulated {c.source} (simulate = true: not a real part; for tests "
+                     f"and the local stack): {discover.describe(simulated)}")
     node = env.dev_root / f"i2c-{c.bus}"
     if not node.exists():
         return Check(False, name, f"{node} does not exist: I²C is off", I2C_ENABLE)

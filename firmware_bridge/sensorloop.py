@@ -123,6 +123,7 @@ class SensorMachine:
         self._laser_saved: float | None = None  # monotonic; None until the first step
         self._next_poll = 0.0  # wall
         self._next_status_poll = 0.0  # wall
+        self._value_polled = False  # the last step sent a value poll
         self._fault_bits = STATUS_FAULT_BITS.get(model, 0)
 
     @property
@@ -163,16 +164,21 @@ class SensorMachine:
         if periodic is not None:
             laser = periodic
         poll = self.family.POLL
-        if poll and self.awake and not opened and now.wall >= self._next_poll:
-            commands.append(self.family.COMMANDS[poll[0]])
-            self._next_poll = now.wall + poll[1]
         status_poll = self.family.STATUS_POLL
-        # Alone in its step: SHDLC is one request, one answer; the next step (the
-        # answer to a value poll comes within a few ms) has room for it.
+        # Alone in its step: SHDLC is one request, one answer. After a step that sent a
+        # value poll it goes in place of a due one (which then goes at the next step):
+        # the shell's reads wait out their timeout (the poll interval), so a value poll
+        # is due at nearly every step and would otherwise never leave it a step.
+        polled, self._value_polled = self._value_polled, False
         if (status_poll and self.awake and not opened and not commands
-                and now.wall >= self._next_status_poll):
+                and now.wall >= self._next_status_poll
+                and (polled or not poll or now.wall < self._next_poll)):
             commands.append(self.family.COMMANDS[status_poll])
             self._next_status_poll = (now.wall // self.window_s + 1) * self.window_s
+        elif poll and self.awake and not opened and now.wall >= self._next_poll:
+            commands.append(self.family.COMMANDS[poll[0]])
+            self._next_poll = now.wall + poll[1]
+            self._value_polled = True
         if not self.port_open:
             self.sampler.discard()
         return Step(commands, readings, laser)

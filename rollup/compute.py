@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from civicair import influxql
-from civicair.influx import Influx, series
+from civicair.influx import Influx, InfluxRejected, series
 from civicair.schema import contract, qc, storage
 
 log = logging.getLogger("civicair.rollup")
@@ -113,6 +113,32 @@ def floor(t: datetime, interval: str) -> datetime:
     return datetime.fromtimestamp(int(t.timestamp()) // step * step, UTC)
 
 
+def _results(influx: Influx, stations: Sequence[str], start: datetime, end: datetime,
+             interval: str) -> list[dict[str, Any]]:
+    """The results of :func:`statements`, in one query. Should InfluxDB refuse it (a mean over
+    stored values near 1e308, flagged out of range but stored as sent, overflows to ±Inf,
+    which InfluxDB cannot encode), each statement is asked again station by station and a
+    station's refused statement is left out (logged): its interval keeps the statistics that
+    could be computed, and one station's absurd readings cannot stop every other rollup."""
+    texts = statements(stations, start, end, interval)
+    try:
+        return influx.query(influxql.statements(*texts), epoch="s")
+    except InfluxRejected as exc:
+        log.warning("rollup of %d station(s) from %s refused (%s); asking station by station",
+                    len(stations), start.isoformat(), exc)
+    merged: list[dict[str, Any]] = [{"series": []} for _ in texts]
+    for station in stations:
+        for i, text in enumerate(statements([station], start, end, interval)):
+            try:
+                (result,) = influx.query(text, epoch="s")
+            except InfluxRejected as exc:
+                log.warning("rollup statement %d of station %s from %s (%s) left out: %s",
+                            i, station, start.isoformat(), interval, exc)
+                continue
+            merged[i]["series"] += series(result)
+    return merged
+
+
 def recompute(influx: Influx, stations: Sequence[str], start: datetime, end: datetime, interval: str,
               rp: str | None = None) -> int:
     """Recompute every ``interval`` of ``stations`` in [start, end) (aligned outward) and
@@ -122,8 +148,7 @@ def recompute(influx: Influx, stations: Sequence[str], start: datetime, end: dat
     start = floor(start, interval)
     if floor(end, interval) != end:
         end = floor(end, interval) + timedelta(seconds=INTERVAL_S[interval])
-    results = influx.query(influxql.statements(*statements(stations, start, end, interval)), epoch="s")
-    found = points(results, interval)
+    found = points(_results(influx, stations, start, end, interval), interval)
     payload = lines(storage.ROLLUPS[interval], found)
     if payload:
         influx.write(payload, rp=rp)

@@ -112,10 +112,13 @@ def by_range(raw: InfluxQL | str, rollup: str, *, raw_alias: str | None = None,
 
 
 #: The US EPA NowCast, per station, as the rollup worker writes it (one point per station
-#: and clock hour, time = the end of the hour it is current from). A station's NowCast is
-#: current if its point is at most this old; older, it has none (EPA: 2 of the last 3
-#: hours must have data).
-NOWCAST_WINDOW = "3h"
+#: and clock hour, time = the end of the hour it is current from, written only where EPA's
+#: rule, 2 of the last 3 hours with data, gives one). So the current NowCast is the point
+#: of the last whole hour; the previous hour's stands in until the worker has written it
+#: (the hour settles 2 min after its end, then the worker's next pass): 75 min. A longer
+#: window would show a NowCast EPA's rule has ended (a station silent for 2 of the last 3
+#: hours) for hours after /v1/latest stopped giving one.
+NOWCAST_WINDOW = "75m"
 
 
 def nowcast_per_station() -> InfluxQL:

@@ -109,7 +109,7 @@ class IioReader:
         return (value + offset) * scale / 1000
 
     def _once(self) -> ClimateSample:
-        if self._path is None:
+        if self._path is None or not self._path.is_dir():  # gone: it may be back as another N
             self._path = resolve(self.device, self.root, self.read_text)
         values = {key: self._channel(self._path, channel) for key, channel in CHANNELS.items()}
         if values["rh"] is None and values["temp"] is None:

@@ -83,7 +83,11 @@ class CompanionReader(threading.Thread):
         else:
             bus = open_bus(cfg.bus if cfg.bus is not None else 1)
         companion = I2cCompanion(cfg.kind, bus, cfg.address)
-        companion.start()
+        try:
+            companion.start()
+        except BaseException:
+            _close(bus)  # smbus2 holds a file descriptor until closed: one a retry otherwise
+            raise
         return companion
 
     def read_once(self) -> ClimateSample | None:
@@ -103,6 +107,7 @@ class CompanionReader(threading.Thread):
         except WrongDevice as exc:  # the part changed under us: start again later
             self.open_errors[type(exc).__name__] += 1
             log.warning("climate companion %s: %s", self.config.source, exc)
+            _close(getattr(self._reader, "bus", None))
             self._reader = None
             return None
         return sample
@@ -117,3 +122,9 @@ class CompanionReader(threading.Thread):
             with self._lock:  # a failed read (None) counts in the window's errors
                 self.accumulator.add(self.clock(), sample)
             self.stop_event.wait(interval)
+
+
+def _close(bus: Any) -> None:
+    close = getattr(bus, "close", None)
+    if close is not None:
+        close()

@@ -8,7 +8,8 @@ schema they promise to read.
 
 * ``lab-1``: two sensors (channels a and b), reporting until now;
 * ``park-2`` and ``school-3``: one sensor each, reporting until now;
-* ``depot-4``: stopped reporting two hours ago (offline), position known.
+* ``depot-4``: stopped reporting an hour ago (offline), position known; its NowCast is
+  still current (2 of its last 3 hours have data).
 
 Every quality flag is set on some readings: bit ``1 << k`` on every ``(k + 3)``-th
 reading of a series, so each flag's rate is known. The rollups follow the same daily
@@ -54,7 +55,7 @@ STATIONS = (
     SeedStation("lab-1", "Lab, Science Park", 52.0907, 5.1214, ("a", "b"), 8.0),
     SeedStation("park-2", "Wilhelminapark", 52.0850, 5.1370, ("a",), 14.0),
     SeedStation("school-3", "Primary school, Oost", 52.0960, 5.1420, ("a",), 30.0),
-    SeedStation("depot-4", "Bus depot", 52.0780, 5.1050, ("a",), 45.0, stopped_s_ago=2 * 3600),
+    SeedStation("depot-4", "Bus depot", 52.0780, 5.1050, ("a",), 45.0, stopped_s_ago=3600),
 )
 ONLINE = [s.id for s in STATIONS if not s.stopped_s_ago]
 OFFLINE = [s.id for s in STATIONS if s.stopped_s_ago]
@@ -130,24 +131,27 @@ def rollup_lines(now_s: int) -> list[str]:
     return lines
 
 
-def expected_nowcast(s: SeedStation, now_s: int) -> nowcast.NowCast:
-    """The station's current NowCast: over the 12 hours before its last complete hour's end."""
-    last_hour = (now_s - s.stopped_s_ago) // HOUR * HOUR - HOUR
-    cast = nowcast.nowcast([hourly_pm25(s, last_hour - i * HOUR) for i in range(nowcast.HOURS)])
-    assert cast is not None
-    return cast
+def expected_nowcast(s: SeedStation, now_s: int) -> nowcast.NowCast | None:
+    """The station's NowCast at ``now_s``: over the 12 hours before its last complete hour's
+    end, the hours after the station stopped (no rollup point) missing; None where EPA's
+    rule (2 of the last 3 hours) gives none."""
+    last_hour = now_s // HOUR * HOUR - HOUR
+    last_data = (now_s - s.stopped_s_ago) // HOUR * HOUR - HOUR if s.stopped_s_ago else last_hour
+    hours = [last_hour - i * HOUR for i in range(nowcast.HOURS)]
+    return nowcast.nowcast([hourly_pm25(s, h) if h <= last_data else None for h in hours])
 
 
 def nowcast_lines(now_s: int) -> list[str]:
     """``pm_nowcast`` points of the last 12 hours, written by the rollup worker's own writer
     (:func:`storage.nowcast_line`: time = the end of the last complete hour, AQI 501 beyond
-    the index)."""
+    the index), where EPA's rule gives one (as the worker writes them)."""
     lines = []
     for s in STATIONS:
         for back in range(12):
             cast = expected_nowcast(s, now_s - back * HOUR)
-            end = (now_s - s.stopped_s_ago - back * HOUR) // HOUR * HOUR
-            lines.append(storage.nowcast_line(s.id, end, cast).decode().rstrip("\n"))
+            if cast is not None:
+                end = (now_s - back * HOUR) // HOUR * HOUR
+                lines.append(storage.nowcast_line(s.id, end, cast).decode().rstrip("\n"))
     return lines
 
 

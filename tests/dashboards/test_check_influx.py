@@ -12,12 +12,20 @@ import statistics
 import time
 
 from civicair.cli import main
-from civicair.schema import aqi, storage
+from civicair.schema import aqi, nowcast, storage
 from dashboards.boards import BOARDS
 from dashboards.check import FAIL, NO_ROWS, PASS, check, iter_panels
 from dashboards.macros import Context, TimeRange, calculate_interval, expand
 from tests.conftest import DATABASE
-from tests.dashboards.conftest import OFFLINE, ONLINE, ROLLUP_RP, STATIONS, expected_nowcast, hourly_pm25
+from tests.dashboards.conftest import (
+    HOUR,
+    OFFLINE,
+    ONLINE,
+    ROLLUP_RP,
+    STATIONS,
+    expected_nowcast,
+    hourly_pm25,
+)
 
 
 def _targets() -> int:
@@ -205,14 +213,22 @@ def test_coverage_over_time_from_the_hourly_rollup_is_full_for_every_hour(seeded
 
 
 def test_the_map_shows_each_stations_current_nowcast_and_its_aqi(seeded):
-    """Issue 12: the markers take the NowCast (pm_nowcast, the last point of the last 3 h)."""
+    """Issue 12: the markers take the NowCast (pm_nowcast, the point of the last whole hour).
+    depot-4 stopped an hour ago: its last hour is empty, 2 of its last 3 are not, so it keeps
+    a NowCast (of its other hours). A station silent for 2 of the last 3 hours has none, as
+    /v1/latest says, though the worker wrote one for it an hour or two ago."""
     now_s = int(time.time())
+    end = now_s // HOUR * HOUR
+    gone = [storage.nowcast_line("gone-9", end - back * HOUR, nowcast.nowcast([20.0] * 12)).decode()
+            for back in (2, 3)]  # its last NowCast: 2 h ago (EPA's rule ended it since)
+    seeded.write("".join(gone).encode())
     results = _run_panel(seeded, "overview", "Air quality now (NowCast) at each station")
     got = {s["tags"]["station"]: dict(zip(s["columns"], s["values"][0], strict=True))
            for s in results[0]["series"]}
-    assert sorted(got) == sorted(s.id for s in STATIONS)  # depot-4's NowCast is 2-3 h old: still current
+    assert sorted(got) == sorted(s.id for s in STATIONS)  # not gone-9
     for s in STATIONS:
         cast = expected_nowcast(s, now_s)
+        assert cast is not None
         assert got[s.id]["NowCast"] == cast.value
         assert got[s.id]["AQI"] == aqi.us_aqi(cast.value).value
 
@@ -222,7 +238,8 @@ def test_city_wide_nowcast_is_the_median_of_the_stations_nowcasts(seeded):
     results = _run_panel(seeded, "overview", "City-wide air quality now (NowCast)")
     [series] = results[0]["series"]
     row = dict(zip(series["columns"], series["values"][0], strict=True))
-    casts = [expected_nowcast(s, now_s).value for s in STATIONS]
+    casts = [cast.value for s in STATIONS if (cast := expected_nowcast(s, now_s)) is not None]
+    assert len(casts) == len(STATIONS)
     assert abs(row["NowCast (µg/m³)"] - statistics.median(casts)) < 1e-9
     assert row["AQI"] == statistics.median(aqi.us_aqi(c).value for c in casts)
 

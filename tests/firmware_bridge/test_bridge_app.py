@@ -180,3 +180,27 @@ def test_sds011_flash_settings_written_only_when_they_differ(tmp_path, mosquitto
     finally:
         col.close()
         sim.close()
+
+
+def test_sps30_status_register_is_polled_on_a_real_port(tmp_path, mosquitto):
+    """The bridge reads the SPS30's Device Status Register through a real pty: a laser
+    failure reaches the readings' ``status`` (issue 12). The port's reads wait out their
+    timeout, so a value poll is due at every step; the status poll must still get its turn."""
+    from firmware_bridge.sensors.sps30 import StatusFlag
+
+    sim = PtySimulator("sps30", rate_hz=1, values={"pm25_atm": 8.5, "pm10_atm": 12.0},
+                       link=tmp_path / "tty")
+    sim.behaviour.faults = int(StatusFlag.LASER_FAILURE)
+    sim.start()
+    col = Collector(mosquitto, "duo")
+    bridge = bridge_for(tmp_path, mosquitto, [SensorConfig(str(tmp_path / "tty"), "sps30", "a")])
+    bridge.start()
+    try:
+        wait_until(lambda: any(r.get("status") for r in col.readings), timeout=20,
+                   message="a reading with the SPS30's status")
+    finally:
+        bridge.stop()
+        col.close()
+        sim.close()
+    r = next(r for r in col.readings if r.get("status"))
+    assert r["status"] == 1 << 5 and r["pm25_atm"] == pytest.approx(8.5, abs=0.05)

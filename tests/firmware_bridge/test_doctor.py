@@ -85,3 +85,24 @@ def test_spool_line_reports_readings_awaiting_a_stored_confirmation(tmp_path):
     assert check.ok, check
     assert "2 of them sent and awaiting the server's stored confirmation, the oldest for 10 min" in check.detail
     assert "last confirmation 60 min ago" in check.detail
+
+
+def test_a_port_that_fails_mid_read_is_a_failed_check_not_a_traceback():
+    """The other end goes away while doctor reads (a USB adapter pulled, or the running
+    bridge holding the same port): pyserial raises; doctor reports it as a FAIL line."""
+    import threading
+
+    from firmware_bridge import doctor
+    from firmware_bridge.config import SensorConfig
+
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    closer = threading.Timer(0.5, os.close, (master,))
+    closer.start()
+    try:
+        check = doctor.check_sensor(SensorConfig(path, "pms5003", "a"), timeout=5)
+    finally:
+        closer.join()
+        os.close(slave)
+    assert not check.ok and check.name == "sensor a" and "failed while reading" in check.detail, check
+    assert "systemctl stop civicair-bridge" in check.fix

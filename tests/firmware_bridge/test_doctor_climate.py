@@ -116,3 +116,13 @@ device = "dht11"
     assert "[FAIL] climate htu21d:" in text and "i2c-4 does not exist: I²C is off" in text
     assert "fix: sudo raspi-config nonint do_i2c 0" in text
     assert "[FAIL] climate dht11: no reading: no IIO device 'dht11'" in text and "dtoverlay=dht11,gpiopin=4" in text
+
+
+def test_a_simulated_companion_is_read_as_the_bridge_reads_it(tmp_path):
+    """``simulate = true`` (the local stack's stations): the bridge reads a simulated part,
+    so doctor does too, instead of failing on a /dev/i2c-1 the bridge never opens."""
+    env = fake_env(tmp_path, {})  # no I²C bus at all
+    cfg = config.load_text(BASE + '[[climate]]\nkind = "sht3x"\nmodel = "sht31"\nsimulate = true\n', env={})
+    (check,) = doctor.check_climate(cfg, env)
+    assert check.ok and check.name == "climate sht3x", check
+    assert re.search(r"simulated sht31 .*: -?\d+\.\d °C, \d+\.\d %RH", check.detail), check.detail

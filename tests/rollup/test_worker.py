@@ -275,3 +275,28 @@ def test_a_station_still_sending_keeps_its_finished_hours_waiting(influx: Influx
     influx.write(line.format(t=T0 + HOUR + 60, lag=lag - 1, h=T0 + HOUR, w=now + 4).encode())
     assert worker.cycle(now + 6) == 0
     assert worker.cycle(now + 9) == 2  # both hours, once the station is quiet
+
+
+def test_one_stations_absurd_readings_do_not_stop_the_rollups(influx: Influx, influxdb) -> None:
+    """Two readings of pm10_atm near 1e308 in one hour (flagged out of range, stored as sent,
+    issue 12): the mean over every reading overflows to +Inf, which InfluxDB cannot encode.
+    The pass still completes; the other station's hour is rolled up in full, and the odd
+    station's keeps what could be computed (its clean statistics)."""
+    worker = _worker(influxdb)
+    worker.cycle()
+    now = int(time.time())
+    hour = T0 + 7 * HOUR
+    lag = (now // HOUR * HOUR - hour) // HOUR
+    line = "pm,station={s},sensor=sds011,channel=a pm25_atm={a},pm10_atm={b},pm25={c},qc={q}i,n=60i {t}\n"
+    influx.write((line.format(s="odd-9", a=5.0, b=1.7e308, c=5.0, q=1, t=hour + 60)
+                  + line.format(s="odd-9", a=6.0, b=1.6e308, c=6.0, q=1, t=hour + 120)
+                  + line.format(s="odd-9", a=7.0, b=9.0, c=7.0, q=0, t=hour + 180)
+                  + line.format(s="fine-9", a=4.0, b=8.0, c=4.0, q=0, t=hour + 60)
+                  + "".join(f"rollup_dirty,station={s},lag={lag} hour={hour}i {now}\n"
+                            for s in ("odd-9", "fine-9"))).encode())
+    assert worker.cycle(now + UNSETTLED_S) == 2
+    points = rollup_points(influx, "pm_1h")
+    fine, odd = points[("fine-9", hour)], points[("odd-9", hour)]
+    assert fine["pm10_atm_mean"] == 8.0 and fine["pm10_atm_mean_all"] == 8.0
+    assert odd["pm10_atm_mean"] == 9.0 and odd["pm25_mean"] == 7.0 and odd["readings_a"] == 3
+    assert "pm10_atm_mean_all" not in odd

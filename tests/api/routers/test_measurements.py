@@ -225,3 +225,16 @@ def test_year_of_hourly_means_is_allowed_by_default(client, influx):
     write(influx, [pm_line("lab-1", T0 + DAY * d, pm25=d % 10) for d in range(0, 365, 5)])
     r = client.get(URL, params={"from": "2026-01-01", "to": "2027-01-01", "interval": "1h"})
     assert r.status_code == 200 and len(r.json()["results"]) == 73
+
+
+def test_a_mean_beyond_the_float_range_is_a_clear_error_not_a_crash(client, influx):
+    """Values near 1e308 are stored as sent (flagged out of range, issue 12); a mean over two
+    of them overflows, and InfluxDB cannot encode +Inf: a JSON error, not a 500."""
+    write(influx, [pm_line("lab-1", T0 + 60, pm10_atm=1.7e308, qc=1), pm_line("lab-1", T0 + 120, pm10_atm=1.6e308, qc=1),
+                   pm_line("lab-1", T0 + 180, pm10_atm=9.0)])
+    params = {**DAY0, "interval": "1h", "params": "pm10"}
+    r = client.get(URL, params=params)
+    assert r.status_code == 200 and r.json()["results"][0]["pm10_mean"] == 9.0, r.text
+    r = client.get(URL, params={**params, "include_flagged": "true"})
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == "database_refused" and "float range" in r.json()["detail"]

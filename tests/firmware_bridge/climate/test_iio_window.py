@@ -44,6 +44,21 @@ def test_a_missing_device_is_counted_never_raised(tmp_path):
     assert reader.errors == {"missing device": 2} and "no IIO device 'dht11'" in reader.last_error
 
 
+def test_a_device_that_goes_away_is_looked_up_again_under_its_new_number(tmp_path):
+    """The dht11 module reloaded (or the overlay re-probed): its sysfs directory vanishes
+    and the device comes back as another iio:deviceN. The reader finds it by name again."""
+    import shutil
+
+    write_iio_device(tmp_path, 0, "dht11", in_temp_input=20000, in_humidityrelative_input=50000)
+    reader = iio.IioReader("dht11", model="dht22", root=tmp_path, retries=0)
+    assert reader.read() is not None
+    shutil.rmtree(tmp_path / "iio:device0")
+    assert reader.read() is None and reader.errors == {"missing device": 1}
+    write_iio_device(tmp_path, 3, "dht11", in_temp_input=18000, in_humidityrelative_input=61000)
+    sample = reader.read()
+    assert sample is not None and (sample.rh, sample.temp) == (61.0, 18.0)
+
+
 def test_impossible_humidity_is_a_counted_bad_value(tmp_path):
     write_iio_device(tmp_path, 0, "dht11", in_temp_input=20000, in_humidityrelative_input=150000)
     reader = iio.IioReader("dht11", root=tmp_path, retries=0)

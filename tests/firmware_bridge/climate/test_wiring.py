@@ -11,7 +11,7 @@ import pytest
 from civicair.schema import contract
 from firmware_bridge.app import Bridge
 from firmware_bridge.climate.reader import CompanionReader
-from firmware_bridge.climate.simulated import SimulatedWeather
+from firmware_bridge.climate.simulated import SimBme280, SimulatedBus, SimulatedWeather
 from firmware_bridge.climate.window import CompanionWindow, attach
 from firmware_bridge.config import BridgeConfig, ClimateConfig, SensorConfig, load_text
 from firmware_bridge.errors import ConfigError
@@ -112,3 +112,32 @@ def test_bridge_readings_carry_the_companions_window_mean(tmp_path: Path, mosqui
     assert any("climate" in m for m in col.meta)  # the meta carries the companion's counters
     stats = bridge.meta()["climate"]["bme280"]
     assert stats["samples"] >= 1 and stats["errors"] == {}
+
+
+class _CountingBus(SimulatedBus):
+    opened: list[_CountingBus] = []
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.closed = False
+        _CountingBus.opened.append(self)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("device", [None, "bmp280"], ids=["nothing answers", "a BMP280 answers"])
+def test_a_part_that_fails_to_start_does_not_leak_its_bus(monkeypatch, device):
+    """Each retry opens /dev/i2c-N again (smbus2 holds a file descriptor and has no __del__):
+    a bus whose part did not start is closed, or a bridge without its companion would run
+    out of file descriptors within a day of one retry a minute."""
+    from firmware_bridge.climate import i2c
+
+    devices = {0x76: SimBme280(chip_id=0x58)} if device else {}
+    _CountingBus.opened = []
+    monkeypatch.setattr(i2c, "open_bus", lambda number: _CountingBus(dict(devices)))
+    reader = CompanionReader(ClimateConfig(kind="bme280", bus=1, address=0x76), threading.Event())
+    for _ in range(3):
+        assert reader.read_once() is None
+    assert len(_CountingBus.opened) == 3 and all(bus.closed for bus in _CountingBus.opened)
+    assert sum(reader.stats()["errors"].values()) == 3
