@@ -141,7 +141,10 @@ def parse_skiptoken(token: str | None) -> tuple[int, int] | None:
     if token is None:
         return None
     t, _, oid = token.partition(".")
-    if not (t.isdigit() and oid.isdigit()):
+    # Our nextLinks write an Observation's time (its id's low 32 bits) and id: nothing larger
+    # (a time past them would overflow datetime or InfluxDB's range: a 500, not a 400).
+    if not (t.isdigit() and oid.isdigit()) or len(t) > 10 or int(t) >= 2**32 or len(oid) > 19 \
+            or int(oid) > ids.MAX_ID:
         raise bad_request("$skiptoken must be copied from an @iot.nextLink")
     return int(t), int(oid)
 
