@@ -7,6 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.api.conftest import make_client
+
 MARK = "zq9x"  # appears in every hostile string; must never reach InfluxDB
 
 HOSTILE = [
@@ -94,3 +96,14 @@ def test_a_skiptoken_no_nextlink_can_hold_is_a_400(sta, url, token):
 def test_arbitrary_option_text_never_gives_a_server_error(sta, text, option, entity_set):
     r = sta.get(f"/sta/v1.1/{entity_set}", params={option: text, "$top": "2"})
     assert r.status_code in (200, 400, 404, 501), (option, text, r.status_code, r.text[:300])
+
+
+def test_database_errors_carry_a_message_too(influxdb, influx):
+    """503 (InfluxDB down, also while the catalogue loads) is answered with ``message`` beside
+    ``detail``, as every other SensorThings error, where FROST's client reads it."""
+    with make_client(influxdb) as client:
+        influxdb.stop()
+        for url in ("/sta/v1.1/Things", "/sta/v1.1/Observations", "/sta/v1.1/Datastreams(1)/Observations"):
+            r = client.get(url)
+            assert r.status_code == 503 and r.json()["code"] == "unavailable", r.text
+            assert r.json()["message"] == r.json()["detail"] and r.headers["retry-after"]
