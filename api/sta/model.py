@@ -291,7 +291,8 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
             "name": name,
             "description": f"civicair citizen air-quality station {station}",
             "properties": {
-                "station": station, "hardware": hardware, "firmware": meta.firmware,
+                # stationID: the name Civil IoT Taiwan's Things give it (pyCIOT filters on it)
+                "station": station, "stationID": station, "hardware": hardware, "firmware": meta.firmware,
                 "software": meta.software,
                 "exactLocation": meta.exact_location, "licence": meta.licence or settings.licence,
                 "licenceUrl": settings.licence_url if not meta.licence else None,

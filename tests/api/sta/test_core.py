@@ -142,3 +142,17 @@ def test_datastreams_per_sensor_model_and_channel(sta):
     temp = sta.get("/sta/v1.1/Datastreams?$filter=name eq 'Temperature'").json()["value"]
     assert len(temp) == 1 and temp[0]["unitOfMeasurement"]["symbol"] == "Cel"
     assert N1 == 180
+
+
+def test_pyciot_requests_find_a_station_by_its_civil_iot_taiwan_property(sta):
+    """pyCIOT (Civil IoT Taiwan's Python client) finds a station by ``properties/stationID`` and
+    reads the latest value of each Datastream with this one request (its url.py, as it writes it)."""
+    url = ("/sta/v1.1/Things?$expand=Datastreams,Locations,Datastreams/Observations($orderby=phenomenonTime%20desc;"
+           "$top=1)&$filter=properties/stationID%20eq%20%27lab-1%27&$top=1000&$count=true")
+    body = sta.get(url).json()
+    assert body["@iot.count"] == 1
+    (thing,) = body["value"]
+    assert thing["properties"]["stationID"] == thing["properties"]["station"] == "lab-1"
+    assert thing["Locations"][0]["location"]["coordinates"] == [5.2, 52.1]
+    latest = {d["name"]: [o["result"] for o in d["Observations"]] for d in thing["Datastreams"]}
+    assert latest["PM2.5"] == [float(N1 - 1)] and len(latest) == 6
