@@ -267,7 +267,9 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
         cat.add(Entity("ObservedProperty", index + 1, {
             "name": prop.name, "definition": prop.definition, "description": prop.description,
             "properties": {"field": prop.field, "civicairParameter": prop.key}}, prop=index))
-    models = sorted({m for r in stations.values() for m, _, _ in r.series.values()} | set(contract.SENSORS))
+    # The models some Datastream uses: a Sensor's Datastreams are never empty (Annex A's resource-path
+    # test walks from the first Sensor to its Datastreams and on).
+    models = sorted({m for r in stations.values() for m, _, _ in r.series.values()})
     for model in models:
         description, datasheet = SENSOR_MODELS.get(model, (f"{model} particle sensor", ""))
         cat.add(Entity("Sensor", sensor_id(model), {
