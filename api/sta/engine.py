@@ -336,6 +336,11 @@ async def _sorted_observations(ctx: Context, source: ObsSource,
         _check_paths("Observation", node)
     datastreams, filt = obs_filter(ctx, source, opts)
     by_row = _row_resolver(ctx)
+    if opts.limit == 0:  # no rows to sort: a count at most
+        total = None
+        if opts.count:
+            total = await scan.filtered_count(ctx.influx, ctx.cat, datastreams, filt, by_row)
+        return observations.Rows([], [], [], [], {}), total, False, None
     rows = await scan.every_row(ctx.influx, ctx.cat, datastreams, filt, by_row)
     order = sorted(range(len(rows)), key=rows.id.__getitem__)
     for node, direction in reversed(opts.orderby):

@@ -155,6 +155,7 @@ def test_observations_ordered_by_result_or_any_key_are_sorted_stable_and_paged(s
     assert lab1["Observations"] == [{"result": 179.0}, {"result": 178.0}]
     assert "$skip=2" in lab1["Observations@iot.nextLink"]
     assert sta.get(url, params={"$orderby": "result", "$skiptoken": "1.1"}).status_code == 400
+    assert get(sta, url, **{"$orderby": "result", "$top": "0", "$count": "true"}) == {"@iot.count": N1, "value": []}
 
 
 def test_all_observations_page_through_every_datastream_in_time_then_id_order(sta):
