@@ -139,11 +139,39 @@ def parse_expand(text: str, depth: int = 0) -> list[Expand]:
                 pairs.append((name.strip(), value.strip()))
         path = m.group(1).split("/")
         options = parse(pairs, depth + len(path))  # depth >= 1 here
-        # Datastreams/Observations: the options belong to the last hop.
-        for hop in reversed(path[1:]):
-            options = Options(expand=[Expand([hop], options)])
-            path = path[:-1]
-        out.append(Expand(path, options))
+        # Datastreams/Observations: the options belong to the last hop; each hop before it expands
+        # the rest of the path (its `raw`, so an expanded collection's nextLink expands it too).
+        inner = f"({m.group(2)})" if m.group(2) is not None and m.group(2).strip() else ""
+        for i in range(len(path) - 1, 0, -1):
+            rest = "/".join(path[i:]) + inner
+            options = Options(expand=[Expand([path[i]], options)], raw={"$expand": rest})
+        out.append(Expand(path[:1], options))
+    return _merged(out, depth)
+
+
+def _merged(items: list[Expand], depth: int) -> list[Expand]:
+    """One item per navigation property: ``Datastreams($top=2),Datastreams/Observations`` (as
+    pyCIOT writes it) is ``Datastreams($top=2;$expand=Observations)``. The same option given
+    twice with different values is a 400."""
+    by_name: dict[str, list[Expand]] = {}
+    for item in items:
+        by_name.setdefault(item.path[0], []).append(item)
+    out = []
+    for name, same in by_name.items():
+        if len(same) == 1:
+            out.append(same[0])
+            continue
+        raw: dict[str, str] = {}
+        expands = []
+        for item in same:
+            for key, value in item.options.raw.items():
+                if key == "$expand":
+                    expands.append(value)
+                elif raw.setdefault(key, value) != value:
+                    raise bad_request("$expand names a navigation property twice with different options")
+        if expands:
+            raw["$expand"] = ",".join(expands)
+        out.append(Expand([name], parse(list(raw.items()), depth + 1)))
     return out
 
 

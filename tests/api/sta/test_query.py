@@ -84,6 +84,29 @@ def test_expand_nested_with_its_own_options(sta):
     assert thing["Locations"][0]["Things"][0]["@iot.id"] == thing["@iot.id"]
 
 
+def test_expand_path_form_and_a_property_named_twice_are_merged(sta):
+    """``Datastreams($top=2;$select=name),Datastreams/Observations($top=1)`` (pyCIOT writes this
+    shape) expands each Datastream once, with both parts; the path form's nested $expand is in
+    the expanded collection's nextLink too, so the next page is expanded alike."""
+    for expand in ("Datastreams($top=2;$select=name),Datastreams/Observations($top=1;$select=result)",
+                   "Datastreams/Observations($top=1;$select=result),Datastreams($top=2;$select=name)"):
+        things = get(sta, "/sta/v1.1/Things", **{"$expand": expand, "$filter": "name eq 'Lab 1'"})["value"]
+        (lab1,) = things
+        assert [d["name"] for d in lab1["Datastreams"]] == ["PM2.5", "PM2.5 (raw)"]
+        assert [d["Observations"] for d in lab1["Datastreams"]] == [[{"result": 0.0}], [{"result": 0.5}]]
+        nxt = get(sta, lab1["Datastreams@iot.nextLink"])
+        assert [d["name"] for d in nxt["value"]] == ["PM1", "PM10"]
+        assert [d["Observations"] for d in nxt["value"]] == [[{"result": 1.0}], [{"result": 20.0}]]
+    things = get(sta, "/sta/v1.1/Things", **{"$expand": "Datastreams/Observations/FeatureOfInterest($select=name)",
+                                             "$filter": "name eq 'Lab 1'"})["value"]
+    ds = things[0]["Datastreams"][0]
+    assert ds["Observations"][0]["FeatureOfInterest"] == {"name": "Lab 1"}
+    nxt = get(sta, ds["Observations@iot.nextLink"])
+    assert nxt["value"][0]["FeatureOfInterest"] == {"name": "Lab 1"}
+    r = sta.get("/sta/v1.1/Things", params={"$expand": "Datastreams($top=1),Datastreams($top=2)"})
+    assert r.status_code == 400 and r.json()["message"]
+
+
 def test_expand_with_count_and_paging_on_catalogue_sets(sta):
     things = get(sta, "/sta/v1.1/Things", **{"$expand": "Datastreams($top=2;$count=true)"})["value"]
     lab1 = next(t for t in things if t["name"] == "Lab 1")
