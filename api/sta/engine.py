@@ -52,6 +52,7 @@ class Context:
     settings: ApiSettings
     path: str = ""
     filters: dict[int, ObsFilter] = field(default_factory=dict)
+    sorting: scan.Budget = field(default_factory=scan.Budget)  # rows read for sorted orders
 
 
 def service_root(root: str, settings: ApiSettings) -> dict[str, Any]:
@@ -341,7 +342,7 @@ async def _sorted_observations(ctx: Context, source: ObsSource,
         if opts.count:
             total = await scan.filtered_count(ctx.influx, ctx.cat, datastreams, filt, by_row)
         return observations.Rows([], [], [], [], {}), total, False, None
-    rows = await scan.every_row(ctx.influx, ctx.cat, datastreams, filt, by_row)
+    rows = await scan.every_row(ctx.influx, ctx.cat, datastreams, filt, by_row, ctx.sorting)
     order = sorted(range(len(rows)), key=rows.id.__getitem__)
     for node, direction in reversed(opts.orderby):
         if node == ("path", ("result",)):

@@ -140,25 +140,35 @@ async def filtered_count(influx: AsyncInflux, cat: Catalogue, datastreams: list[
         key = (rows.t[-1], rows.id[-1])
 
 
-async def every_row(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], filt: ObsFilter,
-                    resolver: Resolver) -> Rows:
-    """Every Observation the filter keeps, in (time, id) order, for an order InfluxDB cannot give
-    (``$orderby=result``: api/sta/engine.py sorts them): at most :data:`MAX_SCANNED` read, else 501."""
-    holds = matcher(filt.residual, resolver) if filt.residual is not None else None
-    parts: list[Rows] = []
-    scanned = 0
-    key: Key | None = None
-    while True:
-        rows, more = await observations.page(influx, cat, datastreams, filt, False,
-                                             min(SCAN_CHUNK, MAX_SCANNED + 1 - scanned), 0, key)
-        parts.append(rows.take(holds(rows)) if holds is not None else rows)
-        scanned += len(rows)
-        if not more:
-            return _joined(parts)
-        if scanned > MAX_SCANNED:
+class Budget:
+    """Rows one request may read for orders InfluxDB cannot give, over all its collections (an
+    ``$expand`` of Observations sorts those of every parent): :data:`MAX_SCANNED`, else 501."""
+
+    def __init__(self, rows: int | None = None) -> None:
+        self.left = MAX_SCANNED if rows is None else rows
+
+    def spend(self, rows: int) -> None:
+        self.left -= rows
+        if self.left < 0:
             raise not_implemented(f"this $orderby sorts every Observation the request selects, at most "
                                   f"{MAX_SCANNED}; narrow it ($filter on phenomenonTime, one Datastream) or "
                                   "order by phenomenonTime")
+
+
+async def every_row(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], filt: ObsFilter,
+                    resolver: Resolver, budget: Budget) -> Rows:
+    """Every Observation the filter keeps, in (time, id) order, for an order InfluxDB cannot give
+    (``$orderby=result``: api/sta/engine.py sorts them), the rows read taken from ``budget``."""
+    holds = matcher(filt.residual, resolver) if filt.residual is not None else None
+    parts: list[Rows] = []
+    key: Key | None = None
+    while True:
+        rows, more = await observations.page(influx, cat, datastreams, filt, False,
+                                             max(1, min(SCAN_CHUNK, budget.left)), 0, key)
+        budget.spend(len(rows) + more)  # (one past the budget: 501, not a silently short answer)
+        parts.append(rows.take(holds(rows)) if holds is not None else rows)
+        if not more:
+            return _joined(parts)
         key = (rows.t[-1], rows.id[-1])
 
 

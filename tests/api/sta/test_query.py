@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from api.sta import ids
+from api.sta import ids, scan
 from tests.api.conftest import T0
 from tests.api.sta.conftest import N1
 
@@ -179,6 +179,23 @@ def test_observations_ordered_by_result_or_any_key_are_sorted_stable_and_paged(s
     assert "$skip=2" in lab1["Observations@iot.nextLink"]
     assert sta.get(url, params={"$orderby": "result", "$skiptoken": "1.1"}).status_code == 400
     assert get(sta, url, **{"$orderby": "result", "$top": "0", "$count": "true"}) == {"@iot.count": N1, "value": []}
+
+
+def test_sorted_orders_read_at_most_max_scanned_rows_per_request(sta, monkeypatch):
+    """The bound holds over the whole request: an $expand sorts every parent's Observations."""
+    monkeypatch.setattr(scan, "MAX_SCANNED", N1)
+    ds = pm25_of(sta, "lab-1")["@iot.id"]
+    assert len(get(sta, f"/sta/v1.1/Datastreams({ds})/Observations", **{"$orderby": "result"})["value"]) == 100
+    r = sta.get(f"/sta/v1.1/Datastreams({ds})/Observations", params={"$orderby": "result", "$filter": "result ge 0"})
+    assert r.status_code == 200
+    r = sta.get("/sta/v1.1/Observations", params={"$orderby": "result"})
+    assert r.status_code == 501 and "at most" in r.json()["message"]
+    r = sta.get("/sta/v1.1/Datastreams", params={"$filter": "Thing/properties/station eq 'lab-1'",
+                                                  "$expand": "Observations($orderby=result desc;$top=1)"})
+    assert r.status_code == 501 and "at most" in r.json()["message"]  # 6 x 180 rows
+    one = get(sta, "/sta/v1.1/Datastreams", **{"$filter": f"id eq {ds}",
+                                               "$expand": "Observations($orderby=result desc;$top=1)"})
+    assert one["value"][0]["Observations"][0]["result"] == float(N1 - 1)
 
 
 def test_all_observations_page_through_every_datastream_in_time_then_id_order(sta):
