@@ -318,6 +318,7 @@ async def _observations(ctx: Context, source: ObsSource,
     descending = obs_order(opts)
     datastreams, filt = obs_filter(ctx, source, opts)
     cursor = observations.parse_skiptoken(opts.skiptoken)
+    _check_skip(opts, cursor)
     by_row = _row_resolver(ctx)
     rows, more, last = await scan.filtered_page(ctx.influx, ctx.cat, datastreams, filt, descending,
                                                 opts.limit, 0 if cursor else opts.skip, cursor, by_row)
@@ -377,6 +378,12 @@ def _check_paths(type_: str, node: Any) -> None:
         _check_paths(type_, node[1])
 
 
+def _check_skip(opts: options.Options, cursor: tuple[int, int] | None) -> None:
+    if cursor is None and opts.skip > options.MAX_SKIP:
+        raise not_implemented(f"$skip over {options.MAX_SKIP} Observations (InfluxDB would read them all); "
+                              "follow the nextLinks, which page by time, or filter on phenomenonTime")
+
+
 def _row_resolver(ctx: Context) -> scan.Resolver:
     return lambda row: resolver(ctx.cat, row)
 
@@ -421,6 +428,7 @@ async def stream_observations(ctx: Context, source: ObsSource, opts: options.Opt
     if len(datastreams) != 1 or filt.residual is not None:  # (a row-by-row filter: api/sta/scan.py)
         return None
     cursor = observations.parse_skiptoken(opts.skiptoken)
+    _check_skip(opts, cursor)
     skip = 0 if cursor else opts.skip
     head = b"{"
     if opts.count:

@@ -16,6 +16,7 @@ from api.sta.errors import bad_request, not_implemented
 
 DEFAULT_TOP = 100
 MAX_TOP = 10_000
+#: The largest ``$skip`` on Observations paged by time (InfluxDB reads the skipped rows too).
 MAX_SKIP = 1_000_000
 MAX_EXPAND_DEPTH = 8
 MAX_EXPAND_ITEMS = 32
@@ -47,10 +48,12 @@ class Options:
         return min(self.top if self.top is not None else DEFAULT_TOP, MAX_TOP)
 
 
-def _int(name: str, text: str, maximum: int) -> int:
-    if not re.fullmatch(r"\d{1,9}", text.strip()):
+def _int(name: str, text: str) -> int:
+    """A non-negative integer, however long (one over 40 digits as 10**40: no int() of thousands)."""
+    digits = text.strip()
+    if not re.fullmatch(r"\d+", digits, re.ASCII):
         raise bad_request(f"{name} must be a non-negative integer")
-    return min(int(text), maximum)
+    return int(digits) if len(digits) <= 40 else 10**40
 
 
 def _split(text: str, sep: str) -> list[str]:
@@ -91,9 +94,9 @@ def parse(pairs: list[tuple[str, str]], depth: int = 0) -> Options:
             raise bad_request("unknown query option (the supported ones are in docs/sensorthings.md)")
         opts.raw[name] = value
         if name == "$top":
-            opts.top = _int(name, value, MAX_TOP)
+            opts.top = min(_int(name, value), MAX_TOP)  # the server maximum wins
         elif name == "$skip":
-            opts.skip = _int(name, value, MAX_SKIP)
+            opts.skip = _int(name, value)  # not clamped: Observations refuse one over MAX_SKIP (engine)
         elif name == "$count":
             if value not in ("true", "false"):
                 raise bad_request("$count must be true or false")

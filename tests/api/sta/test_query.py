@@ -43,6 +43,25 @@ def test_top_defaults_to_100_and_the_server_maximum_wins(sta):
     assert len(get(sta, f"/sta/v1.1/Datastreams({ds})/Observations")["value"]) == 100
     body = get(sta, f"/sta/v1.1/Datastreams({ds})/Observations", **{"$top": "99999999"})
     assert len(body["value"]) == N1 and "@iot.nextLink" not in body
+    for top in ("10000000000", "9" * 30):  # any larger value: the maximum still wins (was a 400 past 9 digits)
+        body = get(sta, "/sta/v1.1/Observations", **{"$top": top, "$count": "true"})
+        assert len(body["value"]) == body["@iot.count"] == 6 * 180 + 6 * 30 + 4 * 10
+        assert len(get(sta, "/sta/v1.1/Things", **{"$top": top})["value"]) == 3
+
+
+def test_skip_past_the_end_is_empty_and_past_the_observation_limit_501(sta):
+    """$skip is not clamped (a clamped $skip answers rows of another page): past the end of a
+    collection the page is empty; on Observations past options.MAX_SKIP it is 501, as the
+    nextLinks page by time instead."""
+    assert get(sta, "/sta/v1.1/Things", **{"$skip": "99999999999", "$count": "true"}) == {"@iot.count": 3, "value": []}
+    ds = pm25_of(sta, "lab-1")["@iot.id"]
+    for url in (f"/sta/v1.1/Datastreams({ds})/Observations", "/sta/v1.1/Observations"):
+        assert get(sta, url, **{"$skip": "1000000"})["value"] == []
+        r = sta.get(url, params={"$skip": "1000001"})
+        assert r.status_code == 501 and r.json()["message"]
+        assert sta.get(url, params={"$skip": "9" * 30}).status_code == 501
+    assert get(sta, f"/sta/v1.1/Datastreams({ds})/Observations",
+               **{"$skip": "99999999999", "$orderby": "result"})["value"] == []  # sorted here: any $skip
 
 
 def test_orderby_is_stable_with_ties_broken_by_id(sta):
