@@ -64,6 +64,18 @@ def test_skip_past_the_end_is_empty_and_past_the_observation_limit_501(sta):
                **{"$skip": "99999999999", "$orderby": "result"})["value"] == []  # sorted here: any $skip
 
 
+def test_orderby_direction_in_any_case(sta):
+    """frost-sta-client's orderby() sends `DESC`/`ASC` in capitals (FROST's server accepts them)."""
+    for direction in ("DESC", "Desc", "desc"):
+        body = get(sta, "/sta/v1.1/Datastreams", **{"$orderby": f"name {direction},id {direction.swapcase()}"})
+        names = [d["name"] for d in body["value"]]
+        assert names == sorted(names, reverse=True)
+    ds = pm25_of(sta, "lab-1")["@iot.id"]
+    body = get(sta, f"/sta/v1.1/Datastreams({ds})/Observations", **{"$orderby": "phenomenonTime DESC", "$top": "2"})
+    assert [o["result"] for o in body["value"]] == [179.0, 178.0]
+    assert sta.get("/sta/v1.1/Things", params={"$orderby": "name descending"}).status_code == 400
+
+
 def test_orderby_is_stable_with_ties_broken_by_id(sta):
     body = get(sta, "/sta/v1.1/Datastreams", **{"$orderby": "name desc", "$top": "1000"})
     keys = [(d["name"], d["@iot.id"]) for d in body["value"]]
