@@ -13,6 +13,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -51,6 +52,7 @@ class Context:
     settings: ApiSettings
     path: str = ""
     filters: dict[int, ObsFilter] = field(default_factory=dict)
+    sorting: scan.Budget = field(default_factory=scan.Budget)  # rows read for sorted orders
 
 
 def service_root(root: str, settings: ApiSettings) -> dict[str, Any]:
@@ -216,7 +218,9 @@ def _sort_key(value: Any) -> tuple:
         return (2, value)
     if isinstance(value, str):
         return (3, value)
-    return (4, json.dumps(value, sort_keys=True, default=str))
+    if isinstance(value, datetime):
+        return (4, value.timestamp())
+    return (5, json.dumps(value, sort_keys=True, default=str))
 
 
 def _predicate(ctx: Context, type_: str, node: Any) -> Callable[[Entity], bool]:
@@ -261,7 +265,8 @@ async def collection(ctx: Context, type_: str, source: list[Entity] | ObsSource,
     if isinstance(source, ObsSource):
         rows, total, more, token = await _observations(ctx, source, opts)
         page: Sequence[Any] = rows
-        next_q = _query_string(opts.raw, **{"$skip": None, "$skiptoken": token}) if more else None
+        next_q = None if not more else _query_string(opts.raw, **{"$skip": None, "$skiptoken": token}) \
+            if token is not None else _query_string(opts.raw, **{"$skip": str(opts.skip + opts.limit)})
     else:
         page, total, more = _apply_in_memory(ctx, source, opts)
         next_q = _query_string(opts.raw, **{"$skip": str(opts.skip + opts.limit)}) if more else None
@@ -277,17 +282,23 @@ async def collection(ctx: Context, type_: str, source: list[Entity] | ObsSource,
     return out
 
 
-def obs_order(opts: options.Options) -> bool:
-    """True for descending. Observations are ordered by time (then id): anything else is 501."""
+def time_ordered(opts: options.Options) -> bool:
+    """Whether the order is InfluxDB's: by time (then id), one direction; the others are sorted
+    here (:func:`_sorted_observations`)."""
     if not opts.orderby:
-        return False
+        return True
     (node, direction), *rest = opts.orderby
     if node[0] != "path" or node[1] not in TIME_ORDER:
-        raise not_implemented("Observations are ordered by phenomenonTime or resultTime (then id)")
-    for extra, d in rest:
-        if extra[0] != "path" or extra[1] not in (("id",), ("@iot.id",), *TIME_ORDER) or d != direction:
-            raise not_implemented("Observations are ordered by phenomenonTime or resultTime (then id)")
-    return direction == "desc"
+        return False
+    return all(extra[0] == "path" and extra[1] in (("id",), ("@iot.id",), *TIME_ORDER) and d == direction
+               for extra, d in rest)
+
+
+def obs_order(opts: options.Options) -> bool:
+    """True for descending, for an order :func:`time_ordered` accepts (else 501)."""
+    if not time_ordered(opts):
+        raise not_implemented("Observations are ordered by phenomenonTime or resultTime (then id) here")
+    return bool(opts.orderby) and opts.orderby[0][1] == "desc"
 
 
 def obs_filter(ctx: Context, source: ObsSource, opts: options.Options) -> tuple[list[Entity], ObsFilter]:
@@ -301,15 +312,76 @@ def obs_filter(ctx: Context, source: ObsSource, opts: options.Options) -> tuple[
 
 async def _observations(ctx: Context, source: ObsSource,
                         opts: options.Options) -> tuple[Sequence[Row], int | None, bool, str | None]:
+    """(page, count if asked, more follow, the $skiptoken they follow from: None for $skip)."""
+    if not time_ordered(opts):
+        return await _sorted_observations(ctx, source, opts)
     descending = obs_order(opts)
     datastreams, filt = obs_filter(ctx, source, opts)
     cursor = observations.parse_skiptoken(opts.skiptoken)
+    _check_skip(opts, cursor)
     by_row = _row_resolver(ctx)
     rows, more, last = await scan.filtered_page(ctx.influx, ctx.cat, datastreams, filt, descending,
                                                 opts.limit, 0 if cursor else opts.skip, cursor, by_row)
     total = await scan.filtered_count(ctx.influx, ctx.cat, datastreams, filt, by_row) if opts.count else None
     token = f"{last[0]}.{last[1]}" if more and last else None
     return rows, total, more and token is not None, token
+
+
+async def _sorted_observations(ctx: Context, source: ObsSource,
+                               opts: options.Options) -> tuple[Sequence[Row], int | None, bool, None]:
+    """Observations in an order InfluxDB cannot give (``$orderby=result``, ``phenomenonTime,result``):
+    every one the filter keeps is read (:func:`scan.every_row`, bounded), sorted here by each key
+    (ties by id, as on the catalogue) and paged by ``$skip``."""
+    if opts.skiptoken is not None:
+        raise bad_request("$skiptoken must be copied from an @iot.nextLink")
+    for node, _ in opts.orderby:  # before any row is read (and with none to read)
+        _check_paths("Observation", node)
+    datastreams, filt = obs_filter(ctx, source, opts)
+    by_row = _row_resolver(ctx)
+    if opts.limit == 0:  # no rows to sort: a count at most
+        total = None
+        if opts.count:
+            total = await scan.filtered_count(ctx.influx, ctx.cat, datastreams, filt, by_row)
+        return observations.Rows([], [], [], [], {}), total, False, None
+    rows = await scan.every_row(ctx.influx, ctx.cat, datastreams, filt, by_row, ctx.sorting)
+    order = sorted(range(len(rows)), key=rows.id.__getitem__)
+    for node, direction in reversed(opts.orderby):
+        if node == ("path", ("result",)):
+            keys = [_sort_key(v) for v in rows.values.get("result") or [None] * len(rows)]
+        else:
+            keys = [_sort_key(v) for v in scan.values(node, rows, by_row)]
+        order.sort(key=keys.__getitem__, reverse=direction == "desc")
+    total = len(order)
+    page = rows.take(order[opts.skip:opts.skip + opts.limit])
+    return page, total if opts.count else None, 0 < opts.limit and opts.skip + opts.limit < total, None
+
+
+def _check_paths(type_: str, node: Any) -> None:
+    """Every path in ``node`` names a property (or id) of ``type_`` or goes there through its
+    navigation properties: else 400 (the message names none of the client's text)."""
+    kind = node[0]
+    if kind == "path":
+        t = type_
+        for name in node[1]:
+            if name in ("id", "@iot.id") or name in PROPERTIES[t]:
+                return
+            if name not in NAVIGATION[t]:
+                raise bad_request(f"$orderby: {t} has no such property")
+            t = NAVIGATION[t][name][0]
+    elif kind == "op":
+        _check_paths(type_, node[2])
+        _check_paths(type_, node[3])
+    elif kind == "call":
+        for arg in node[2]:
+            _check_paths(type_, arg)
+    elif kind in ("not", "neg"):
+        _check_paths(type_, node[1])
+
+
+def _check_skip(opts: options.Options, cursor: tuple[int, int] | None) -> None:
+    if cursor is None and opts.skip > options.MAX_SKIP:
+        raise not_implemented(f"$skip over {options.MAX_SKIP} Observations (InfluxDB would read them all); "
+                              "follow the nextLinks, which page by time, or filter on phenomenonTime")
 
 
 def _row_resolver(ctx: Context) -> scan.Resolver:
@@ -349,11 +421,14 @@ async def stream_observations(ctx: Context, source: ObsSource, opts: options.Opt
     if opts.expand or opts.limit == 0:
         return None
     _check_select("Observation", opts.select)
+    if not time_ordered(opts):
+        return None
     descending = obs_order(opts)
     datastreams, filt = obs_filter(ctx, source, opts)
     if len(datastreams) != 1 or filt.residual is not None:  # (a row-by-row filter: api/sta/scan.py)
         return None
     cursor = observations.parse_skiptoken(opts.skiptoken)
+    _check_skip(opts, cursor)
     skip = 0 if cursor else opts.skip
     head = b"{"
     if opts.count:
@@ -464,7 +539,7 @@ async def _page_parts(ctx: Context, blocks: AsyncIterator[observations.Rows], op
 
 def _is_latest(opts: options.Options) -> bool:
     return (opts.top == 1 and opts.skip == 0 and not opts.count and bool(opts.orderby)
-            and obs_order(opts) and opts.skiptoken is None
+            and time_ordered(opts) and obs_order(opts) and opts.skiptoken is None
             and (opts.filter is None or observations.compile_filter(opts.filter).residual is None))
 
 

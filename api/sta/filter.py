@@ -70,7 +70,7 @@ NOT.3: /not\b/
 TRUE.3: /true\b/
 FALSE.3: /false\b/
 NULL.3: /null\b/
-DIRECTION.3: /(asc|desc)\b/
+DIRECTION.3: /(asc|desc)\b/i
 CMPOP.3: /(eq|ne|gt|ge|lt|le)\b/
 ADDOP.3: /(add|sub)\b/
 MULOP.3: /(mul|div|mod)\b/
@@ -191,7 +191,8 @@ class _ToAst(Transformer):
     or_expr = and_expr = cmp = add = mul = _chain
 
     def order_item(self, node, direction=None):
-        return (node, str(direction) if direction else "asc")
+        # any case: frost-sta-client writes DESC (FROST's server takes it)
+        return (node, str(direction).lower() if direction else "asc")
 
     def orderby(self, *items):
         return list(items)

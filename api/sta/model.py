@@ -270,7 +270,9 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
         cat.add(Entity("ObservedProperty", index + 1, {
             "name": prop.name, "definition": prop.definition, "description": prop.description,
             "properties": {"field": prop.field, "civicairParameter": prop.key}}, prop=index))
-    models = sorted({m for r in stations.values() for m, _, _ in r.series.values()} | set(contract.SENSORS))
+    # The models some Datastream uses: a Sensor's Datastreams are never empty (Annex A's resource-path
+    # test walks from the first Sensor to its Datastreams and on).
+    models = sorted({m for r in stations.values() for m, _, _ in r.series.values()})
     for model in models:
         description, datasheet = SENSOR_MODELS.get(model, (f"{model} particle sensor", ""))
         cat.add(Entity("Sensor", sensor_id(model), {
@@ -294,7 +296,8 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
             "name": name,
             "description": f"civicair citizen air-quality station {station}",
             "properties": {
-                "station": station, "hardware": hardware, "firmware": meta.firmware,
+                # stationID: the name Civil IoT Taiwan's Things give it (pyCIOT filters on it)
+                "station": station, "stationID": station, "hardware": hardware, "firmware": meta.firmware,
                 "software": meta.software,
                 "exactLocation": meta.exact_location, "licence": meta.licence or settings.licence,
                 "licenceUrl": settings.licence_url if not meta.licence else None,

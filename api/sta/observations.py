@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing, contextmanager
@@ -99,7 +101,36 @@ def _row_path(p: tuple[str, ...]) -> bool:
     return p in TIME_PATHS or p == ("result",) or (p[0] in NAV_ROOTS and len(p) > 1)
 
 
+_NUMBER = re.compile(r"-?\d{1,300}(\.\d{1,300})?([eE][+-]?\d{1,3})?")
+
+
+def _numeric_strings(node: Any) -> Any:
+    """``result gt '3'`` as ``result gt 3``: result is of type Any, and Annex A's filter tests
+    (FROST too) quote its literal. Only a string that is a finite number, compared with result
+    itself; any other string compared with result stays a 400 (:func:`sta_filter.check_types`)."""
+    kind = node[0]
+    if kind == "op" and node[1] in sta_filter.COMPARISONS:
+        left, right = node[2], node[3]
+        if left == ("path", ("result",)) or right == ("path", ("result",)):
+            return ("op", node[1], _as_number(left), _as_number(right))
+        return node
+    if kind == "op" and node[1] in ("and", "or"):
+        return ("op", node[1], _numeric_strings(node[2]), _numeric_strings(node[3]))
+    if kind == "not":
+        return ("not", _numeric_strings(node[1]))
+    return node
+
+
+def _as_number(node: Any) -> Any:
+    if node[0] == "lit" and isinstance(node[1], str) and _NUMBER.fullmatch(node[1]):
+        value = float(node[1])
+        if math.isfinite(value):
+            return ("lit", int(node[1]) if node[1].lstrip("-").isdigit() else value)
+    return node
+
+
 def compile_filter(ast: Any) -> ObsFilter:
+    ast = _numeric_strings(ast)
     sta_filter.check_types(ast, OBS_PATH_TYPES)
     out = ObsFilter()
     values, residual = [], []
@@ -141,7 +172,10 @@ def parse_skiptoken(token: str | None) -> tuple[int, int] | None:
     if token is None:
         return None
     t, _, oid = token.partition(".")
-    if not (t.isdigit() and oid.isdigit()):
+    # Our nextLinks write an Observation's time (its id's low 32 bits) and id: nothing larger
+    # (a time past them would overflow datetime or InfluxDB's range: a 500, not a 400).
+    if not (t.isdigit() and oid.isdigit()) or len(t) > 10 or int(t) >= 2**32 or len(oid) > 19 \
+            or int(oid) > ids.MAX_ID:
         raise bad_request("$skiptoken must be copied from an @iot.nextLink")
     return int(t), int(oid)
 

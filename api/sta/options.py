@@ -16,6 +16,7 @@ from api.sta.errors import bad_request, not_implemented
 
 DEFAULT_TOP = 100
 MAX_TOP = 10_000
+#: The largest ``$skip`` on Observations paged by time (InfluxDB reads the skipped rows too).
 MAX_SKIP = 1_000_000
 MAX_EXPAND_DEPTH = 8
 MAX_EXPAND_ITEMS = 32
@@ -47,10 +48,12 @@ class Options:
         return min(self.top if self.top is not None else DEFAULT_TOP, MAX_TOP)
 
 
-def _int(name: str, text: str, maximum: int) -> int:
-    if not re.fullmatch(r"\d{1,9}", text.strip()):
+def _int(name: str, text: str) -> int:
+    """A non-negative integer, however long (one over 40 digits as 10**40: no int() of thousands)."""
+    digits = text.strip()
+    if not re.fullmatch(r"\d+", digits, re.ASCII):
         raise bad_request(f"{name} must be a non-negative integer")
-    return min(int(text), maximum)
+    return int(digits) if len(digits) <= 40 else 10**40
 
 
 def _split(text: str, sep: str) -> list[str]:
@@ -91,9 +94,9 @@ def parse(pairs: list[tuple[str, str]], depth: int = 0) -> Options:
             raise bad_request("unknown query option (the supported ones are in docs/sensorthings.md)")
         opts.raw[name] = value
         if name == "$top":
-            opts.top = _int(name, value, MAX_TOP)
+            opts.top = min(_int(name, value), MAX_TOP)  # the server maximum wins
         elif name == "$skip":
-            opts.skip = _int(name, value, MAX_SKIP)
+            opts.skip = _int(name, value)  # not clamped: Observations refuse one over MAX_SKIP (engine)
         elif name == "$count":
             if value not in ("true", "false"):
                 raise bad_request("$count must be true or false")
@@ -139,11 +142,39 @@ def parse_expand(text: str, depth: int = 0) -> list[Expand]:
                 pairs.append((name.strip(), value.strip()))
         path = m.group(1).split("/")
         options = parse(pairs, depth + len(path))  # depth >= 1 here
-        # Datastreams/Observations: the options belong to the last hop.
-        for hop in reversed(path[1:]):
-            options = Options(expand=[Expand([hop], options)])
-            path = path[:-1]
-        out.append(Expand(path, options))
+        # Datastreams/Observations: the options belong to the last hop; each hop before it expands
+        # the rest of the path (its `raw`, so an expanded collection's nextLink expands it too).
+        inner = f"({m.group(2)})" if m.group(2) is not None and m.group(2).strip() else ""
+        for i in range(len(path) - 1, 0, -1):
+            rest = "/".join(path[i:]) + inner
+            options = Options(expand=[Expand([path[i]], options)], raw={"$expand": rest})
+        out.append(Expand(path[:1], options))
+    return _merged(out, depth)
+
+
+def _merged(items: list[Expand], depth: int) -> list[Expand]:
+    """One item per navigation property: ``Datastreams($top=2),Datastreams/Observations`` (as
+    pyCIOT writes it) is ``Datastreams($top=2;$expand=Observations)``. The same option given
+    twice with different values is a 400."""
+    by_name: dict[str, list[Expand]] = {}
+    for item in items:
+        by_name.setdefault(item.path[0], []).append(item)
+    out = []
+    for name, same in by_name.items():
+        if len(same) == 1:
+            out.append(same[0])
+            continue
+        raw: dict[str, str] = {}
+        expands = []
+        for item in same:
+            for key, value in item.options.raw.items():
+                if key == "$expand":
+                    expands.append(value)
+                elif raw.setdefault(key, value) != value:
+                    raise bad_request("$expand names a navigation property twice with different options")
+        if expands:
+            raw["$expand"] = ",".join(expands)
+        out.append(Expand([name], parse(list(raw.items()), depth + 1)))
     return out
 
 

@@ -13,16 +13,18 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
+from api import errors as api_errors
 from api.deps import InfluxDep, SettingsDep
 from api.envelope import JSONResponse
 from api.errors import ApiError, body
 from api.settings import ApiSettings
 from api.sta import engine, model
 from api.sta.errors import bad_request
-from civicair.influx import AsyncInflux
+from civicair.influx import AsyncInflux, InfluxBusy, InfluxRejected, InfluxUnavailable
 from civicair.influxql import QueryError
 
 PREFIX = "/sta/v1.1"
@@ -108,10 +110,27 @@ async def resource(
     with `$top $skip $count $orderby $select $expand $filter` (docs/sensorthings.md)."""
     if path in ("", "/"):
         return JSONResponse(engine.service_root(_root(request), settings))
-    cat = await catalogue(request, influx, settings)
-    ctx = engine.Context(_root(request), cat, influx, settings, path)
+    try:
+        return await _resource(path, request, influx, settings)
+    except (InfluxBusy, InfluxUnavailable, InfluxRejected) as exc:
+        # The app's answer (503 with Retry-After, or 400), plus the `message` of every STA error.
+        if isinstance(exc, InfluxBusy):
+            response = await api_errors.influx_busy(request, exc)
+        elif isinstance(exc, InfluxUnavailable):
+            response = await api_errors.influx_unavailable(request, exc)
+        else:
+            response = await api_errors.influx_rejected(request, exc)
+        content = orjson.loads(response.body)
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+        return JSONResponse(content | {"message": content["detail"]}, status_code=response.status_code,
+                            headers=headers)
+
+
+async def _resource(path: str, request: Request, influx: AsyncInflux, settings: ApiSettings) -> Response:
     try:
         try:
+            cat = await catalogue(request, influx, settings)
+            ctx = engine.Context(_root(request), cat, influx, settings, path)
             result = await engine.resolve(ctx, path, list(request.query_params.multi_items()))
         except QueryError as exc:  # a value no InfluxQL builder accepts (their messages name no input)
             raise bad_request(f"the query cannot be answered: {exc}") from None

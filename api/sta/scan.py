@@ -43,22 +43,28 @@ def matcher(node: Any, resolver: Resolver) -> Callable[[Rows], list[int]]:
     bounds) and result are read from the columns; other paths (``Datastream/…``) go through
     ``resolver`` (the catalogue's, api/sta/engine.py) on a :class:`Row` made for them."""
     def holds(rows: Rows) -> list[int]:
-        results = rows.values.get("result") or [None] * len(rows)
-        kept = []
-        for i, t in enumerate(rows.t):
-            when = datetime.fromtimestamp(t, UTC) if isinstance(t, int) else sta_filter._time(t)
-            result = results[i]
-
-            def get(path: tuple[str, ...], i: int = i, when: Any = when, result: Any = result) -> Any:
-                if path in observations.TIME_PATHS:
-                    return when
-                if path == ("result",):
-                    return result
-                return resolver(rows[i])(path)
-            if sta_filter.truthy(sta_filter.evaluate(node, get)):
-                kept.append(i)
-        return kept
+        return [i for i, value in enumerate(values(node, rows, resolver)) if sta_filter.truthy(value)]
     return holds
+
+
+def values(node: Any, rows: Rows, resolver: Resolver) -> list[Any]:
+    """``node`` evaluated on each row (as :func:`matcher` reads them)."""
+    results = rows.values.get("result") or [None] * len(rows)
+    out = []
+    for i, t in enumerate(rows.t):
+        when = datetime.fromtimestamp(t, UTC) if isinstance(t, int) else sta_filter._time(t)
+        result = results[i]
+
+        def get(path: tuple[str, ...], i: int = i, when: Any = when, result: Any = result) -> Any:
+            if path in observations.TIME_PATHS:
+                return when
+            if path == ("result",):
+                return result
+            if path in (("id",), ("@iot.id",)):
+                return rows.id[i]
+            return resolver(rows[i])(path)
+        out.append(sta_filter.evaluate(node, get))
+    return out
 
 
 def _none() -> Rows:
@@ -131,6 +137,38 @@ async def filtered_count(influx: AsyncInflux, cat: Catalogue, datastreams: list[
         if scanned > MAX_SCANNED:
             raise not_implemented(f"$count with this $filter would read more than {MAX_SCANNED} Observations "
                                   "one by one; narrow it by phenomenonTime, or leave $count out")
+        key = (rows.t[-1], rows.id[-1])
+
+
+class Budget:
+    """Rows one request may read for orders InfluxDB cannot give, over all its collections (an
+    ``$expand`` of Observations sorts those of every parent): :data:`MAX_SCANNED`, else 501."""
+
+    def __init__(self, rows: int | None = None) -> None:
+        self.left = MAX_SCANNED if rows is None else rows
+
+    def spend(self, rows: int) -> None:
+        self.left -= rows
+        if self.left < 0:
+            raise not_implemented(f"this $orderby sorts every Observation the request selects, at most "
+                                  f"{MAX_SCANNED}; narrow it ($filter on phenomenonTime, one Datastream) or "
+                                  "order by phenomenonTime")
+
+
+async def every_row(influx: AsyncInflux, cat: Catalogue, datastreams: list[Entity], filt: ObsFilter,
+                    resolver: Resolver, budget: Budget) -> Rows:
+    """Every Observation the filter keeps, in (time, id) order, for an order InfluxDB cannot give
+    (``$orderby=result``: api/sta/engine.py sorts them), the rows read taken from ``budget``."""
+    holds = matcher(filt.residual, resolver) if filt.residual is not None else None
+    parts: list[Rows] = []
+    key: Key | None = None
+    while True:
+        rows, more = await observations.page(influx, cat, datastreams, filt, False,
+                                             max(1, min(SCAN_CHUNK, budget.left)), 0, key)
+        budget.spend(len(rows) + more)  # (one past the budget: 501, not a silently short answer)
+        parts.append(rows.take(holds(rows)) if holds is not None else rows)
+        if not more:
+            return _joined(parts)
         key = (rows.t[-1], rows.id[-1])
 
 

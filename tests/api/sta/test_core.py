@@ -8,7 +8,8 @@ import pytest
 
 from api.sta import ids
 from api.sta.model import NAVIGATION, PROPERTIES, SETS
-from tests.api.conftest import T0
+from civicair.schema.storage import meta_to_line
+from tests.api.conftest import T0, make_client, pm_line, write
 from tests.api.sta.conftest import BASE, N1
 
 MANDATORY = {
@@ -142,3 +143,57 @@ def test_datastreams_per_sensor_model_and_channel(sta):
     temp = sta.get("/sta/v1.1/Datastreams?$filter=name eq 'Temperature'").json()["value"]
     assert len(temp) == 1 and temp[0]["unitOfMeasurement"]["symbol"] == "Cel"
     assert N1 == 180
+
+
+def test_pyciot_requests_find_a_station_by_its_civil_iot_taiwan_property(sta):
+    """pyCIOT (Civil IoT Taiwan's Python client) finds a station by ``properties/stationID`` and
+    reads the latest value of each Datastream with this one request (its url.py, as it writes it)."""
+    url = ("/sta/v1.1/Things?$expand=Datastreams,Locations,Datastreams/Observations($orderby=phenomenonTime%20desc;"
+           "$top=1)&$filter=properties/stationID%20eq%20%27lab-1%27&$top=1000&$count=true")
+    body = sta.get(url).json()
+    assert body["@iot.count"] == 1
+    (thing,) = body["value"]
+    assert thing["properties"]["stationID"] == thing["properties"]["station"] == "lab-1"
+    assert thing["Locations"][0]["location"]["coordinates"] == [5.2, 52.1]
+    latest = {d["name"]: [o["result"] for o in d["Observations"]] for d in thing["Datastreams"]}
+    assert latest["PM2.5"] == [float(N1 - 1)] and len(latest) == 6
+
+
+def _walk(client, names: list[str], keys: list[int | None], level: int = 4) -> int:
+    """Annex A's resource-path test (the OGC suite's checkResourcePaths): from each set, the first
+    entity's every navigation property, four levels deep; each collection non-empty, each $ref
+    only selfLinks. Returns the number of paths read."""
+    path = "/".join(n if k is None else f"{n}({k})" for n, k in zip(names, keys, strict=False)) + \
+        ("/" + names[-1] if len(names) > len(keys) else "")
+    r = client.get(f"/sta/v1.1/{path}")
+    assert r.status_code == 200, (path, r.text[:200])
+    body = r.json()
+    head = names[-1]
+    plural = head in SETS
+    if plural:
+        assert body["value"], f"an empty collection at {path}"
+        first = body["value"][0]["@iot.id"]
+    else:
+        first = body["@iot.id"]
+    refs = client.get(f"/sta/v1.1/{path}/$ref").json()
+    for ref in refs["value"] if plural else [refs]:
+        assert set(ref) == {"@iot.selfLink"}, path
+    if len(names) == level:
+        return 1
+    type_ = SETS[head] if plural else head
+    read = 1
+    for nav in NAVIGATION[type_]:
+        read += _walk(client, [*names, nav], [*keys, first if plural else None], level)
+    return read
+
+
+def test_resource_paths_four_levels_deep_from_every_set_are_never_empty(influxdb, influx):
+    """One station whose sensor model is not the contract's first: Sensors lists the models
+    Datastreams use, so Sensors' first entity has Datastreams as the walk expects."""
+    write(influx, [pm_line("only-1", T0 + 60 * i, sensor="pms5003t", pm25=float(i), pm25_atm=1.0, pm1_atm=1.0,
+                           pm10_atm=2.0, rh=50.0, temp=20.0) for i in range(5)])
+    influx.write(meta_to_line("only-1", {"name": "Only", "lat": 25.03, "lon": 121.56,
+                                         "sensors": {"a": "pms5003t"}}, T0 - 60))
+    with make_client(influxdb) as client:
+        assert [s["name"] for s in client.get("/sta/v1.1/Sensors").json()["value"]] == ["PMS5003T"]
+        assert sum(_walk(client, [name], []) for name in SETS) == 156

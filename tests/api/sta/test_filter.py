@@ -108,3 +108,18 @@ def test_filters_on_observations_run_in_influxdb(sta):
                                                             "$expand": "Observations($top=3)"}).json()
     assert len(body["value"][0]["Observations"]) == 3
     assert sta.get(url, params={"$filter": "parameters/qc eq 4"}).status_code == 501
+
+
+def test_result_compared_with_a_number_written_as_a_string(sta):
+    """Annex A's filter tests (and FROST) write result's literal quoted, ``result gt '3'``
+    (result is of type Any): a string that is a number compares as that number, others stay 400."""
+    ds = next(d for d in ids_of(sta, "/sta/v1.1/Datastreams", **{"$filter": "name eq 'PM2.5'"})
+              if d["properties"]["station"] == "lab-1")["@iot.id"]
+    url = f"/sta/v1.1/Datastreams({ds})/Observations"
+    assert [o["result"] for o in ids_of(sta, url, **{"$filter": "result gt '176'"})] == [177.0, 178.0, 179.0]
+    assert [o["result"] for o in ids_of(sta, url, **{"$filter": "'2.5e0' ge result"})] == [0.0, 1.0, 2.0]
+    body = sta.get(url, params={"$count": "true", "$top": "1", "$skip": "2", "$orderby": "phenomenonTime asc",
+                                "$filter": "result gt '3' and hour(phenomenonTime) eq 0"}).json()
+    assert body["@iot.count"] == 56 and [o["result"] for o in body["value"]] == [6.0]
+    for text in ("result gt 'x'", "result gt 'nan'", "result eq 'inf'", "result gt ''"):
+        assert sta.get(url, params={"$filter": text}).status_code == 400, text

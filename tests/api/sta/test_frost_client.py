@@ -101,6 +101,12 @@ def test_frost_client_lists_pages_filters_expands_and_finds(served):
     times = [o.result_time for o in observations]
     assert times == sorted(times)
 
+    # its orderby() writes the direction in capitals ("DESC" by default): newest first, across pages
+    newest = list(pm25.get_observations().query().orderby("phenomenonTime").top(100).list())
+    assert [o.id for o in newest] == [o.id for o in reversed(observations)]
+    by_result = list(pm25.get_observations().query().orderby("result", "ASC").top(100).list())
+    assert [o.result for o in by_result] == sorted(o.result for o in observations)
+
     # a time range on phenomenonTime
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 60 * 10))
     stop = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 60 * 20))

@@ -7,6 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.api.conftest import make_client
+
 MARK = "zq9x"  # appears in every hostile string; must never reach InfluxDB
 
 HOSTILE = [
@@ -71,6 +73,18 @@ def test_hostile_requests_get_a_4xx_or_501_with_a_message(sta, recording, url, p
     assert not any(MARK in q for q in recording)
 
 
+@pytest.mark.parametrize("token", ["253402300800.1", "10000000000000.5", "99999999999.1", "9999999999.1",
+                                   "4294967296.1", "1." + "9" * 40])
+@pytest.mark.parametrize("url", ["/sta/v1.1/Observations", "/sta/v1.1/Datastreams(1)/Observations"])
+def test_a_skiptoken_no_nextlink_can_hold_is_a_400(sta, url, token):
+    """Its time past any Observation id's (32 bits of seconds) or InfluxDB's range: a 400 with a
+    message, never a 500 (datetime overflow) or InfluxDB's own refusal."""
+    for order in ("phenomenonTime asc", "phenomenonTime desc"):
+        r = sta.get(url, params={"$skiptoken": token, "$orderby": order})
+        assert r.status_code == 400, (r.status_code, r.text[:300])
+        assert r.json()["message"] == "$skiptoken must be copied from an @iot.nextLink"
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.lists(st.sampled_from(list("() ,;'/$=-.:0123456789aeglnorqtxdsPTZ") +
                                      ["eq ", "and ", "not ", "result", "name", "geography'", "POINT(1 2)",
@@ -82,3 +96,14 @@ def test_hostile_requests_get_a_4xx_or_501_with_a_message(sta, recording, url, p
 def test_arbitrary_option_text_never_gives_a_server_error(sta, text, option, entity_set):
     r = sta.get(f"/sta/v1.1/{entity_set}", params={option: text, "$top": "2"})
     assert r.status_code in (200, 400, 404, 501), (option, text, r.status_code, r.text[:300])
+
+
+def test_database_errors_carry_a_message_too(influxdb, influx):
+    """503 (InfluxDB down, also while the catalogue loads) is answered with ``message`` beside
+    ``detail``, as every other SensorThings error, where FROST's client reads it."""
+    with make_client(influxdb) as client:
+        influxdb.stop()
+        for url in ("/sta/v1.1/Things", "/sta/v1.1/Observations", "/sta/v1.1/Datastreams(1)/Observations"):
+            r = client.get(url)
+            assert r.status_code == 503 and r.json()["code"] == "unavailable", r.text
+            assert r.json()["message"] == r.json()["detail"] and r.headers["retry-after"]

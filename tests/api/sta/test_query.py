@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from api.sta import ids
+from api.sta import ids, scan
 from tests.api.conftest import T0
 from tests.api.sta.conftest import N1
 
@@ -43,6 +43,37 @@ def test_top_defaults_to_100_and_the_server_maximum_wins(sta):
     assert len(get(sta, f"/sta/v1.1/Datastreams({ds})/Observations")["value"]) == 100
     body = get(sta, f"/sta/v1.1/Datastreams({ds})/Observations", **{"$top": "99999999"})
     assert len(body["value"]) == N1 and "@iot.nextLink" not in body
+    for top in ("10000000000", "9" * 30):  # any larger value: the maximum still wins (was a 400 past 9 digits)
+        body = get(sta, "/sta/v1.1/Observations", **{"$top": top, "$count": "true"})
+        assert len(body["value"]) == body["@iot.count"] == 6 * 180 + 6 * 30 + 4 * 10
+        assert len(get(sta, "/sta/v1.1/Things", **{"$top": top})["value"]) == 3
+
+
+def test_skip_past_the_end_is_empty_and_past_the_observation_limit_501(sta):
+    """$skip is not clamped (a clamped $skip answers rows of another page): past the end of a
+    collection the page is empty; on Observations past options.MAX_SKIP it is 501, as the
+    nextLinks page by time instead."""
+    assert get(sta, "/sta/v1.1/Things", **{"$skip": "99999999999", "$count": "true"}) == {"@iot.count": 3, "value": []}
+    ds = pm25_of(sta, "lab-1")["@iot.id"]
+    for url in (f"/sta/v1.1/Datastreams({ds})/Observations", "/sta/v1.1/Observations"):
+        assert get(sta, url, **{"$skip": "1000000"})["value"] == []
+        r = sta.get(url, params={"$skip": "1000001"})
+        assert r.status_code == 501 and r.json()["message"]
+        assert sta.get(url, params={"$skip": "9" * 30}).status_code == 501
+    assert get(sta, f"/sta/v1.1/Datastreams({ds})/Observations",
+               **{"$skip": "99999999999", "$orderby": "result"})["value"] == []  # sorted here: any $skip
+
+
+def test_orderby_direction_in_any_case(sta):
+    """frost-sta-client's orderby() sends `DESC`/`ASC` in capitals (FROST's server accepts them)."""
+    for direction in ("DESC", "Desc", "desc"):
+        body = get(sta, "/sta/v1.1/Datastreams", **{"$orderby": f"name {direction},id {direction.swapcase()}"})
+        names = [d["name"] for d in body["value"]]
+        assert names == sorted(names, reverse=True)
+    ds = pm25_of(sta, "lab-1")["@iot.id"]
+    body = get(sta, f"/sta/v1.1/Datastreams({ds})/Observations", **{"$orderby": "phenomenonTime DESC", "$top": "2"})
+    assert [o["result"] for o in body["value"]] == [179.0, 178.0]
+    assert sta.get("/sta/v1.1/Things", params={"$orderby": "name descending"}).status_code == 400
 
 
 def test_orderby_is_stable_with_ties_broken_by_id(sta):
@@ -84,6 +115,29 @@ def test_expand_nested_with_its_own_options(sta):
     assert thing["Locations"][0]["Things"][0]["@iot.id"] == thing["@iot.id"]
 
 
+def test_expand_path_form_and_a_property_named_twice_are_merged(sta):
+    """``Datastreams($top=2;$select=name),Datastreams/Observations($top=1)`` (pyCIOT writes this
+    shape) expands each Datastream once, with both parts; the path form's nested $expand is in
+    the expanded collection's nextLink too, so the next page is expanded alike."""
+    for expand in ("Datastreams($top=2;$select=name),Datastreams/Observations($top=1;$select=result)",
+                   "Datastreams/Observations($top=1;$select=result),Datastreams($top=2;$select=name)"):
+        things = get(sta, "/sta/v1.1/Things", **{"$expand": expand, "$filter": "name eq 'Lab 1'"})["value"]
+        (lab1,) = things
+        assert [d["name"] for d in lab1["Datastreams"]] == ["PM2.5", "PM2.5 (raw)"]
+        assert [d["Observations"] for d in lab1["Datastreams"]] == [[{"result": 0.0}], [{"result": 0.5}]]
+        nxt = get(sta, lab1["Datastreams@iot.nextLink"])
+        assert [d["name"] for d in nxt["value"]] == ["PM1", "PM10"]
+        assert [d["Observations"] for d in nxt["value"]] == [[{"result": 1.0}], [{"result": 20.0}]]
+    things = get(sta, "/sta/v1.1/Things", **{"$expand": "Datastreams/Observations/FeatureOfInterest($select=name)",
+                                             "$filter": "name eq 'Lab 1'"})["value"]
+    ds = things[0]["Datastreams"][0]
+    assert ds["Observations"][0]["FeatureOfInterest"] == {"name": "Lab 1"}
+    nxt = get(sta, ds["Observations@iot.nextLink"])
+    assert nxt["value"][0]["FeatureOfInterest"] == {"name": "Lab 1"}
+    r = sta.get("/sta/v1.1/Things", params={"$expand": "Datastreams($top=1),Datastreams($top=2)"})
+    assert r.status_code == 400 and r.json()["message"]
+
+
 def test_expand_with_count_and_paging_on_catalogue_sets(sta):
     things = get(sta, "/sta/v1.1/Things", **{"$expand": "Datastreams($top=2;$count=true)"})["value"]
     lab1 = next(t for t in things if t["name"] == "Lab 1")
@@ -113,7 +167,66 @@ def test_observations_descending_keyset_and_skip(sta):
     body = get(sta, body["@iot.nextLink"])
     assert [o["result"] for o in body["value"]] == [float(i) for i in range(49, -1, -1)]
     assert "@iot.nextLink" not in body
-    assert sta.get(url, params={"$orderby": "result"}).status_code == 501
+
+
+def walk(sta, url, **params):
+    body = get(sta, url, **params)
+    out, counts = list(body["value"]), {body.get("@iot.count")}
+    while "@iot.nextLink" in body:
+        body = get(sta, body["@iot.nextLink"])
+        out += body["value"]
+        counts.add(body.get("@iot.count"))
+    return out, counts
+
+
+def test_observations_ordered_by_result_or_any_key_are_sorted_stable_and_paged(sta):
+    """Annex A's $orderby test orders Observations by each of their properties and by several:
+    orders InfluxDB cannot give (result, …) are sorted here, ties broken by id, paged by $skip."""
+    ds = pm25_of(sta, "lab-1")["@iot.id"]
+    url = f"/sta/v1.1/Datastreams({ds})/Observations"
+    got, counts = walk(sta, url, **{"$orderby": "result desc", "$top": "70", "$count": "true"})
+    assert [o["result"] for o in got] == [float(i) for i in range(N1 - 1, -1, -1)] and counts == {N1}
+    assert get(sta, url, **{"$orderby": "result", "$top": "3", "$skip": "5"})["value"][0]["result"] == 5.0
+    everything, _ = walk(sta, "/sta/v1.1/Observations", **{"$top": "10000"})
+    for order in ("result", "result asc", "result desc", "phenomenonTime,result", "resultTime desc,result desc",
+                  "result,phenomenonTime desc", "Datastream/name desc,result"):
+        page, counts = walk(sta, "/sta/v1.1/Observations", **{"$orderby": order, "$top": "97", "$count": "true"})
+        assert sorted(o["@iot.id"] for o in page) == sorted(o["@iot.id"] for o in everything)
+        assert counts == {len(everything)}
+        first, _, direction = order.split(",")[0].partition(" ")
+        if first == "result":  # (Annex A compares neighbours on the first key; ties by id, or the next key)
+            keys = [(o["result"], o["@iot.id"], o["resultTime"]) for o in page]
+            for a, b in zip(keys, keys[1:], strict=False):
+                assert (a[0] > b[0] if direction == "desc" else a[0] < b[0]) or a[0] == b[0] and (
+                    a[2] >= b[2] if "," in order else a[1] < b[1])
+    filtered, counts = walk(sta, "/sta/v1.1/Observations", **{
+        "$filter": f"Datastream/id eq {ds} and hour(phenomenonTime) eq 0", "$orderby": "result desc",
+        "$count": "true", "$top": "25"})
+    assert [o["result"] for o in filtered] == [float(i) for i in range(59, -1, -1)] and counts == {60}
+    body = get(sta, "/sta/v1.1/Datastreams", **{"$filter": "name eq 'PM2.5'",
+                                                 "$expand": "Observations($orderby=result desc;$top=2;$select=result)"})
+    lab1 = next(d for d in body["value"] if d["@iot.id"] == ds)
+    assert lab1["Observations"] == [{"result": 179.0}, {"result": 178.0}]
+    assert "$skip=2" in lab1["Observations@iot.nextLink"]
+    assert sta.get(url, params={"$orderby": "result", "$skiptoken": "1.1"}).status_code == 400
+    assert get(sta, url, **{"$orderby": "result", "$top": "0", "$count": "true"}) == {"@iot.count": N1, "value": []}
+
+
+def test_sorted_orders_read_at_most_max_scanned_rows_per_request(sta, monkeypatch):
+    """The bound holds over the whole request: an $expand sorts every parent's Observations."""
+    monkeypatch.setattr(scan, "MAX_SCANNED", N1)
+    ds = pm25_of(sta, "lab-1")["@iot.id"]
+    assert len(get(sta, f"/sta/v1.1/Datastreams({ds})/Observations", **{"$orderby": "result"})["value"]) == 100
+    r = sta.get(f"/sta/v1.1/Datastreams({ds})/Observations", params={"$orderby": "result", "$filter": "result ge 0"})
+    assert r.status_code == 200
+    r = sta.get("/sta/v1.1/Observations", params={"$orderby": "result"})
+    assert r.status_code == 501 and "at most" in r.json()["message"]
+    r = sta.get("/sta/v1.1/Datastreams", params={"$filter": "Thing/properties/station eq 'lab-1'",
+                                                  "$expand": "Observations($orderby=result desc;$top=1)"})
+    assert r.status_code == 501 and "at most" in r.json()["message"]  # 6 x 180 rows
+    one = get(sta, "/sta/v1.1/Datastreams", **{"$filter": f"id eq {ds}",
+                                               "$expand": "Observations($orderby=result desc;$top=1)"})
+    assert one["value"][0]["Observations"][0]["result"] == float(N1 - 1)
 
 
 def test_all_observations_page_through_every_datastream_in_time_then_id_order(sta):
