@@ -21,12 +21,54 @@ def _logging(verbose: bool = False) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+# -- argument types: a clear message instead of "invalid <lambda> value" or a traceback --
+def _number(cast, *, minimum: float | None = None, above: float | None = None, maximum: float | None = None):
+    def check(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {'an integer' if cast is int else 'a number'}: {text!r}") \
+                from None
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text}")
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"must be more than {above:g}, got {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:g}, got {text}")
+        return value
+    return check
+
+
+def _bits(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer (e.g. 0x20 or 32): {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"pm25_atm\": 12}}', "
+                                         f"got {text!r}")
+    return value
+
+
+_PORT = _number(int, minimum=0, maximum=65535)
+_CHANCE = _number(float, minimum=0, maximum=1)
+
+
 # -- simulate -------------------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
     from firmware_bridge.simulator import PtySimulator, Sps30Behaviour
 
-    values = json.loads(args.values) if args.values else None
-    sim = PtySimulator(args.sensor, rate_hz=args.rate, values=values, seed=args.seed,
+    sim = PtySimulator(args.sensor, rate_hz=args.rate, values=args.values, seed=args.seed,
                        link=args.link, garbage=args.garbage, drop=args.drop, stall=args.stall,
                        stall_seconds=args.stall_seconds)
     if args.faults:
@@ -127,6 +169,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return Stack(
         stations=args.simulate, state_dir=args.state_dir, window_s=args.window,
         api_port=args.api_port, mqtt_port=args.mqtt_port, influx_port=args.influx_port,
+        metrics_port=args.metrics_port,
     ).run(duration=args.duration)
 
 
@@ -410,36 +453,45 @@ def _add_station_parser(sub) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="civicair", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="civicair", description="Citizen air-quality monitoring: sensor bridge, ingest, open API, "
+        "dashboards, rollups and the open-data archive. `civicair COMMAND --help` for each command.",
+        epilog="Guides: README.md and docs/ (the API: docs/api.md; settings: CIVICAIR_* variables).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("stack", help="run the whole local stack with simulated stations")
-    s.add_argument("--simulate", type=int, default=3, metavar="N", help="simulated stations (default 3)")
-    s.add_argument("--duration", type=float, help="stop by itself after S seconds")
-    s.add_argument("--window", type=int, default=10, help="bridge averaging window, s (default 10 for demos)")
+    s.add_argument("--simulate", type=_number(int, minimum=0), default=3, metavar="N",
+                   help="simulated stations (default 3)")
+    s.add_argument("--duration", type=_number(float, above=0), metavar="S",
+                   help="stop by itself after S seconds")
+    s.add_argument("--window", type=_number(int, minimum=1), default=10, metavar="S",
+                   help="bridge averaging window, s (default 10 for demos)")
     s.add_argument("--state-dir", default=os.environ.get("CIVICAIR_STATE_DIR", ".civicair/stack"),
-                   help="where the broker, database, spools and logs live (default .civicair/stack)")
-    s.add_argument("--api-port", type=int, default=8000)
-    s.add_argument("--mqtt-port", type=int, default=1883)
-    s.add_argument("--influx-port", type=int, default=8086)
+                   help="where the broker, database, spools and logs live (default $CIVICAIR_STATE_DIR "
+                        "or .civicair/stack)")
+    for name, port, what in (("api", 8000, "the API"), ("mqtt", 1883, "Mosquitto"),
+                             ("influx", 8086, "InfluxDB"), ("metrics", 9108, "the ingest's metrics")):
+        s.add_argument(f"--{name}-port", type=_PORT, default=port, metavar="PORT",
+                       help=f"{what} (default {port}; if taken, or 0, a free port, printed)")
     s.set_defaults(func=cmd_stack)
 
     s = sub.add_parser("simulate", help="a simulated sensor on a pseudo-terminal")
     # Every contract sensor, spelled out: building the parser imports nothing of the bridge.
     s.add_argument("--sensor", default="pms5003", choices=(
         "pms5003", "pms5003t", "pms7003", "pmsa003", "pms5003st", "sds011", "sps30"))
-    s.add_argument("--rate", type=float, default=1.0,
+    s.add_argument("--rate", type=_number(float, above=0), default=1.0,
                    help="readings per second: frames streamed, or SPS30 readings ready (default 1)")
     s.add_argument("--link", help="also make this path a symlink to the pty")
     s.add_argument("--seed", help="seed for reproducible values")
-    s.add_argument("--values", help='fixed values as JSON, e.g. \'{"pm25_atm": 12}\'')
-    s.add_argument("--garbage", type=float, default=0.0, help="chance of random bytes before a frame")
-    s.add_argument("--drop", type=float, default=0.0, help="chance of losing one byte of a frame")
-    s.add_argument("--stall", type=float, default=0.0,
+    s.add_argument("--values", type=_json_object, help='fixed values as JSON, e.g. \'{"pm25_atm": 12}\'')
+    s.add_argument("--garbage", type=_CHANCE, default=0.0, help="chance of random bytes before a frame")
+    s.add_argument("--drop", type=_CHANCE, default=0.0, help="chance of losing one byte of a frame")
+    s.add_argument("--stall", type=_CHANCE, default=0.0,
                    help="chance, per frame, of the output pausing for --stall-seconds")
-    s.add_argument("--stall-seconds", type=float, default=3.0, help="length of a stall (default 3)")
-    s.add_argument("--duration", type=float, help="stop after S seconds")
-    s.add_argument("--faults", type=lambda v: int(v, 0), default=0, metavar="BITS",
+    s.add_argument("--stall-seconds", type=_number(float, minimum=0), default=3.0,
+                   help="length of a stall (default 3)")
+    s.add_argument("--duration", type=_number(float, above=0), metavar="S", help="stop after S seconds")
+    s.add_argument("--faults", type=_bits, default=0, metavar="BITS",
                    help="SPS30 only: device status register bits to report while measuring, e.g. "
                         "0x20 (laser failure), 0x10 (fan failure), 0x200000 (fan speed warning)")
     s.set_defaults(func=cmd_simulate)
@@ -495,7 +547,20 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as exc:
+        # A CIVICAIR_* variable the settings refuse: say which and why, without a traceback.
+        # (pydantic is a server dependency: the bridge never imports it.)
+        pydantic = sys.modules.get("pydantic")
+        if pydantic is None or not isinstance(exc, pydantic.ValidationError):
+            raise
+        for error in exc.errors():
+            name = "CIVICAIR_" + "_".join(str(part) for part in error["loc"]).upper()
+            message, got = error["msg"].removeprefix("Value error, "), repr(error.get("input"))
+            print(f"civicair {args.command}: {name}: {message}" + ("" if got in message else f" (got {got})"),
+                  file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
