@@ -248,7 +248,7 @@ def cmd_dashboards_build(args: argparse.Namespace) -> int:
 def cmd_dashboards_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from civicair.influx import Influx, InfluxSettings
+    from civicair.influx import Influx, InfluxError, InfluxSettings, InfluxUnavailable
     from dashboards import JSON_DIR, PROVISIONING_DIR, retention
     from dashboards.check import check, parse_overrides
 
@@ -269,13 +269,27 @@ def cmd_dashboards_check(args: argparse.Namespace) -> int:
             password=os.environ.get("CIVICAIR_INFLUX_PASSWORD") or None,
         ))
         print(f"running every query against {args.influx_url} (database {args.db})")
+        try:  # one line, rather than the same error for each of some 80 queries
+            influx.query("SHOW MEASUREMENTS LIMIT 1")
+        except InfluxUnavailable as exc:
+            influx.close()
+            print(f"civicair dashboards check: {exc}; give --influx-url, or --no-queries for the static "
+                  "checks only", file=sys.stderr)
+            return 1
+        except InfluxError:
+            pass  # refused (a missing database, credentials): every query's line says so below
+    json_dir = Path(args.json_dir or JSON_DIR)
     try:
-        report = check(influx, Path(args.json_dir or JSON_DIR),
-                       Path(args.provisioning_dir or PROVISIONING_DIR), overrides=overrides)
+        report = check(influx, json_dir, Path(args.provisioning_dir or PROVISIONING_DIR), overrides=overrides)
     finally:
         if influx is not None:
             influx.close()
     print("\n".join(report.lines(verbose=args.verbose)))
+    if influx is None:
+        boards = len(list(json_dir.glob("*.json")))
+        verdict = "no problem" if report.ok() else "see FAIL above"
+        print(f"static checks of {boards} dashboards in {json_dir} (datasources, variables, layout, "
+              f"switches): {verdict}; no query was run (--no-queries)")
     return 0 if report.ok(require_rows=args.require_rows) else 1
 
 

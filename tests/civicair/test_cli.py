@@ -53,3 +53,18 @@ def test_help_describes_the_command_in_whole_sentences(capsys):
     out = capsys.readouterr().out
     assert "Each subcommand imports only what it needs, so\n" not in out  # the docstring cut mid-sentence
     assert "COMMAND --help" in out and "docs/api.md" in out
+
+
+def test_dashboards_check_says_once_that_influxdb_is_unreachable(capsys):
+    from civicair.services import free_port
+
+    assert cli.main(["dashboards", "check", "--influx-url", f"http://127.0.0.1:{free_port()}"]) == 1
+    out, err = capsys.readouterr()
+    assert "InfluxDB unreachable" in err and "--no-queries" in err
+    assert "FAIL" not in out  # not the same error for each of some 80 queries
+
+
+def test_dashboards_check_without_queries_says_what_it_checked(capsys):
+    assert cli.main(["dashboards", "check", "--no-queries"]) == 0
+    out = capsys.readouterr().out
+    assert "static checks of 3 dashboards" in out and "no problem" in out and "no query was run" in out
