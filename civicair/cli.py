@@ -405,8 +405,11 @@ def _add_dashboards_parser(sub) -> None:
                         "read; default: the database's default policy")
     s.set_defaults(func=cmd_dashboards_build)
     s = dsub.add_parser("check", help="validate the JSON and run every panel query against InfluxDB")
-    s.add_argument("--influx-url", default=os.environ.get("CIVICAIR_INFLUX_URL", "http://localhost:8086"))
-    s.add_argument("--db", default=os.environ.get("CIVICAIR_INFLUX_DB", "airquality"))
+    s.add_argument("--influx-url", default=os.environ.get("CIVICAIR_INFLUX_URL", "http://localhost:8086"),
+                   help="default $CIVICAIR_INFLUX_URL or http://localhost:8086 (credentials: "
+                        "CIVICAIR_INFLUX_TOKEN, or CIVICAIR_INFLUX_USERNAME and _PASSWORD)")
+    s.add_argument("--db", default=os.environ.get("CIVICAIR_INFLUX_DB", "airquality"),
+                   help="default $CIVICAIR_INFLUX_DB or airquality")
     s.add_argument("--var", action="append", metavar="NAME=VALUE", help="a dashboard variable's value")
     s.add_argument("--rollup-rp", metavar="NAME", default=os.environ.get("CIVICAIR_ROLLUP_RP", ""),
                    help="retention policy of the rollups ($rollup_rp; default $CIVICAIR_ROLLUP_RP or the "
@@ -524,11 +527,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--root", default="/", help="install: under this directory instead of / (packaging, "
                                                  "tests; no user is created and nothing is started)")
     s.add_argument("--config", help="TOML config file (environment variables override it)")
-    s.add_argument("--station")
+    s.add_argument("--station", help="station id (overrides the config's)")
     s.add_argument("--port", help="serial port of channel a (overrides the config's sensors)")
     s.add_argument("--sensor", default="pms5003", help="model on --port")
-    s.add_argument("--mqtt-host")
-    s.add_argument("--mqtt-port", type=int)
+    s.add_argument("--mqtt-host", help="broker host (overrides the config's)")
+    s.add_argument("--mqtt-port", type=_PORT, help="broker port (overrides the config's)")
     s.add_argument("--window", dest="window_s", type=int, help="averaging window, s (default 60)")
     s.add_argument("--warmup", dest="warmup_s", type=float, help="warm-up after power-on, s (default 30)")
     s.add_argument("--spool", dest="spool_path", help="spool database path")
@@ -541,8 +544,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("api", help="the open HTTP API (settings from CIVICAIR_* variables)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; "
+                                                       "0.0.0.0 for every interface)")
+    s.add_argument("--port", type=_PORT, default=8000, help="default 8000")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(func=cmd_api)
     s = sub.add_parser("rollup", help="hourly/daily rollups: run the worker, backfill, init retention")
