@@ -146,7 +146,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     _logging(args.verbose)
     uvicorn.run(create_app(ApiSettings()), host=args.host, port=args.port, log_level="warning",
-                access_log=False)
+                access_log=False, root_path=args.root_path, proxy_headers=True,
+                forwarded_allow_ips=args.forwarded_allow_ips)
     return 0
 
 
@@ -547,6 +548,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; "
                                                        "0.0.0.0 for every interface)")
     s.add_argument("--port", type=_PORT, default=8000, help="default 8000")
+    s.add_argument("--root-path", default="", metavar="PREFIX",
+                   help="behind a reverse proxy that serves the API under a path prefix (e.g. /air): "
+                        "the links the API writes (SensorThings @iot.selfLink, @iot.nextLink) carry it")
+    s.add_argument("--forwarded-allow-ips", metavar="ADDRESSES",
+                   help="reverse proxies whose X-Forwarded-Proto and X-Forwarded-For are trusted, so links "
+                        "say https (comma-separated, '*' for any; default $FORWARDED_ALLOW_IPS or 127.0.0.1)")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(func=cmd_api)
     s = sub.add_parser("rollup", help="hourly/daily rollups: run the worker, backfill, init retention")

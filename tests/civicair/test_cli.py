@@ -68,3 +68,38 @@ def test_dashboards_check_without_queries_says_what_it_checked(capsys):
     assert cli.main(["dashboards", "check", "--no-queries"]) == 0
     out = capsys.readouterr().out
     assert "static checks of 3 dashboards" in out and "no problem" in out and "no query was run" in out
+
+
+def test_api_behind_a_reverse_proxy_writes_public_links(influxdb):
+    """docs/sensorthings.md: behind a proxy serving https://<host>/air/, `civicair api --root-path /air
+    --forwarded-allow-ips …` makes @iot.selfLink and the service root's urls point there."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from civicair.services import free_port
+
+    port = free_port()
+    env = {**os.environ, "CIVICAIR_INFLUX_URL": influxdb.url, "CIVICAIR_INFLUX_DB": "airquality"}
+    proc = subprocess.Popen([sys.executable, "-m", "civicair", "api", "--port", str(port), "--root-path", "/air",
+                             "--forwarded-allow-ips", "*"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/sta/v1.1", timeout=5,
+                              headers={"Host": "air.example.org", "X-Forwarded-Proto": "https"})
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read()
+                time.sleep(0.2)
+        assert r.status_code == 200, r.text
+        urls = {e["name"]: e["url"] for e in r.json()["value"]}
+        assert urls["Things"] == "https://air.example.org/air/sta/v1.1/Things"
+    finally:
+        proc.terminate()
+        proc.wait(10)
