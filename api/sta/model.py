@@ -10,6 +10,7 @@ Pure except :func:`load`; touches no InfluxQL text (builders live in civicair/in
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,10 +20,12 @@ from api.settings import ApiSettings
 from api.sta import ids
 from api.stationmeta import StationMeta
 from civicair import influxql
-from civicair.influx import AsyncInflux, series
+from civicair.influx import AsyncInflux, InfluxRejected, series
 from civicair.schema import contract, sensors
 from civicair.schema.storage import published_position
 from civicair.schema.timefmt import format_time
+
+log = logging.getLogger("civicair.api.sta")
 
 #: Entity set -> entity type.
 SETS = {
@@ -344,6 +347,16 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
 
 
 async def load(influx: AsyncInflux, settings: ApiSettings) -> Catalogue:
-    results = await influx.query(statements(settings.rollup_rp or None))
+    try:
+        results = await influx.query(statements(settings.rollup_rp or None))
+    except InfluxRejected as exc:
+        if not settings.rollup_rp:
+            raise
+        # The named rollups' policy does not exist yet (`civicair rollup init` creates it):
+        # no Thing id is stored, so every station gets the ids the worker will give it.
+        log.warning("Thing id table unreadable in retention policy %r, numbering stations "
+                    "as the rollup worker will: %s", settings.rollup_rp, exc)
+        results = await influx.query(statements())
+        results[6] = {}
     stations = parse(results)
     return build(stations, settings, thing_ids=thing_ids(results[6], results[7], stations))

@@ -87,3 +87,19 @@ def test_things_1_and_2_answer_and_keep_their_ids_through_restarts_and_the_worke
     with make_client(influxdb) as client:
         assert client.get("/sta/v1.1/Things(3)/name/$value").text == "Kaohsiung"
         assert client.get("/sta/v1.1/Datastreams(33)/Thing").json()["@iot.id"] == 3
+
+
+def test_a_named_rollup_policy_not_created_yet_still_serves_things(influxdb, influx, caplog):
+    """`CIVICAIR_ROLLUP_RP` names a policy `civicair rollup init` has not created: the Thing id
+    table cannot be read, so the stations are numbered as the worker will number them."""
+    from tests.api.sta.conftest import seed
+
+    seed(influx)
+    with caplog.at_level(logging.WARNING, logger="civicair.api.sta"), \
+            make_client(influxdb, rollup_rp="not_created_yet") as client:
+        r = client.get("/sta/v1.1/Things")
+        assert r.status_code == 200, r.text
+        got = {t["properties"]["station"]: t["@iot.id"] for t in r.json()["value"]}
+        assert got == {"lab-1": 1, "lab-2": 2, "lab-3": 3}
+        assert client.get("/sta/v1.1/Things(2)/Datastreams").json()["value"]
+    assert "not_created_yet" in caplog.text
