@@ -199,6 +199,9 @@ def cmd_archive_build(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     print(f"archive {settings.archive_dir}/v1: {report.summary()}")
+    if not (report.built or report.unchanged or report.empty or days or start):
+        print("nothing to do: no complete UTC day is new or changed; today's partial day is built with "
+              "--day YYYY-MM-DD (docs/archive.md)")
     return 0
 
 
