@@ -419,7 +419,9 @@ def stations_table(influx: Influx) -> pa.Table:
         exact = meta.get("exact_location") is True
         lat, lon = published_position(_number(meta.get("lat")), _number(meta.get("lon")), exact)
         row = {**{k: meta.get(k) for k in columns}, "station": station, "lat": lat, "lon": lon,
-               "exact_location": exact if meta else None}
+               "exact_location": exact if meta else None,
+               # A bridge always on says duty_period 0: no duty period, as the API's null.
+               "duty_period": meta.get("duty_period") or None}
         for k, values in columns.items():
             values.append(row[k] if row[k] != "" else None)
     return pa.Table.from_pydict(columns, schema=schema.STATION_ARROW_SCHEMA)

@@ -137,7 +137,8 @@ STATION_COLUMNS: tuple[Column, ...] = (
     Column("software", "string", None, "bridge software version"),
     Column("licence", "string", None, "data licence of this station (SPDX id) when it differs from the "
                                       "package's"),
-    Column("duty_period", "integer", "s", "a duty-cycled station measures one window per period",
+    Column("duty_period", "integer", "s", "a duty-cycled station measures one window per period "
+                                          "(empty: always on)",
            (("minimum", 1),)),
 )
 STATION_ARROW_SCHEMA = pa.schema([pa.field(c.name, _ARROW[c.kind]) for c in STATION_COLUMNS])

@@ -22,12 +22,54 @@ def _logging(verbose: bool = False) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+# -- argument types: a clear message instead of "invalid <lambda> value" or a traceback --
+def _number(cast, *, minimum: float | None = None, above: float | None = None, maximum: float | None = None):
+    def check(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {'an integer' if cast is int else 'a number'}: {text!r}") \
+                from None
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text}")
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"must be more than {above:g}, got {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:g}, got {text}")
+        return value
+    return check
+
+
+def _bits(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer (e.g. 0x20 or 32): {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"pm25_atm\": 12}}', "
+                                         f"got {text!r}")
+    return value
+
+
+_PORT = _number(int, minimum=0, maximum=65535)
+_CHANCE = _number(float, minimum=0, maximum=1)
+
+
 # -- simulate -------------------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
     from firmware_bridge.simulator import PtySimulator, Sps30Behaviour
 
-    values = json.loads(args.values) if args.values else None
-    sim = PtySimulator(args.sensor, rate_hz=args.rate, values=values, seed=args.seed,
+    sim = PtySimulator(args.sensor, rate_hz=args.rate, values=args.values, seed=args.seed,
                        link=args.link, garbage=args.garbage, drop=args.drop, stall=args.stall,
                        stall_seconds=args.stall_seconds)
     if args.faults:
@@ -105,7 +147,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     _logging(args.verbose)
     uvicorn.run(create_app(ApiSettings()), host=args.host, port=args.port, log_level="warning",
-                access_log=False)
+                access_log=False, root_path=args.root_path, proxy_headers=True,
+                forwarded_allow_ips=args.forwarded_allow_ips)
     return 0
 
 
@@ -131,6 +174,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return Stack(
         stations=args.simulate, state_dir=args.state_dir, window_s=args.window,
         api_port=args.api_port, mqtt_port=args.mqtt_port, influx_port=args.influx_port,
+        metrics_port=args.metrics_port,
     ).run(duration=args.duration)
 
 
@@ -159,6 +203,9 @@ def cmd_archive_build(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     print(f"archive {settings.archive_dir}/v1: {report.summary()}")
+    if not (report.built or report.unchanged or report.empty or days or start):
+        print("nothing to do: no complete UTC day is new or changed; today's partial day is built with "
+              "--day YYYY-MM-DD (docs/archive.md)")
     return 0
 
 
@@ -209,7 +256,7 @@ def cmd_dashboards_build(args: argparse.Namespace) -> int:
 def cmd_dashboards_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from civicair.influx import Influx, InfluxSettings
+    from civicair.influx import Influx, InfluxError, InfluxSettings, InfluxUnavailable
     from dashboards import JSON_DIR, PROVISIONING_DIR, retention
     from dashboards.check import check, parse_overrides
 
@@ -230,13 +277,27 @@ def cmd_dashboards_check(args: argparse.Namespace) -> int:
             password=os.environ.get("CIVICAIR_INFLUX_PASSWORD") or None,
         ))
         print(f"running every query against {args.influx_url} (database {args.db})")
+        try:  # one line, rather than the same error for each of some 80 queries
+            influx.query("SHOW MEASUREMENTS LIMIT 1")
+        except InfluxUnavailable as exc:
+            influx.close()
+            print(f"civicair dashboards check: {exc}; give --influx-url, or --no-queries for the static "
+                  "checks only", file=sys.stderr)
+            return 1
+        except InfluxError:
+            pass  # refused (a missing database, credentials): every query's line says so below
+    json_dir = Path(args.json_dir or JSON_DIR)
     try:
-        report = check(influx, Path(args.json_dir or JSON_DIR),
-                       Path(args.provisioning_dir or PROVISIONING_DIR), overrides=overrides)
+        report = check(influx, json_dir, Path(args.provisioning_dir or PROVISIONING_DIR), overrides=overrides)
     finally:
         if influx is not None:
             influx.close()
     print("\n".join(report.lines(verbose=args.verbose)))
+    if influx is None:
+        boards = len(list(json_dir.glob("*.json")))
+        verdict = "no problem" if report.ok() else "see FAIL above"
+        print(f"static checks of {boards} dashboards in {json_dir} (datasources, variables, layout, "
+              f"switches): {verdict}; no query was run (--no-queries)")
     return 0 if report.ok(require_rows=args.require_rows) else 1
 
 
@@ -352,8 +413,11 @@ def _add_dashboards_parser(sub) -> None:
                         "read; default: the database's default policy")
     s.set_defaults(func=cmd_dashboards_build)
     s = dsub.add_parser("check", help="validate the JSON and run every panel query against InfluxDB")
-    s.add_argument("--influx-url", default=os.environ.get("CIVICAIR_INFLUX_URL", "http://localhost:8086"))
-    s.add_argument("--db", default=os.environ.get("CIVICAIR_INFLUX_DB", "airquality"))
+    s.add_argument("--influx-url", default=os.environ.get("CIVICAIR_INFLUX_URL", "http://localhost:8086"),
+                   help="default $CIVICAIR_INFLUX_URL or http://localhost:8086 (credentials: "
+                        "CIVICAIR_INFLUX_TOKEN, or CIVICAIR_INFLUX_USERNAME and _PASSWORD)")
+    s.add_argument("--db", default=os.environ.get("CIVICAIR_INFLUX_DB", "airquality"),
+                   help="default $CIVICAIR_INFLUX_DB or airquality")
     s.add_argument("--var", action="append", metavar="NAME=VALUE", help="a dashboard variable's value")
     s.add_argument("--rollup-rp", metavar="NAME", default=os.environ.get("CIVICAIR_ROLLUP_RP", ""),
                    help="retention policy of the rollups ($rollup_rp; default $CIVICAIR_ROLLUP_RP or the "
@@ -414,36 +478,45 @@ def _add_station_parser(sub) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="civicair", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="civicair", description="Citizen air-quality monitoring: sensor bridge, ingest, open API, "
+        "dashboards, rollups and the open-data archive. `civicair COMMAND --help` for each command.",
+        epilog="Guides: README.md and docs/ (the API: docs/api.md; settings: CIVICAIR_* variables).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("stack", help="run the whole local stack with simulated stations")
-    s.add_argument("--simulate", type=int, default=3, metavar="N", help="simulated stations (default 3)")
-    s.add_argument("--duration", type=float, help="stop by itself after S seconds")
-    s.add_argument("--window", type=int, default=10, help="bridge averaging window, s (default 10 for demos)")
+    s.add_argument("--simulate", type=_number(int, minimum=0), default=3, metavar="N",
+                   help="simulated stations (default 3)")
+    s.add_argument("--duration", type=_number(float, above=0), metavar="S",
+                   help="stop by itself after S seconds")
+    s.add_argument("--window", type=_number(int, minimum=1), default=10, metavar="S",
+                   help="bridge averaging window, s (default 10 for demos)")
     s.add_argument("--state-dir", default=os.environ.get("CIVICAIR_STATE_DIR", ".civicair/stack"),
-                   help="where the broker, database, spools and logs live (default .civicair/stack)")
-    s.add_argument("--api-port", type=int, default=8000)
-    s.add_argument("--mqtt-port", type=int, default=1883)
-    s.add_argument("--influx-port", type=int, default=8086)
+                   help="where the broker, database, spools and logs live (default $CIVICAIR_STATE_DIR "
+                        "or .civicair/stack)")
+    for name, port, what in (("api", 8000, "the API"), ("mqtt", 1883, "Mosquitto"),
+                             ("influx", 8086, "InfluxDB"), ("metrics", 9108, "the ingest's metrics")):
+        s.add_argument(f"--{name}-port", type=_PORT, default=port, metavar="PORT",
+                       help=f"{what} (default {port}; if taken, or 0, a free port, printed)")
     s.set_defaults(func=cmd_stack)
 
     s = sub.add_parser("simulate", help="a simulated sensor on a pseudo-terminal")
     # Every contract sensor, spelled out: building the parser imports nothing of the bridge.
     s.add_argument("--sensor", default="pms5003", choices=(
         "pms5003", "pms5003t", "pms7003", "pmsa003", "pms5003st", "sds011", "sps30"))
-    s.add_argument("--rate", type=float, default=1.0,
+    s.add_argument("--rate", type=_number(float, above=0), default=1.0,
                    help="readings per second: frames streamed, or SPS30 readings ready (default 1)")
     s.add_argument("--link", help="also make this path a symlink to the pty")
     s.add_argument("--seed", help="seed for reproducible values")
-    s.add_argument("--values", help='fixed values as JSON, e.g. \'{"pm25_atm": 12}\'')
-    s.add_argument("--garbage", type=float, default=0.0, help="chance of random bytes before a frame")
-    s.add_argument("--drop", type=float, default=0.0, help="chance of losing one byte of a frame")
-    s.add_argument("--stall", type=float, default=0.0,
+    s.add_argument("--values", type=_json_object, help='fixed values as JSON, e.g. \'{"pm25_atm": 12}\'')
+    s.add_argument("--garbage", type=_CHANCE, default=0.0, help="chance of random bytes before a frame")
+    s.add_argument("--drop", type=_CHANCE, default=0.0, help="chance of losing one byte of a frame")
+    s.add_argument("--stall", type=_CHANCE, default=0.0,
                    help="chance, per frame, of the output pausing for --stall-seconds")
-    s.add_argument("--stall-seconds", type=float, default=3.0, help="length of a stall (default 3)")
-    s.add_argument("--duration", type=float, help="stop after S seconds")
-    s.add_argument("--faults", type=lambda v: int(v, 0), default=0, metavar="BITS",
+    s.add_argument("--stall-seconds", type=_number(float, minimum=0), default=3.0,
+                   help="length of a stall (default 3)")
+    s.add_argument("--duration", type=_number(float, above=0), metavar="S", help="stop after S seconds")
+    s.add_argument("--faults", type=_bits, default=0, metavar="BITS",
                    help="SPS30 only: device status register bits to report while measuring, e.g. "
                         "0x20 (laser failure), 0x10 (fan failure), 0x200000 (fan speed warning)")
     s.set_defaults(func=cmd_simulate)
@@ -462,11 +535,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--root", default="/", help="install: under this directory instead of / (packaging, "
                                                  "tests; no user is created and nothing is started)")
     s.add_argument("--config", help="TOML config file (environment variables override it)")
-    s.add_argument("--station")
+    s.add_argument("--station", help="station id (overrides the config's)")
     s.add_argument("--port", help="serial port of channel a (overrides the config's sensors)")
     s.add_argument("--sensor", default="pms5003", help="model on --port")
-    s.add_argument("--mqtt-host")
-    s.add_argument("--mqtt-port", type=int)
+    s.add_argument("--mqtt-host", help="broker host (overrides the config's)")
+    s.add_argument("--mqtt-port", type=_PORT, help="broker port (overrides the config's)")
     s.add_argument("--window", dest="window_s", type=int, help="averaging window, s (default 60)")
     s.add_argument("--warmup", dest="warmup_s", type=float, help="warm-up after power-on, s (default 30)")
     s.add_argument("--spool", dest="spool_path", help="spool database path")
@@ -479,8 +552,15 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("api", help="the open HTTP API (settings from CIVICAIR_* variables)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; "
+                                                       "0.0.0.0 for every interface)")
+    s.add_argument("--port", type=_PORT, default=8000, help="default 8000")
+    s.add_argument("--root-path", default="", metavar="PREFIX",
+                   help="behind a reverse proxy that serves the API under a path prefix (e.g. /air): "
+                        "the links the API writes (SensorThings @iot.selfLink, @iot.nextLink) carry it")
+    s.add_argument("--forwarded-allow-ips", metavar="ADDRESSES",
+                   help="reverse proxies whose X-Forwarded-Proto and X-Forwarded-For are trusted, so links "
+                        "say https (comma-separated, '*' for any; default $FORWARDED_ALLOW_IPS or 127.0.0.1)")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(func=cmd_api)
     s = sub.add_parser("rollup", help="hourly/daily rollups: run the worker, backfill, init retention")
@@ -502,15 +582,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except Exception as exc:
-        # Settings from CIVICAIR_* variables that do not validate: say which, no traceback.
-        # (pydantic is imported only by the commands that read such settings.)
+        # A CIVICAIR_* variable the settings refuse: say which and why, without a traceback.
+        # (pydantic is a server dependency: the bridge never imports it.)
         pydantic = sys.modules.get("pydantic")
         if pydantic is None or not isinstance(exc, pydantic.ValidationError) \
                 or not exc.title.endswith("Settings"):
             raise
         for error in exc.errors():
             name = "CIVICAIR_" + "_".join(str(part) for part in error["loc"]).upper()
-            print(f"civicair: {name}: {error['msg']}", file=sys.stderr)
+            message, got = error["msg"].removeprefix("Value error, "), repr(error.get("input"))
+            print(f"civicair {args.command}: {name}: {message}" + ("" if got in message else f" (got {got})"),
+                  file=sys.stderr)
         return 2
 
 

@@ -49,6 +49,9 @@ ARCHIVE_EVERY_S = 300.0
 
 
 def _port_or_free(port: int) -> int:
+    """``port`` if it is free on 127.0.0.1, else (and for 0) a free one."""
+    if port == 0:
+        return free_port()
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
         try:
@@ -68,12 +71,12 @@ class _Child:
 class Stack:
     def __init__(self, stations: int = 3, state_dir: str | Path = ".civicair/stack",
                  window_s: int = 10, api_port: int = 8000, mqtt_port: int = 1883,
-                 influx_port: int = 8086, out=None) -> None:
+                 influx_port: int = 8086, metrics_port: int = 9108, out=None) -> None:
         self.stations = [f"sim-{i + 1}" for i in range(stations)]
         self.state = Path(state_dir).resolve()
         self.logs = self.state / "logs"
         self.window_s = window_s
-        self.ports = {"api": api_port, "mqtt": mqtt_port, "influx": influx_port}
+        self.ports = {"api": api_port, "mqtt": mqtt_port, "influx": influx_port, "metrics": metrics_port}
         self.out = out or sys.stdout
         self.children: list[_Child] = []
         self.broker: Mosquitto | None = None
@@ -123,9 +126,13 @@ class Stack:
             db.create_database()
 
         env = self._server_env()
-        self._spawn("ingest", ["ingest"], env)
-        self.say("ingest started")
-        # Hourly/daily rollups (docs/rollups.md); metrics on a free port (several stacks may run).
+        # The ingest's /metrics and /health: on 9108 as documented, or a free port printed
+        # here (another stack or ingest may hold 9108; the user would read its numbers).
+        metrics_port = _port_or_free(self.ports["metrics"])
+        self._spawn("ingest", ["ingest"], env | {"CIVICAIR_METRICS_HOST": "127.0.0.1",
+                                                 "CIVICAIR_METRICS_PORT": str(metrics_port)})
+        self.say(f"ingest started; metrics: http://127.0.0.1:{metrics_port}/metrics (and /health)")
+        # Hourly/daily rollups (docs/rollups.md); metrics on 9109 or a free port (several stacks may run).
         rollup_port = _port_or_free(9109)
         self._spawn("rollup", ["rollup", "run"], env | {"CIVICAIR_ROLLUP_METRICS_PORT": str(rollup_port),
                                                        "CIVICAIR_ROLLUP_METRICS_HOST": "127.0.0.1",

@@ -264,6 +264,9 @@ def _climate(index: int, raw: Any) -> ClimateConfig:
 def validate(cfg: BridgeConfig) -> BridgeConfig:
     from firmware_bridge.sensors import FAMILIES
 
+    if not cfg.station:
+        raise ConfigError("no station id: give --config FILE (the bridge.toml from `civicair station add`), "
+                          "or --station ID and --port PORT, or CIVICAIR_STATION")
     if not contract.is_station_id(cfg.station):
         raise ConfigError(
             f"station id {cfg.station!r} must match {contract.STATION_ID_PATTERN} "

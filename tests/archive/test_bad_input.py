@@ -108,3 +108,13 @@ def test_temporary_files_of_a_killed_build_are_removed_by_the_next(influxdb, inf
     build(settings_for(influxdb, archive_dir), days=[DAY1], today=TODAY)
     assert not stale.exists()
     assert sorted(p.name for p in folder.iterdir()) == ["2025-01-01.parquet"]
+
+
+def test_a_build_with_nothing_to_do_says_how_to_build_today(influxdb, influx, archive_dir):
+    """A new user's database holds only today's readings: the default build writes nothing and says why."""
+    now = int(datetime.now(UTC).timestamp()) // 60 * 60
+    write(influx, [pm_line("new-1", now, pm25=1.0, pm25_atm=1.0, pm25_method="none")])
+    done = _cli(influxdb, archive_dir)
+    assert done.returncode == 0, done.stderr
+    assert "0 day(s) written" in done.stdout and "--day YYYY-MM-DD" in done.stdout, done.stdout
+    assert not list(archive_dir.rglob("*.parquet"))

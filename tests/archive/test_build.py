@@ -201,3 +201,22 @@ def test_cli_builds_through_the_command_line_as_a_user_runs_it(influxdb, influx,
     assert (tmp_path / "archive/v1/readings/year=2025/month=01/2025-01-01.parquet").is_file()
     today = datetime.now(UTC).date().isoformat()
     assert not list((tmp_path / "archive").rglob(f"{today}.*"))  # the default builds complete days only
+
+
+def test_stations_of_always_on_bridges_validate(influxdb, influx, archive_dir):
+    """A bridge's meta says ``duty_period: 0`` when always on (firmware_bridge/config.py): that is no
+    duty period, an empty cell, so ``frictionless validate`` passes on a real network's archive."""
+    from civicair.schema.storage import meta_to_line
+    from tests.api.conftest import pm_line, write
+
+    bridge_meta = {"name": "Lab 1", "lat": 52.0907, "lon": 5.1214, "sensors": {"a": "pms5003"}, "window": 60,
+                   "software": "civicair 0.1.0"}
+    write(influx, [meta_to_line("lab-1", bridge_meta | {"duty_period": 0}, T0).decode().strip(),
+                   meta_to_line("duty-2", bridge_meta | {"duty_period": 300}, T0).decode().strip()]
+          + [pm_line(s, T0 + 60, pm25=5.0, pm25_atm=6.0, pm25_method="none") for s in ("lab-1", "duty-2")])
+    build(settings_for(influxdb, archive_dir), today=TODAY)
+    base = archive_dir / "v1"
+    stations = pd.read_csv(base / "stations.csv").set_index("station")
+    assert pd.isna(stations.loc["lab-1", "duty_period"]) and stations.loc["duty-2", "duty_period"] == 300
+    done = _frictionless(base / "datapackage.json")
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -123,3 +123,46 @@ def test_ctrl_c_stops_every_process_the_stack_started(tmp_path):
     assert "nothing left running" in output
     time.sleep(0.5)
     assert _processes_mentioning(str(state)) == []
+
+
+@pytest.mark.slow  # ~10 s: starts the whole stack
+def test_port_0_and_a_taken_metrics_port_get_free_ports_that_are_printed(tmp_path):
+    """``--api-port 0`` means "any free port" (it used to wait 30 s for port 0, then fail), and a
+    taken 9108 (another stack's ingest) moves the ingest's /metrics to a free port the stack prints,
+    instead of turning it off while the user reads the other process's numbers."""
+    import signal
+    import socket
+
+    state = tmp_path / "stack"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", free_port()))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "civicair", "stack", "--simulate", "1", "--state-dir", str(state),
+             "--api-port", "0", "--mqtt-port", "0", "--influx-port", "0", "--metrics-port", str(busy)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        watchdog = threading.Timer(120, proc.send_signal, (signal.SIGINT,))
+        watchdog.start()
+        lines, metrics, health, api = [], None, None, None
+        try:
+            for line in proc.stdout:
+                lines.append(line)
+                if m := re.search(r"metrics: (http://127\.0\.0\.1:(\d+))/metrics", line):
+                    metrics = m.group(1)
+                    assert int(m.group(2)) != busy, line
+                if m := re.search(r"API up: (http://\S+?)/v1/stations", line):
+                    api = httpx.get(f"{m.group(1)}/v1/health", timeout=5).status_code
+                    health = httpx.get(f"{metrics}/health", timeout=5).status_code
+                    proc.send_signal(signal.SIGINT)
+                    break
+            lines += proc.stdout.readlines()
+        finally:
+            watchdog.cancel()
+    output = "".join(lines)
+    assert proc.wait(30) == 0, output
+    assert (api, health) == (200, 200), output
+    assert "metrics server not started" not in (state / "logs" / "ingest.log").read_text()
+    time.sleep(0.5)
+    assert _processes_mentioning(str(state)) == []

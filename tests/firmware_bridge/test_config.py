@@ -35,6 +35,7 @@ def test_file_then_environment_then_flags(tmp_path):
     "text, message",
     [
         ('station = "Lab 1"\n[[sensor]]\nport = "/dev/x"', "must match"),
+        ('[[sensor]]\nport = "/dev/x"', "no station id: give --config FILE"),
         ('station = "lab-1"', "no \\[\\[sensor\\]\\]"),
         ('station = "lab-1"\n[[sensor]]\nport = "/dev/x"\nmodel = "dylos"', "unsupported"),
         ('station = "lab-1"\n[[sensor]]\nport = "/dev/x"\nbaud = 1', "config"),
