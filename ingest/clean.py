@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from civicair.schema.sensors import STATUS_FAULT_BITS
+from civicair.schema.sensors import RH_RANGE_PCT, STATUS_FAULT_BITS, TEMP_RANGE_C
 from ingest import corrections
 from ingest.columns import Amendments, Batch
 from ingest.grouping import factorize, lookup
@@ -36,7 +36,8 @@ from ingest.kernels import (
 from ingest.quality import QualitySettings
 from ingest.series import SeriesHistory
 
-#: Mass-concentration columns checked against the sensor's range.
+#: Mass-concentration columns checked against the sensor's range (``rh`` and ``temp`` are
+#: checked against the companions' ranges, ``RH_RANGE_PCT`` and ``TEMP_RANGE_C``).
 MASS_COLUMNS = ("pm1_cf1", "pm25_cf1", "pm10_cf1", "pm1_atm", "pm25_atm", "pm4_atm", "pm10_atm")
 #: Decimals of the stored corrected ``pm25`` (0.01 µg/m³; see docs/quality.md).
 PM25_DECIMALS = 2
@@ -100,13 +101,22 @@ class Cleaner:
         impossible = out_of_range(cf1, upper) | out_of_range(atm, upper)
         if impossible.any():
             cf1, atm = np.where(impossible, np.nan, cf1), np.where(impossible, np.nan, atm)
-        pm25, method = corrections.correct_codes(batch, family, cf1, atm)
+        # Likewise an RH or temperature no companion can report (RH outside 0–100 %, a
+        # temperature outside −40–125 °C, or ±1e308): stored as sent and flagged, so that
+        # the clean aggregates leave it out; an RH there is neither used by the corrections
+        # nor judged humid. No correction or flag uses the temperature.
+        rh = batch.values.get("rh", missing)
+        rh_outside = out_of_range(rh, upper=RH_RANGE_PCT[1], lower=RH_RANGE_PCT[0])
+        if rh_outside.any():
+            rh = np.where(rh_outside, np.nan, rh)
+        temp = batch.values.get("temp", missing)
+        outside = rh_outside | out_of_range(temp, upper=TEMP_RANGE_C[1], lower=TEMP_RANGE_C[0])
+        pm25, method = corrections.correct_codes(batch, family, cf1, atm, rh)
 
         judged = np.where(np.isnan(cf1), atm, cf1)
         history = self.history.assess(series, batch.station, batch.sensor, batch.channel,
                                       batch.ints["ts"], judged, s)
 
-        outside = np.zeros(size, dtype=bool)
         for name in MASS_COLUMNS:
             if name in batch.values:
                 outside |= out_of_range(batch.values[name], upper)
@@ -125,7 +135,7 @@ class Cleaner:
             out_of_range=outside,
             flat_line=history.flat_line,
             spike=history.spike,
-            high_humidity=high_humidity(batch.values.get("rh", missing), s.high_humidity_rh),
+            high_humidity=high_humidity(rh, s.high_humidity_rh),
             clock_unsynced=clock_unsynced(batch.synced),
             future_timestamp=future_timestamp(batch.ints["ts"], now, s.future_tolerance_s),
             ab_disagreement=history.ab_disagreement,

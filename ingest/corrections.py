@@ -13,8 +13,10 @@ method                        readings
 ``none``                      no PM2.5 value at all (``pm25`` is NaN)
 ============================  ==========================================================
 
-RH counts as available when it is a number in [0, 100] %: a humidity sensor that
-reports anything else is broken, and a correction fed a broken RH is worse than none.
+RH counts as available when it is a number in [0, 100] % (``RH_RANGE_PCT`` of the schema;
+the cleaner flags anything else OUT_OF_RANGE): a humidity sensor that reports anything
+else is broken, and a correction fed a broken RH is worse than none. No correction uses
+the temperature.
 Corrected values are never below 0. Formulas are applied per reading (per channel);
 US EPA applies them to the mean of PurpleAir's two channels, which the A/B flag in
 :mod:`ingest.kernels` checks instead. Must not import anything beyond numpy, the
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from civicair.schema.sensors import PLANTOWER_MODELS
+from civicair.schema.sensors import PLANTOWER_MODELS, RH_RANGE_PCT
 from ingest.columns import Batch
 from ingest.grouping import Groups, lookup
 
@@ -219,7 +221,8 @@ def nilson_2022(pm25: np.ndarray, rh: np.ndarray, growth: float = NILSON_GROWTH)
 
 
 def correct_codes(batch: Batch, family: np.ndarray | None = None, pm25_cf1: np.ndarray | None = None,
-                  pm25_atm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  pm25_atm: np.ndarray | None = None, rh: np.ndarray | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """``(pm25, method code)`` per reading; codes index :data:`METHOD_NAMES`.
 
     Parameters
@@ -232,6 +235,9 @@ def correct_codes(batch: Batch, family: np.ndarray | None = None, pm25_cf1: np.n
     pm25_cf1, pm25_atm : array of float, optional
         The PM2.5 inputs to use instead of the batch's (the cleaner passes them with
         values outside the sensor's range taken out, as NaN).
+    rh : array of float, optional
+        The RH to use instead of the batch's; an RH outside :data:`RH_RANGE_PCT` is
+        ignored either way.
 
     Returns
     -------
@@ -243,10 +249,10 @@ def correct_codes(batch: Batch, family: np.ndarray | None = None, pm25_cf1: np.n
     missing = np.full(size, np.nan)
     cf1 = batch.values.get("pm25_cf1", missing) if pm25_cf1 is None else pm25_cf1
     atm = batch.values.get("pm25_atm", missing) if pm25_atm is None else pm25_atm
-    rh = batch.values.get("rh", missing)
+    rh = batch.values.get("rh", missing) if rh is None else rh
     family = sensor_family(batch.sensor) if family is None else family
 
-    rh_known = (rh >= 0.0) & (rh <= 100.0)
+    rh_known = (rh >= RH_RANGE_PCT[0]) & (rh <= RH_RANGE_PCT[1])
     plantower = family == PLANTOWER
     epa = plantower & rh_known & ~np.isnan(cf1)
     kohler = rh_known & ~epa & ~np.isnan(atm) & (plantower | (family == SDS011))

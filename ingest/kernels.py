@@ -27,18 +27,22 @@ _BLOCK_ROWS = 1 << 16
 MAD_TO_SIGMA = 1.4826
 
 
-def out_of_range(values: np.ndarray, upper: np.ndarray | float) -> np.ndarray:
-    """Mass concentrations below 0 or above the sensor's maximum.
+def out_of_range(values: np.ndarray, upper: np.ndarray | float,
+                 lower: np.ndarray | float = 0.0) -> np.ndarray:
+    """Values below ``lower`` or above ``upper``: what the sensor cannot output.
 
     Parameters
     ----------
     values : array of float
-        Mass concentration [µg/m³]; NaN (missing) is never out of range.
+        A measured value [its unit: µg/m³ for mass concentrations, % for RH, °C for
+        temperature]; NaN (missing) is never out of range.
     upper : array of float or float
-        Upper end of the sensor's output range [µg/m³], broadcast against ``values``.
+        Upper end of the sensor's output range [same unit], broadcast against ``values``.
+    lower : array of float or float
+        Lower end [same unit]; 0 (a mass concentration, a humidity) unless given.
     """
     values = np.asarray(values, dtype=np.float64)
-    return (values < 0.0) | (values > upper)
+    return (values < lower) | (values > upper)
 
 
 def flat_line(values: np.ndarray, series: np.ndarray, windows: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 class Flag(enum.IntFlag):
     """Bits of the ``qc`` field. Values are part of the stored data: never renumber."""
 
-    OUT_OF_RANGE = 1 << 0  #: a mass concentration is negative or above the sensor's range
+    OUT_OF_RANGE = 1 << 0  #: a mass concentration, RH or temperature outside what its sensor can report
     FLAT_LINE = 1 << 1  #: PM2.5 unchanged for N consecutive windows of the series
     SPIKE = 1 << 2  #: PM2.5 is a Hampel outlier against the series' preceding windows
     HIGH_HUMIDITY = 1 << 3  #: RH above the threshold: hygroscopic growth inflates PM
@@ -35,7 +35,10 @@ class FlagText:
 
 #: How each bit is named to the public (dashboards, API documentation, data package).
 TEXT: dict[Flag, FlagText] = {
-    Flag.OUT_OF_RANGE: FlagText("out of range", "a value below zero or above what the sensor can measure"),
+    Flag.OUT_OF_RANGE: FlagText("out of range",
+                                "a value the sensor cannot measure: a concentration below zero or above "
+                                "its maximum, a humidity outside 0–100 % or a temperature outside "
+                                "−40–125 °C"),
     Flag.FLAT_LINE: FlagText("stuck value", "PM2.5 unchanged for many windows in a row: a stuck sensor"),
     Flag.SPIKE: FlagText("spike", "a sudden jump far outside the station's recent values"),
     Flag.HIGH_HUMIDITY: FlagText("high humidity",

@@ -32,6 +32,19 @@ RANGE_MAX_UG_M3: Mapping[str, float] = MappingProxyType(
     {**{m: 1000.0 for m in PLANTOWER_MODELS}, "sds011": 999.9, "sps30": 1000.0}
 )
 
+#: Range of relative humidity [%] a stored ``rh`` can hold: 0–100 is the whole physical
+#: scale, and every companion the bridge reads states it as its specified range (Sensirion
+#: "Datasheet SHT3x-DIS" v7 and "Datasheet SHT4x" v6: 0–100 %RH; Bosch "BME280 data sheet"
+#: table 1; TE "HTU21D(F)" and Silicon Labs "Si7021-A20": 0–100 %RH). Outside it (a broken
+#: sensor, or a hostile ``-1e308``) the reading is flagged OUT_OF_RANGE and its RH is not used.
+RH_RANGE_PCT: tuple[float, float] = (0.0, 100.0)
+#: Range of temperature [°C] a stored ``temp`` can hold: the widest operating range of the
+#: companions we read, Sensirion "Datasheet SHT3x-DIS" v7 and "Datasheet SHT4x" v6 (also TE
+#: "HTU21D(F)" and Silicon Labs "Si7021-A20"): −40 to 125 °C. Narrower parts (Bosch BME280:
+#: −40 to 85 °C; Aosong DHT22/AM2302: −40 to 80 °C) lie inside it. Outside it the reading
+#: is flagged OUT_OF_RANGE.
+TEMP_RANGE_C: tuple[float, float] = (-40.0, 125.0)
+
 #: Longest normal interval between two frames [s]: a window of ``w`` seconds should hold
 #: at least ``w / period`` frames. Plantower data manual, "output result": in active mode
 #: the sensor sends a frame every 2.3 s while the concentration is stable and every

@@ -14,6 +14,7 @@ from ingest.columns import to_columns
 from ingest.lineprotocol import encode
 from ingest.quality import QualitySettings
 
+NAN = np.nan
 NOW = 1_800_000_000
 BASE = {"station": "lab-1", "sensor": "pms5003", "channel": "a", "ts": NOW - 60, "window": 60,
         "n": 60, "seq": 0, "boot": 0, "synced": True,
@@ -91,6 +92,48 @@ def test_each_flag_stays_unset_at_its_boundary(row):
     assert qc & ~int(Flag.UNCORRECTED) == 0
 
 
+@pytest.mark.parametrize(
+    "row, bits, method",
+    [
+        pytest.param({"rh": -0.1}, Flag.OUT_OF_RANGE | Flag.UNCORRECTED, "uncorrected_atm", id="rh below 0"),
+        pytest.param({"rh": 100.1}, Flag.OUT_OF_RANGE | Flag.UNCORRECTED, "uncorrected_atm", id="rh above 100"),
+        pytest.param({"rh": 250.0}, Flag.OUT_OF_RANGE | Flag.UNCORRECTED, "uncorrected_atm", id="rh 250"),
+        pytest.param({"rh": -1e308}, Flag.OUT_OF_RANGE | Flag.UNCORRECTED, "uncorrected_atm", id="rh -1e308"),
+        pytest.param({"rh": 1e308}, Flag.OUT_OF_RANGE | Flag.UNCORRECTED, "uncorrected_atm", id="rh 1e308"),
+        pytest.param({"temp": -40.1}, Flag.OUT_OF_RANGE, "epa_barkjohn_2021", id="temp below -40"),
+        pytest.param({"temp": 125.1}, Flag.OUT_OF_RANGE, "epa_barkjohn_2021", id="temp above 125"),
+        pytest.param({"temp": 1e308}, Flag.OUT_OF_RANGE, "epa_barkjohn_2021", id="temp 1e308"),
+        pytest.param({"temp": -1e308}, Flag.OUT_OF_RANGE, "epa_barkjohn_2021", id="temp -1e308"),
+        pytest.param({"rh": 0.0, "temp": -40.0}, 0, "epa_barkjohn_2021", id="lower edges"),
+        pytest.param({"rh": 100.0, "temp": 125.0}, Flag.HIGH_HUMIDITY, "epa_barkjohn_2021", id="upper edges"),
+        pytest.param({"rh": None, "temp": None}, Flag.UNCORRECTED, "uncorrected_atm", id="absent"),
+        pytest.param({"rh": NAN, "temp": NAN}, Flag.UNCORRECTED, "uncorrected_atm", id="nan"),
+    ],
+)
+def test_humidity_and_temperature_outside_the_companions_range_are_stored_flagged(row, bits, method):
+    """RH outside 0–100 % or temp outside −40–125 °C: OUT_OF_RANGE, the value kept as sent;
+    such an RH is neither humid nor used by a correction (so a PMS5003 goes uncorrected)."""
+    sent = {**BASE, **row}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = Cleaner().clean(batch(row), now=NOW)
+        line = encode(b).decode()
+    assert b.derived["qc"].tolist() == [int(bits)]
+    assert b.derived["pm25_method"].tolist() == [method]
+    for name in ("rh", "temp"):
+        value = sent.get(name)
+        if value is not None and not np.isnan(value):
+            assert b.values[name].tolist() == [value]
+            assert f",{name}={value!r}," in line or f" {name}={value!r}," in line
+
+
+def test_an_out_of_range_humidity_flags_only_its_own_reading():
+    b = Cleaner().clean(batch({"rh": 250.0}, {"station": "lab-2", "rh": 90.0}, {"station": "lab-3"}), now=NOW)
+    assert b.derived["qc"].tolist() == [int(Flag.OUT_OF_RANGE | Flag.UNCORRECTED), int(Flag.HIGH_HUMIDITY), 0]
+    assert b.derived["pm25"].tolist() == pytest.approx([10.0, 0.524 * 12 - 0.0862 * 90 + 5.75,
+                                                        0.524 * 12 - 0.0862 * 50 + 5.75], abs=0.005)
+
+
 def test_flat_line_across_two_batches_through_the_cleaner():
     cleaner = Cleaner(QualitySettings(flat_line_windows=3))
     first = [{"ts": NOW - 600 + 60 * i, "pm25_cf1": 7.0} for i in range(2)]
@@ -120,11 +163,12 @@ def test_ab_disagreement_through_the_cleaner():
 def test_every_bit_but_spike_on_one_reading():
     # A spike deviates from its past and a flat line repeats it: never both at once.
     cleaner = Cleaner(QualitySettings(flat_line_windows=2))
-    bad = {"pm10_atm": -5.0, "pm25_atm": 5.0, "pm25_cf1": None}
+    # An SPS30 is never corrected, so a humid RH and UNCORRECTED meet on one reading (an
+    # RH above 100 % would be out of range, not humid: test_humidity_and_temperature_...).
+    bad = {"sensor": "sps30", "pm10_atm": -5.0, "pm25_atm": 5.0, "pm25_cf1": None}
     assert qc_of(cleaner, {**bad, "ts": NOW + 540, "rh": None}) == [
         int(Flag.OUT_OF_RANGE | Flag.FUTURE_TIMESTAMP | Flag.UNCORRECTED)]
-    # RH 101 is humid, and no usable humidity for a correction either
-    row = {**bad, "ts": NOW + 600, "rh": 101.0, "synced": False, "n": 1}
+    row = {**bad, "ts": NOW + 600, "rh": 90.0, "synced": False, "n": 1}
     qc = qc_of(cleaner, row, {"channel": "b", "ts": NOW + 600, "pm25_cf1": 50.0})
     # SENSOR_FAULT needs a status register, which a PMS5003 has not (an SPS30's:
     # tests/ingest/test_consumer_optional_fields.py).

@@ -18,6 +18,7 @@ from ingest.corrections import (
     barkjohn_2021,
     barkjohn_2022_quadratic,
     correct,
+    correct_codes,
     nilson_2022,
     sensor_family,
     smoke_blend_weight,
@@ -183,6 +184,25 @@ def test_correct_keeps_the_shape_and_never_warns():
     assert pm25.shape == method.shape == (3,)
     assert method.tolist() == ["uncorrected_atm", "none", "epa_barkjohn_2021"]
     assert pm25[2] == 0.0  # 0.524 − 8.62 + 5.75 < 0
+
+
+@pytest.mark.parametrize("rh", [-0.1, 100.1, 250.0, -1e308, 1e308])
+def test_a_humidity_outside_0_to_100_is_not_used_even_if_huge(rh):
+    batch = readings({"sensor": "pms5003", "pm25_cf1": 20.0, "pm25_atm": 15.0, "rh": rh},
+                     {"sensor": "sds011", "pm25_atm": 20.0, "rh": rh})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pm25, method = correct(batch)
+    assert method.tolist() == ["uncorrected_atm", "uncorrected_atm"] and pm25.tolist() == [15.0, 20.0]
+
+
+def test_correct_codes_takes_the_humidity_the_caller_passes():
+    """The cleaner passes RH with out-of-range values taken out; the batch's own is ignored."""
+    batch = readings({"sensor": "pms5003", "pm25_cf1": 20.0, "pm25_atm": 15.0, "rh": 50.0},
+                     {"sensor": "pms5003", "pm25_cf1": 20.0, "pm25_atm": 15.0, "rh": 50.0})
+    pm25, method = correct_codes(batch, rh=A([NAN, 60.0]))
+    assert METHOD_NAMES[method].tolist() == ["uncorrected_atm", "epa_barkjohn_2021"]
+    assert pm25.tolist() == pytest.approx([15.0, 0.524 * 20 - 0.0862 * 60 + 5.75])
 
 
 def test_method_names_are_the_documented_strings():

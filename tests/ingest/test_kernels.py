@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from civicair.schema.qc import Flag
-from civicair.schema.sensors import FRAME_PERIOD_S, RANGE_MAX_UG_M3
+from civicair.schema.sensors import FRAME_PERIOD_S, RANGE_MAX_UG_M3, RH_RANGE_PCT, TEMP_RANGE_C
 from ingest import kernels
 from ingest.kernels import (
     ab_disagreement,
@@ -76,6 +76,21 @@ def test_out_of_range_takes_a_per_reading_upper_limit():
     values = np.array([999.95, 999.95])
     upper = np.array([RANGE_MAX_UG_M3["sds011"], RANGE_MAX_UG_M3["pms5003"]])
     assert out_of_range(values, upper).tolist() == [True, False]
+
+
+def test_out_of_range_takes_a_lower_limit_and_judges_huge_values_without_warning():
+    lo, hi = TEMP_RANGE_C
+    values = np.array([-40.1, -40.0, 125.0, 125.1, NAN, -1e308, 1e308])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert out_of_range(values, hi, lower=lo).tolist() == [True, False, False, True, False, True, True]
+        assert out_of_range(np.array([-1e308, 0.0, 100.0, 1e308]), RH_RANGE_PCT[1],
+                            lower=RH_RANGE_PCT[0]).tolist() == [True, False, False, True]
+
+
+def test_climate_ranges_are_the_sht3x_sht4x_specified_ranges():
+    # Sensirion "Datasheet SHT3x-DIS", "Datasheet SHT4x": 0–100 %RH, −40–125 °C.
+    assert RH_RANGE_PCT == (0.0, 100.0) and TEMP_RANGE_C == (-40.0, 125.0)
 
 
 def test_sensor_tables_cover_every_contract_sensor():
