@@ -41,13 +41,22 @@ class Coverage:
     ttl_s: float = 5.0
     _until: int | None = None
     _read_at: float = field(default=-1e18)
+    _unreadable: bool = False  # logged once when it becomes unreadable, once when readable again
 
     async def until(self, influx: AsyncInflux) -> datetime | None:
         if time.monotonic() - self._read_at > self.ttl_s:
             try:
                 (result,) = await influx.query(influxql.rollup_state(self.rp), epoch="s")
+                if self._unreadable:
+                    log.info("rollup state readable again: serving from the rollups where they cover")
+                self._unreadable = False
             except InfluxRejected as exc:  # e.g. the rollups' retention policy does not exist
-                log.warning("rollup state unreadable, serving raw: %s", exc)
+                if not self._unreadable:
+                    missing = "retention policy not found" in exc.message
+                    hint = (f" (CIVICAIR_ROLLUP_RP={self.rp} names a retention policy the database lacks: "
+                            "`civicair rollup init` creates it)") if missing else ""
+                    log.warning("rollup state unreadable, serving raw: %s%s", exc, hint)
+                self._unreadable = True
                 result = {}
             found = series(result)
             self._until = int(found[0]["values"][0][2]) if found else None

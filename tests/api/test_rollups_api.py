@@ -4,6 +4,7 @@ exactly the responses it computes from raw (values and qc), and says which it us
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Iterator
@@ -216,3 +217,19 @@ def test_the_source_names_the_rollup_when_it_answered_the_whole_range() -> None:
     assert (whole.source("1h"), whole.source("1h", rollup_rows=True)) == ("rollup_1h", "rollup_1h")
     assert (edges.source("1h"), edges.source("1h", rollup_rows=True)) == ("raw", "rollup_1h")
     assert none.source("1h", rollup_rows=True) == "raw"
+
+
+def test_a_missing_rollup_policy_is_logged_once_with_the_fix(influxdb: InfluxDB, influx: Influx, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="civicair.api")
+    write(influx, pm_line("ab-1", T0 + 60, pm25=3.0))
+    url = "/v1/stations/ab-1/measurements?interval=1h&from=2026-01-01&to=2026-01-02"
+    with make_client(influxdb, rollup_rp="nope") as api:
+        api.app.state.rollup_coverage.ttl_s = 0  # read the state on every request
+        bodies = [api.get(url).json() for _ in range(3)]
+        influx.query(f'CREATE RETENTION POLICY "nope" ON "{DATABASE}" DURATION INF REPLICATION 1', method="POST")
+        bodies += [api.get(url).json() for _ in range(2)]
+    assert [b["results"] for b in bodies] == [[{"time": "2026-01-01T00:00:00Z", "pm25_mean": 3.0}]] * 5
+    lines = [r.getMessage() for r in caplog.records if "rollup state" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert "retention policy not found" in lines[0] and "`civicair rollup init` creates it" in lines[0]
+    assert lines[1].startswith("rollup state readable again")
