@@ -6,7 +6,8 @@ after the worker's coverage watermark), answered from raw with the API's usual q
 The parts go to InfluxDB in one request, and come back merged into the shape of the
 one raw statement they replace (a result with one series per station), so the routers
 parse both the same way. The rollups hold InfluxDB's own means of the same readings,
-so values are identical; ``meta.source`` says which was used.
+so values are identical; ``meta.source`` says which was used (the rollup when rows of the
+answer came from it, or it answered the whole range; otherwise raw).
 
 Owns the watermark cache and the split; must not own the statistics' names (schema)
 or the query text (civicair.influxql).
@@ -40,13 +41,22 @@ class Coverage:
     ttl_s: float = 5.0
     _until: int | None = None
     _read_at: float = field(default=-1e18)
+    _unreadable: bool = False  # logged once when it becomes unreadable, once when readable again
 
     async def until(self, influx: AsyncInflux) -> datetime | None:
         if time.monotonic() - self._read_at > self.ttl_s:
             try:
                 (result,) = await influx.query(influxql.rollup_state(self.rp), epoch="s")
+                if self._unreadable:
+                    log.info("rollup state readable again: serving from the rollups where they cover")
+                self._unreadable = False
             except InfluxRejected as exc:  # e.g. the rollups' retention policy does not exist
-                log.warning("rollup state unreadable, serving raw: %s", exc)
+                if not self._unreadable:
+                    missing = "retention policy not found" in exc.message
+                    hint = (f" (CIVICAIR_ROLLUP_RP={self.rp} names a retention policy the database lacks: "
+                            "`civicair rollup init` creates it)") if missing else ""
+                    log.warning("rollup state unreadable, serving raw: %s%s", exc, hint)
+                self._unreadable = True
                 result = {}
             found = series(result)
             self._until = int(found[0]["values"][0][2]) if found else None
@@ -59,8 +69,12 @@ class Split:
     rollup: tuple[datetime, datetime] | None
     raw: tuple[tuple[datetime, datetime], ...]
 
-    def source(self, interval: str) -> str:
-        return SOURCES[interval] if self.rollup else RAW
+    def source(self, interval: str, rollup_rows: bool = False) -> str:
+        """``meta.source``: the rollup's when rows of the answer came from it (the edges, if
+        any, are raw, as documented), or when it answered the whole range (even with no
+        rows: raw was not read); ``raw`` when every row came from raw, e.g. a rollup part
+        that held nothing before a current hour that did."""
+        return SOURCES[interval] if self.rollup and (rollup_rows or not self.raw) else RAW
 
 
 def _floor(t: datetime, step: timedelta) -> datetime:
@@ -154,6 +168,7 @@ async def aggregates(influx: AsyncInflux, coverage: Coverage | None, plan: Split
     results = await influx.query(influxql.statements(*stmts), epoch=epoch)
     parts: dict[str | None, list[tuple[datetime, list[list[Any]]]]] = {}
     columns: list[str] | None = None
+    rollup_rows = False
     for i, result in enumerate(results):
         for s in series(result):
             key = s.get("tags", {}).get("station") if by_station else None
@@ -166,11 +181,12 @@ async def aggregates(influx: AsyncInflux, coverage: Coverage | None, plan: Split
             columns = columns or cols
             if values:
                 parts.setdefault(key, []).append((at, values))
+                rollup_rows = rollup_rows or i == 0
     if columns is None:
-        return {"statement_id": 0}, plan.source(interval)
+        return {"statement_id": 0}, plan.source(interval, rollup_rows)
     merged = []
     for key in sorted(parts, key=lambda k: k or ""):
         rows = [row for _, values in sorted(parts[key], key=lambda p: p[0]) for row in values]
         merged.append({"name": influxql.MEASUREMENT, **({"tags": {"station": key}} if by_station else {}),
                        "columns": columns, "values": rows})
-    return {"statement_id": 0, "series": merged}, plan.source(interval)
+    return {"statement_id": 0, "series": merged}, plan.source(interval, rollup_rows)

@@ -42,8 +42,9 @@ class Meta(BaseModel):
     found: int
     paging: Paging | None = None
     source: Literal["rollup_1h", "rollup_1d", "raw"] | None = Field(
-        None, description="Aggregates and station coverage: answered from the hourly or daily rollups, "
-                          "or from raw readings (the values are the same; docs/rollups.md).")
+        None, description="Aggregates and station coverage: answered from the hourly or daily rollups "
+                          "(the edges of the range from raw), or from raw readings alone (the values are "
+                          "the same; docs/rollups.md).")
 
 
 class Sensor(BaseModel):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from civicair import influxql
-from civicair.influx import Influx, InfluxError, series
+from civicair.influx import Influx, InfluxError, InfluxRejected, series
 from civicair.schema import storage
 from rollup import nowcast
 from rollup.backfill import backfill, first_reading
@@ -222,19 +222,35 @@ class Worker:
         return ok, {"status": "ok" if ok else "failing", "seconds_since_last_pass": round(quiet, 1)}
 
     def run(self) -> None:
-        failing = False
+        """Passes every ``rollup_interval_s`` until stopped; one log line per change of state
+        (failing, and why; succeeding again), not one per pass."""
+        failing: str | None = None  # the kind of the current failure
         while not self.stop_event.is_set():
             try:
                 self.cycle()
                 if failing:
                     log.info("rollup passes succeed again")
-                failing = False
+                failing = None
             except InfluxError as exc:
                 self.metrics.inc("civicair_rollup_failures_total")
-                if not failing:
-                    log.warning("rollup pass failed (will retry): %s", exc)
-                failing = True
+                kind, hint = failure(exc, self.settings)
+                if kind != failing:
+                    log.warning("rollup pass failed (will retry): %s%s", exc, hint)
+                failing = kind
             self.stop_event.wait(self.settings.rollup_interval_s)
+
+
+def failure(exc: InfluxError, settings: RollupSettings) -> tuple[str, str]:
+    """The kind of a failed pass (a new kind is logged again) and what to do about it (pure)."""
+    if isinstance(exc, InfluxRejected) and "retention policy not found" in exc.message:
+        return "no retention policy", (
+            f" (CIVICAIR_ROLLUP_RP={settings.rollup_rp} names a retention policy that database "
+            f"{settings.influx_db} does not have: run `civicair rollup init` once to create it)")
+    return type(exc).__name__, ""
+
+
+def policy(settings: RollupSettings) -> str:
+    return f"retention policy {settings.rollup_rp}" if settings.rollup_rp else "the default retention policy"
 
 
 def run(settings: RollupSettings) -> None:
@@ -250,8 +266,8 @@ def run(settings: RollupSettings) -> None:
         log.info("metrics on http://%s:%d/metrics", settings.rollup_metrics_host, server.port)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop_event.set())
-    log.info("rollup worker: every %g s, InfluxDB %s database %s", settings.rollup_interval_s,
-             settings.influx_url, settings.influx_db)
+    log.info("rollup worker: every %g s, InfluxDB %s database %s, rollups written to %s",
+             settings.rollup_interval_s, settings.influx_url, settings.influx_db, policy(settings))
     try:
         worker.run()
     finally:

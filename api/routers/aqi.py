@@ -108,21 +108,24 @@ async def aqi_results(influx: AsyncInflux, coverage: rollups.Coverage | None, q:
                       stations: list[str]) -> tuple[list[dict[str, Any]], str]:
     """The results of :func:`aqi_statements`, the hourly and daily means from the rollups
     where they cover the range (rollups.aggregates); the source of the daily means (the
-    longer part) names the response's source."""
+    longer part) names the response's source, or the hourly means' when every daily mean
+    came from raw and some hourly ones from the rollups."""
     if coverage is None:
         return await influx.query(aqi_statements(q, stations)), rollups.RAW
     end = hour_floor(q.end, q.zone)
     clean = q.excludes_flagged()
-    out = []
+    out, sources = [], []
     for params, aggs, start, stop, interval in ((["pm25"], ["mean"], end - timedelta(hours=24), end, "1h"),
                                                 (["pm25"], ["mean", "count"], q.start, q.end, "1d")):
         plan = await rollups.plan(influx, coverage, params, aggs, interval, q.tz_name, start, stop)
         result, source = await rollups.aggregates(influx, coverage, plan, params, aggs, stations, start, stop,
                                                   interval, True, q.tz_name, clean, rounded=False, epoch="s")
         out.append(result)
+        sources.append(source)
     (last,) = await influx.query(influxql.last_window([influxql.stations_in(stations),
                                                        influxql.time_range(q.start, q.end)]))
-    return [*out, last], source
+    hourly, daily = sources
+    return [*out, last], daily if daily != rollups.RAW else hourly
 
 
 def aqi_rows(results: list[dict[str, Any]], stations: list[str], metas: dict[str, StationMeta]) -> list[dict]:

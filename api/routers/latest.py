@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from api import catalog
 from api.deps import InfluxDep, SettingsDep
-from api.envelope import envelope, units_for
+from api.envelope import UNITS, envelope, units_for
 from api.filters import LatestQuery
 from api.formats import (
     GEOJSON_MEDIA,
@@ -39,6 +39,7 @@ _EXAMPLE = {"station": "lab-1", "name": "Lab 1", "lat": 52.091, "lon": 5.121, "t
             "last_seen": "2026-03-01T12:00:00Z", "status": "online", "pm25": 12.3, "qc": 0,
             "sensor": "pms5003", "channel": "a", "nowcast": 11.8, "aqi": 56, "aqi_basis": "nowcast",
             "aqi_category": "Moderate", "aqi_colour": "#FFFF00"}
+_UNITS_EXAMPLE = {"pm25": "µg/m³", "nowcast": "µg/m³"}
 
 
 def nowcast_hours(now: datetime) -> tuple[datetime, datetime]:
@@ -86,7 +87,8 @@ def statements(q: LatestQuery, now: datetime, lookback: timedelta, covered_until
 
 
 @router.get("/latest", summary="Latest reading and US AQI of every station", response_model=None,
-            responses=responses(LatestResponse, example([_EXAMPLE]), csv=True, geojson=True))
+            responses=responses(LatestResponse, example([_EXAMPLE], units=_UNITS_EXAMPLE), csv=True,
+                                geojson=True))
 async def latest(q: Annotated[LatestQuery, Query()], request: Request, influx: InfluxDep,
                  settings: SettingsDep) -> Response:
     """Per station, the latest reading of the last `latest_lookback_days` (7) without a
@@ -108,7 +110,7 @@ async def latest(q: Annotated[LatestQuery, Query()], request: Request, influx: I
     rows = latest_rows(results, q, settings, now, int(nowcast_hours(datetime.fromtimestamp(int(now), UTC))[1]
                                                          .timestamp()))
     columns = (*LEAD, *q.extra_params, *TAIL)
-    units = units_for(["pm25", *q.extra_params])
+    units = units_for(["pm25", *q.extra_params]) | {"nowcast": UNITS["pm25"]}  # a PM2.5 concentration
     body = envelope(settings, rows, q.echo(), units=units)
     if fmt == "csv":
         return csv_response(columns, units, ([r.get(c) for c in columns] for r in rows), settings, "latest")

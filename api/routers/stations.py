@@ -76,7 +76,7 @@ async def station_detail(station: StationId, q: Annotated[StationQuery, Query()]
     per duty period for a station that sleeps between windows by design: 86400 / window
     or 86400 / duty period per full day), and how many of them carry no quality flag.
     The counts come from the hourly or daily rollups where they cover the range
-    (`meta.source`)."""
+    (`meta.source`: the rollup's when any of the counts came from it)."""
     q.check(settings)
     infos = await catalog.load(influx, [station])
     if station not in infos:
@@ -114,8 +114,10 @@ async def coverage_counts(influx: AsyncInflux, coverage: rollups.Coverage | None
     zone = ZoneInfo(tz) if tz and tz not in influxql.UTC_NAMES else None
     present: Counter[tuple[str, str]] = Counter()
     clean: Counter[tuple[str, str]] = Counter()
+    rollup_rows = False
     if plan.rollup:
         for s in series(results[0]):
+            rollup_rows = rollup_rows or bool(s["values"])
             for row in s["values"]:
                 values = dict(zip(s["columns"], row, strict=True))
                 date = datetime.fromtimestamp(values["time"], zone or UTC).date().isoformat()
@@ -126,7 +128,7 @@ async def coverage_counts(influx: AsyncInflux, coverage: rollups.Coverage | None
     for i in range(0, len(results), 2):
         present.update(_day_counts(results[i], zone))
         clean.update(_day_counts(results[i + 1], zone))
-    return dict(present), dict(clean), plan.source(interval)
+    return dict(present), dict(clean), plan.source(interval, rollup_rows)
 
 
 def sensor_health(info: catalog.StationInfo) -> dict[str, Any]:

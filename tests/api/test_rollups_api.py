@@ -4,13 +4,16 @@ exactly the responses it computes from raw (values and qc), and says which it us
 
 from __future__ import annotations
 
+import logging
 import random
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from api import rollups
 from civicair.influx import Influx, InfluxSettings
 from civicair.schema.storage import meta_to_line
 from civicair.services import InfluxDB
@@ -146,13 +149,16 @@ def test_rollups_raise_the_bucket_cap(server: InfluxDB) -> None:
 def test_the_part_read_raw_keeps_the_raw_bucket_cap(influxdb: InfluxDB, influx: Influx) -> None:
     """A worker far behind (watermark an hour into a year): the hours after its watermark are
     read raw, so the rollups' cap does not apply to them."""
-    write(influx, [pm_line("ab-1", T0 + 60, pm25=3.0),
+    write(influx, [pm_line("ab-1", T0 + 60, pm25=3.0), pm_line("ab-1", T0 + HOUR + 60, pm25=5.0),
                    f"rollup_state cursor={T0 + HOUR}i,covered_until={T0 + HOUR}i {T0 + HOUR}"])
+    backfill(influx, utc(T0), utc(T0 + HOUR))  # the one hour the worker got to
     year = "/v1/measurements?stations=ab-1,lab-2,lab-3&interval=1h&from=2026-01-01&to=2026-12-31&params=pm25"
     with make_client(influxdb, max_buckets=20_000) as api:
         refused = api.get(year).json()
         assert refused["code"] == "too_many_rows" and "read raw" in refused["detail"]
-        assert api.get(year.replace("to=2026-12-31", "to=2026-03-01")).json()["meta"]["source"] == "rollup_1h"
+        body = api.get(year.replace("to=2026-12-31", "to=2026-03-01")).json()
+    assert body["meta"]["source"] == "rollup_1h"  # its first hour; the next one read raw
+    assert [r["pm25_mean"] for r in body["results"]] == [3.0, 5.0]
 
 
 def test_station_coverage_from_rollups_names_its_source(server: InfluxDB) -> None:
@@ -168,3 +174,62 @@ def test_station_coverage_from_rollups_names_its_source(server: InfluxDB) -> Non
     assert [(d["windows"], d["expected"]) for d in coverage["days"]] == [(87, 96), (87, 96)]
     assert sum(d["windows"] - d["clean"] for d in coverage["days"]) == sum(
         1 for ts in range(T0, T0 + 2 * DAY, 900) if ts % 11 and ts % 7 == 0)
+
+
+def test_the_source_is_raw_when_every_row_came_from_raw(influxdb: InfluxDB, influx: Influx) -> None:
+    """A range the rollups cover but for the current hour: a station whose only readings are
+    in that hour is answered from raw alone, and says so (as with rollups off); one with
+    readings in the covered hours too says ``rollup_1h``."""
+    now = int(time.time())
+    hour, day = now // HOUR * HOUR, now // DAY * DAY
+    write(influx, [pm_line("new-1", now - 30, pm25=7.0), pm_line("old-2", now - 30, pm25=5.0),
+                   pm_line("old-2", hour - 3 * HOUR + 60, pm25=4.0)])
+    Worker(RollupSettings(influx_url=influxdb.url, influx_db=DATABASE, rollup_metrics_port=0), influx).cycle()
+    span = f"from={utc(hour - DAY).isoformat()}&to={utc(hour + HOUR).isoformat()}".replace("+00:00", "Z")
+    days = f"from={utc(day - 2 * DAY).date()}&to={utc(day + DAY).date()}"
+    urls = [f"/v1/measurements?stations=new-1&interval=1h&{span}&params=pm25",
+            f"/v1/stations/new-1/measurements?interval=1h&{span}&params=pm25&format=csv",
+            f"/v1/measurements?stations=new-1,none-3&interval=1d&{days}&params=pm25",
+            f"/v1/aqi?stations=new-1&{span}",
+            f"/v1/stations/new-1?{days}"]
+    with make_client(influxdb) as on, make_client(influxdb, rollups=False) as off:
+        for url in urls:
+            a, b = on.get(url), off.get(url)
+            assert a.status_code == b.status_code == 200, a.text
+            if "format=csv" in url:
+                assert a.text == b.text and a.headers["X-Civicair-Source"] == b.headers["X-Civicair-Source"] == "raw"
+                continue
+            assert a.json()["meta"]["source"] == "raw", url
+            assert a.json() == b.json(), url
+        mixed = on.get(f"/v1/measurements?stations=new-1,old-2&interval=1h&{span}&params=pm25").json()
+        nothing = on.get(f"/v1/measurements?stations=none-3&interval=1h&{span}&params=pm25").json()
+    assert mixed["meta"]["source"] == "rollup_1h"  # the covered hours from the rollups, the current one raw
+    assert [(r["station"], r["pm25_mean"]) for r in mixed["results"]] == [("new-1", 7.0), ("old-2", 4.0),
+                                                                         ("old-2", 5.0)]
+    assert nothing["meta"]["source"] == "raw" and nothing["results"] == []
+
+
+def test_the_source_names_the_rollup_when_it_answered_the_whole_range() -> None:
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    whole = rollups.split(t, t.replace(day=3), "1h", t.replace(day=5))
+    edges = rollups.split(t, t.replace(day=3, minute=30), "1h", t.replace(day=5))
+    none = rollups.split(t, t.replace(day=3), "1h", None)
+    assert (whole.source("1h"), whole.source("1h", rollup_rows=True)) == ("rollup_1h", "rollup_1h")
+    assert (edges.source("1h"), edges.source("1h", rollup_rows=True)) == ("raw", "rollup_1h")
+    assert none.source("1h", rollup_rows=True) == "raw"
+
+
+def test_a_missing_rollup_policy_is_logged_once_with_the_fix(influxdb: InfluxDB, influx: Influx, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="civicair.api")
+    write(influx, pm_line("ab-1", T0 + 60, pm25=3.0))
+    url = "/v1/stations/ab-1/measurements?interval=1h&from=2026-01-01&to=2026-01-02"
+    with make_client(influxdb, rollup_rp="nope") as api:
+        api.app.state.rollup_coverage.ttl_s = 0  # read the state on every request
+        bodies = [api.get(url).json() for _ in range(3)]
+        influx.query(f'CREATE RETENTION POLICY "nope" ON "{DATABASE}" DURATION INF REPLICATION 1', method="POST")
+        bodies += [api.get(url).json() for _ in range(2)]
+    assert [b["results"] for b in bodies] == [[{"time": "2026-01-01T00:00:00Z", "pm25_mean": 3.0}]] * 5
+    lines = [r.getMessage() for r in caplog.records if "rollup state" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert "retention policy not found" in lines[0] and "`civicair rollup init` creates it" in lines[0]
+    assert lines[1].startswith("rollup state readable again")

@@ -3,6 +3,7 @@ in the test process (``Worker.cycle``) or as ``python -m rollup run``."""
 
 from __future__ import annotations
 
+import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ import orjson
 
 from civicair.influx import Influx, series
 from civicair.schema import contract, qc
+from rollup.metrics import parse
 from tests.ingest.conftest import ingest_env, publisher, reading, spawn_ingest  # noqa: F401 (fixtures)
 
 #: 2025-01-06T00:00:00Z
@@ -25,6 +27,15 @@ def utc(t: int) -> datetime:
 
 def message(station: str, seq: int, ts: int) -> tuple[str, bytes]:
     return contract.readings_topic(station), orjson.dumps(reading(station, seq) | {"ts": ts})
+
+
+def metrics_of(port: int) -> dict[str, float]:
+    """The worker's /metrics on ``port`` ({} while it is not listening yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            return parse(r.read().decode())
+    except OSError:
+        return {}
 
 
 def stored_total(influx: Influx) -> int:

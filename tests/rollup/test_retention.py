@@ -8,15 +8,19 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
 from civicair.influx import Influx, series
+from civicair.services import free_port
 from rollup.settings import RollupSettings
 from rollup.worker import Worker
-from tests.conftest import DATABASE
+from tests import procs
+from tests.conftest import DATABASE, wait_until
+from tests.rollup.conftest import metrics_of
 
 
 def _init(influxdb, **env: str) -> subprocess.CompletedProcess:
@@ -59,3 +63,28 @@ def test_init_refuses_a_raw_retention_without_a_policy_for_the_rollups(influx: I
 
 def _iso(t: int) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_worker_whose_policy_is_missing_says_once_to_run_init(influx: Influx, influxdb, tmp_path: Path) -> None:
+    """``civicair rollup run`` names the policy it writes to; while that policy is missing
+    every pass fails, but the log says so (and how to fix it) once, not once per pass."""
+    port = free_port()
+    env = {"CIVICAIR_INFLUX_URL": influxdb.url, "CIVICAIR_INFLUX_DB": DATABASE, "CIVICAIR_ROLLUP_RP": "forever",
+           "CIVICAIR_ROLLUP_INTERVAL_S": "0.2", "CIVICAIR_ROLLUP_METRICS_PORT": str(port),
+           "CIVICAIR_ROLLUP_METRICS_HOST": "127.0.0.1", "CIVICAIR_ROLLUP_NICE": "0"}
+    log_path = tmp_path / "rollup.log"
+    worker = procs.spawn(["rollup", "run"], env, log_path)
+    try:
+        wait_until(lambda: metrics_of(port).get("civicair_rollup_failures_total", 0) >= 3, timeout=60,
+                   message="three failed passes")
+        assert _init(influxdb, CIVICAIR_ROLLUP_RP="forever").returncode == 0
+        wait_until(lambda: metrics_of(port).get("civicair_rollup_cycles_total", 0) >= 1, timeout=60,
+                   message="a pass once the policy exists")
+    finally:
+        assert procs.stop(worker) == 0
+    lines = log_path.read_text().splitlines()
+    assert any("rollups written to retention policy forever" in line for line in lines[:3]), lines
+    failed = [line for line in lines if "rollup pass failed" in line]
+    assert len(failed) == 1, lines
+    assert "retention policy not found" in failed[0] and "run `civicair rollup init`" in failed[0]
+    assert sum("rollup passes succeed again" in line for line in lines) == 1

@@ -9,14 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from civicair.influx import Influx, InfluxSettings
 from civicair.services import free_port
-from rollup.metrics import parse
 from rollup.settings import RollupSettings
 from rollup.worker import UNSETTLED_S, Worker, read_state
 from tests import procs
@@ -26,6 +24,7 @@ from tests.rollup.conftest import (
     T0,
     assert_rollups_equal_raw,
     message,
+    metrics_of,
     rollup_points,
     stored_total,
 )
@@ -70,14 +69,6 @@ def test_rollups_equal_raw_and_a_late_reading_changes_exactly_its_hour_and_day(i
     assert_rollups_equal_raw(influx)
 
 
-def _metrics(port: int) -> dict[str, float]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            return parse(r.read().decode())
-    except OSError:
-        return {}
-
-
 @pytest.mark.slow
 def test_worker_killed_mid_pass_loses_nothing(influx, influxdb, spawn_ingest, publisher, tmp_path: Path):
     worker = _worker(influxdb)
@@ -94,7 +85,7 @@ def test_worker_killed_mid_pass_loses_nothing(influx, influxdb, spawn_ingest, pu
            "CIVICAIR_ROLLUP_METRICS_HOST": "127.0.0.1"}
     first = procs.spawn(["rollup", "run"], env, tmp_path / "rollup-1.log")
     try:
-        at_kill = wait_until(lambda: (m := _metrics(port)).get("civicair_rollup_hours_recomputed_total", 0) >= 20
+        at_kill = wait_until(lambda: (m := metrics_of(port)).get("civicair_rollup_hours_recomputed_total", 0) >= 20
                              and m, timeout=60, interval=0.02, message="a pass under way")
         procs.stop(first, signal.SIGKILL)
     finally:
@@ -106,7 +97,7 @@ def test_worker_killed_mid_pass_loses_nothing(influx, influxdb, spawn_ingest, pu
 
     second = procs.spawn(["rollup", "run"], env, tmp_path / "rollup-2.log")
     try:
-        wait_until(lambda: _metrics(port).get("civicair_rollup_hours_recomputed_total", 0) >= 240, timeout=120,
+        wait_until(lambda: metrics_of(port).get("civicair_rollup_hours_recomputed_total", 0) >= 240, timeout=120,
                    message="the restarted worker's pass over every dirty hour")
         wait_until(lambda: len(rollup_points(influx, "pm_1h")) == 240, timeout=30, message="every hour")
     finally:
@@ -251,11 +242,11 @@ def test_the_worker_process_runs_niced_and_shows_its_lag_on_metrics(influxdb, tm
            "CIVICAIR_ROLLUP_METRICS_PORT": str(port), "CIVICAIR_ROLLUP_METRICS_HOST": "127.0.0.1"}
     worker = procs.spawn(["rollup", "run"], env, tmp_path / "rollup.log")
     try:
-        wait_until(lambda: _metrics(port).get("civicair_rollup_cycles_total", 0) >= 1, timeout=60,
+        wait_until(lambda: metrics_of(port).get("civicair_rollup_cycles_total", 0) >= 1, timeout=60,
                    message="a pass")
         stat = Path(f"/proc/{worker.pid}/stat").read_text().rpartition(")")[2].split()
         assert int(stat[16]) - os.getpriority(os.PRIO_PROCESS, 0) == 7  # field 19: nice
-        shown = _metrics(port)
+        shown = metrics_of(port)
         assert {"civicair_rollup_lag_seconds", "civicair_rollup_oldest_dirty_hour_seconds",
                 "civicair_rollup_hours_recomputed_total", "civicair_rollup_marks_waiting"} <= set(shown)
     finally:

@@ -39,7 +39,7 @@ def test_latest_clean_reading_with_aqi_category_and_colour(client, influx):
         "aqi_category": "Moderate", "aqi_colour": "#FFFF00",
     }
     assert (rows["lab-2"]["aqi"], rows["lab-2"]["aqi_category"]) == (45, "Good")  # 50/9 × 8.1 = 45
-    assert body["meta"]["units"] == {"pm25": "µg/m³"}
+    assert body["meta"]["units"] == {"pm25": "µg/m³", "nowcast": "µg/m³"}
 
 
 def test_params_add_fields_of_that_same_reading(client, influx):
@@ -48,7 +48,7 @@ def test_params_add_fields_of_that_same_reading(client, influx):
     (row,) = body["results"]
     assert [row[p] for p in ("pm25", "pm25_raw", "pm10", "rh", "temp")] == [12.0, 15.0, 20.0, 60.0, None]
     assert body["meta"]["units"] == {"pm25": "µg/m³", "pm25_raw": "µg/m³", "pm10": "µg/m³", "rh": "%",
-                                     "temp": "°C"}
+                                     "temp": "°C", "nowcast": "µg/m³"}
 
 
 def test_include_flagged_shows_the_very_latest_reading(client, influx):
@@ -65,7 +65,7 @@ def test_latest_as_geojson_and_csv(client, influx):
     assert feature["geometry"]["coordinates"] == [5.121, 52.091] and feature["properties"]["aqi"] == 56
     text = client.get("/v1/latest", params={"params": "rh"}, headers={"Accept": "text/csv"}).text
     assert text.splitlines()[0] == ("station,name,lat,lon,time,last_seen,status,pm25 (µg/m³),rh (%),qc,"
-                                    "sensor,channel,nowcast,aqi,aqi_basis,aqi_category,aqi_colour")
+                                    "sensor,channel,nowcast (µg/m³),aqi,aqi_basis,aqi_category,aqi_colour")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["station"] for r in rows] == ["lab-1", "lab-2"]
     assert rows[0]["pm25 (µg/m³)"] == "12" and rows[1]["lat"] == "" and rows[0]["aqi_colour"] == "#FFFF00"
