@@ -280,8 +280,14 @@ def parse_orderby(text: str) -> list[tuple[Any, str]]:
 # -- functions ----------------------------------------------------------------------------
 
 def _geom(value: Any) -> Geometry | None:
+    """The geometry of a literal, a GeoJSON geometry or a GeoJSON Feature; None where there is
+    none (a station that published no position has a Feature with ``"geometry": null``, see
+    api/sta/model.py ``unlocated``): every spatial function of None is None, so a condition on
+    it is false (``geo.distance(…) lt x`` included), never an error."""
     if isinstance(value, Geometry):
         return value
+    if isinstance(value, dict) and value.get("type") == "Feature":
+        value = value.get("geometry")
     if isinstance(value, dict) and value.get("type") == "Point":
         x, y = value.get("coordinates", (None, None))[:2]
         if isinstance(x, int | float) and isinstance(y, int | float):
