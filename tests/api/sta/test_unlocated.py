@@ -62,6 +62,26 @@ def test_spatial_functions_never_match_an_unlocated_feature(sta, expr):
     assert "lab-3" not in names and names  # the located ones still match
 
 
+def test_a_negated_spatial_condition_does_not_select_an_unlocated_feature_either(sta):
+    """OData's null: not of unknown is unknown, so the station without a position is neither
+    inside nor outside a polygon; and/or keep their usual answers where one side decides."""
+    def names(expr, entity_set="Locations"):
+        return sorted(e["name"] for e in get(sta, f"/sta/v1.1/{entity_set}", **{"$filter": expr})["value"])
+
+    taipei = "geography'POLYGON((121 25, 122 25, 122 26, 121 26, 121 25))'"
+    assert names(f"not st_within(location, {taipei})") == ["Lab 1", "Lab 1"]
+    assert names(f"not st_disjoint(location, {HERE})") == ["Lab 1"]
+    # a comparison with null is false (OData), so its negation is true: ask "le" rather than "not gt"
+    assert names(f"geo.distance(location, {HERE}) le 1") == ["Lab 1", "Lab 1"]
+    assert names(f"not (geo.distance(location, {HERE}) gt 1)") == ["Lab 1", "Lab 1", "lab-3"]
+    assert names(f"not geo.intersects(Locations/location, {taipei})", "Things") == ["Lab 1"]
+    assert names(f"st_within(location, {taipei}) or name eq 'lab-3'") == ["Taipei 2", "lab-3"]
+    assert names(f"not (st_within(location, {taipei}) and name eq 'Taipei 2')") == ["Lab 1", "Lab 1", "lab-3"]
+    assert names(f"not (st_within(location, {taipei}) and name eq 'lab-3')") == ["Lab 1", "Lab 1", "Taipei 2"]
+    assert names(f"not (st_within(location, {taipei}) and name eq 'nobody')") == ["Lab 1", "Lab 1", "Taipei 2",
+                                                                                 "lab-3"]
+
+
 def test_spatial_filters_through_relations_and_orders_leave_out_or_sort_unlocated_ones(sta):
     things = get(sta, "/sta/v1.1/Things", **{"$filter": f"geo.intersects(Locations/location, {WORLD})"})
     assert sorted(t["properties"]["station"] for t in things["value"]) == ["lab-1", "lab-2"]
