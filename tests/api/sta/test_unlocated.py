@@ -141,9 +141,12 @@ def test_readings_only_deployment_answers_every_collection_and_walk(influxdb, in
 
 def test_a_position_published_later_takes_the_unlocated_locations_id(influxdb, influx):
     write(influx, [pm_line("late-1", T0 + 60 * i, pm25=1.0, pm25_atm=1.0) for i in range(3)])
+    influx.write(meta_to_line("late-1", {"name": "Late", "sensors": {"a": "pms5003"}}, T0 - 600))  # no position
     with make_client(influxdb) as client:
         (before,) = get(client, "/sta/v1.1/Things(1)/Locations")["value"]
-        assert before["@iot.id"] == 1 and before["location"]["geometry"] is None
+        assert before["@iot.id"] == 1 and before["location"]["geometry"] is None and before["name"] == "Late"
+        (hl,) = get(client, "/sta/v1.1/Things(1)/HistoricalLocations")["value"]
+        assert hl["time"] == "2026-01-01T00:00:00Z"  # its first reading, not the meta without a position
     influx.write(meta_to_line("late-1", {"name": "Late", "lat": 25.03, "lon": 121.56, "sensors": {"a": "pms5003"}},
                               T0 + 3600))
     with make_client(influxdb) as client:
