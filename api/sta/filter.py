@@ -280,8 +280,14 @@ def parse_orderby(text: str) -> list[tuple[Any, str]]:
 # -- functions ----------------------------------------------------------------------------
 
 def _geom(value: Any) -> Geometry | None:
+    """The geometry of a literal, a GeoJSON geometry or a GeoJSON Feature; None where there is
+    none (a station that published no position has a Feature with ``"geometry": null``, see
+    api/sta/model.py ``unlocated``): every spatial function of None is None, so a condition on
+    it is false (``geo.distance(…) lt x`` included), never an error."""
     if isinstance(value, Geometry):
         return value
+    if isinstance(value, dict) and value.get("type") == "Feature":
+        value = value.get("geometry")
     if isinstance(value, dict) and value.get("type") == "Point":
         x, y = value.get("coordinates", (None, None))[:2]
         if isinstance(x, int | float) and isinstance(y, int | float):
@@ -558,7 +564,8 @@ def evaluate(node: Any, resolve) -> Any:
     if kind == "path":
         return resolve(node[1])
     if kind == "not":
-        return not truthy(evaluate(node[1], resolve))
+        value = logical(evaluate(node[1], resolve))
+        return None if value is None else not value
     if kind == "neg":
         v = evaluate(node[1], resolve)
         return -v if isinstance(v, int | float) and not isinstance(v, bool) else None
@@ -569,10 +576,18 @@ def evaluate(node: Any, resolve) -> Any:
             return Multi(fn(*combo) for combo in _combos(args))
         return fn(*args)
     op, left, right = node[1], node[2], node[3]
-    if op == "and":
-        return truthy(evaluate(left, resolve)) and truthy(evaluate(right, resolve))
-    if op == "or":
-        return truthy(evaluate(left, resolve)) or truthy(evaluate(right, resolve))
+    if op in ("and", "or"):
+        # OData's null as unknown (URL conventions 5.1.1.3): false and null is false, true or
+        # null true, any other mix null; not null is null. So ``not st_within(location, …)``
+        # does not select a station that published no position (its geometry is null).
+        stop = op == "or"  # the value that decides alone
+        a = logical(evaluate(left, resolve))
+        if a is stop:
+            return stop
+        b = logical(evaluate(right, resolve))
+        if b is stop:
+            return stop
+        return None if a is None or b is None else not stop
     a, b = evaluate(left, resolve), evaluate(right, resolve)
     if op in _CMP:
         return compare(op, a, b)
@@ -602,6 +617,15 @@ def _combos(args: list[Any]) -> list[tuple]:
         values = list(a) if isinstance(a, Multi) else [a]
         out = [c + (v,) for c in out for v in values][:10_000]
     return out
+
+
+def logical(value: Any) -> bool | None:
+    """A value as a condition: True, False or None (unknown: null, or not a Boolean). Through a
+    collection (Multi), true if true for any member, false if false for every one."""
+    if isinstance(value, Multi):
+        members = [logical(v) for v in value]
+        return True if True in members else None if None in members else False
+    return value if isinstance(value, bool) else None
 
 
 def truthy(value: Any) -> bool:

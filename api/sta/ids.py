@@ -15,7 +15,9 @@ Every other id is derived from the Thing's:
 - Observation: ``datastream << 32 | t`` with t the reading's time in s since the epoch
   (window end), so ``Observations(id)`` is one query for one point.
 - Location, HistoricalLocation: ``k << 27 | thing`` (k-th published position, from 0):
-  Location 1 is Thing 1's first position. FeatureOfInterest: the Thing's id.
+  Location 1 is Thing 1's first position. A Thing that has published none has one
+  unlocated Location (null geometry) at k = 0, which its first published position then
+  takes over. FeatureOfInterest: the Thing's id.
 - Sensor, ObservedProperty: 1, 2, … (positions in their tables; a sensor model outside
   the contract, from a hash, above 1000).
 

@@ -255,6 +255,21 @@ def _point(lat: float, lon: float) -> dict[str, Any]:
     return {"type": "Point", "coordinates": [lon, lat]}
 
 
+def unlocated(station: str) -> dict[str, Any]:
+    """The position of a station that has published none: a GeoJSON Feature without a geometry
+    (RFC 7946 section 3.2, an "unlocated" Feature), valid GeoJSON that invents no coordinates.
+    Spatial functions treat it as matching nothing (api/sta/filter.py ``_geom``)."""
+    return {"type": "Feature", "geometry": None, "properties": {"station": station}}
+
+
+def _first_known_time(rows: StationRows) -> int:
+    """When the station was first seen: its first reading (of any channel), else its last one
+    (raw readings expired), else its latest meta, else the epoch (nothing stored has no time)."""
+    firsts = [first for _, _, first in rows.series.values() if first is not None]
+    lasts = [last for _, last, _ in rows.series.values()]
+    return min(firsts or lasts or [rows.meta_time or 0])
+
+
 def _interval(start: int | None, end: int | None) -> str | None:
     if start is None or end is None:
         return None
@@ -316,14 +331,26 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
                 "name": name, "description": f"Published position of station {station}"
                 + ("" if meta.exact_location else " (rounded to about 100 m)"),
                 "encodingType": "application/geo+json", "location": _point(lat, lon),
-                "properties": {"current": k == len(positions) - 1}}, station=station, k=k))
+                "properties": {"current": k == len(positions) - 1, "positionPublished": True}},
+                station=station, k=k))
             cat.add(Entity("HistoricalLocation", lid, {"time": format_time(t)}, station=station, k=k))
+        if not positions:
+            # Every Thing has a Location and a HistoricalLocation (Annex A walks Things(1)/Locations
+            # on): one without a geometry, Location k = 0, until the station publishes a position,
+            # which then takes k = 0 (docs/sensorthings.md).
+            lid = ids.location_id(tid, 0)
+            cat.add(Entity("Location", lid, {
+                "name": name, "description": f"Station {station} has not published its position",
+                "encodingType": "application/geo+json", "location": unlocated(station),
+                "properties": {"current": True, "positionPublished": False}}, station=station, k=0))
+            cat.add(Entity("HistoricalLocation", lid, {"time": format_time(_first_known_time(rows))},
+                           station=station, k=0))
         last = positions[-1] if positions else None
         cat.add(Entity("FeatureOfInterest", tid, {
-            "name": name, "description": f"The air at station {station}",
+            "name": name, "description": f"The air at station {station}"
+            + ("" if last else " (position not published)"),
             "encodingType": "application/geo+json",
-            # No published position: an empty geometry, since `feature` is mandatory.
-            "feature": _point(last[1], last[2]) if last else {"type": "GeometryCollection", "geometries": []},
+            "feature": _point(last[1], last[2]) if last else unlocated(station),
             "properties": {"station": station}},
             station=station))
         for channel, (model, last_t, first_t) in sorted(rows.series.items()):
@@ -337,6 +364,8 @@ def build(stations: dict[str, StationRows], settings: ApiSettings, now: float | 
                     "name": prop.name,
                     "description": f"{prop.name} at {name}, channel {channel}",
                     "unitOfMeasurement": dict(prop.unit), "observationType": OM_MEASUREMENT,
+                    # No position: none (an optional property; a Feature is no geometry, and
+                    # FROST's client rejects a geometry without coordinates here).
                     "observedArea": _point(last[1], last[2]) if last else None,
                     "phenomenonTime": window, "resultTime": window,
                     "properties": {"station": station, "channel": channel, "sensor": model,

@@ -86,7 +86,8 @@ def test_filters_on_the_catalogue(sta):
     assert names("geo.distance(location, geography'POINT(121.5 25.0)') lt 0.1", "Locations") == ["Taipei 2"]
     assert names("Thing/properties/station eq 'lab-2' and name eq 'PM10'", "Datastreams") == ["PM10", "PM10"]
     assert names("unitOfMeasurement/symbol eq 'Cel'", "Datastreams") == ["Temperature"]
-    assert len(ids_of(sta, "/sta/v1.1/HistoricalLocations", **{"$filter": "time ge 2025-12-31T23:15:00Z"})) == 1
+    # lab-1's move at 23:30 and lab-3's unlocated one at its first reading (T0)
+    assert len(ids_of(sta, "/sta/v1.1/HistoricalLocations", **{"$filter": "time ge 2025-12-31T23:15:00Z"})) == 2
 
 
 def test_filters_on_observations_run_in_influxdb(sta):
