@@ -47,8 +47,25 @@ def download(client: httpx.Client, stations: str, start: str, end: str, path: st
     return len(rows)
 
 
-if __name__ == "__main__":
-    base_url, stations, start, end, path = sys.argv[1:6]
+def main(argv: list[str]) -> int:
+    if len(argv) != 5:
+        print("usage: python docs/examples/download.py API_URL STATIONS FROM TO OUT.csv\n"
+              "  e.g. python docs/examples/download.py http://localhost:8000 sim-1,sim-2 "
+              "2026-11-01 2026-12-01 readings.csv", file=sys.stderr)
+        return 2
+    base_url, stations, start, end, path = argv
     with httpx.Client(base_url=base_url, timeout=60) as http:
-        count = download(http, stations, start, end, path)
+        try:
+            count = download(http, stations, start, end, path)
+        except httpx.HTTPStatusError as exc:  # the API says what was wrong in its JSON body
+            print(f"{exc.response.status_code} from {exc.request.url}: {exc.response.text}", file=sys.stderr)
+            return 1
+        except httpx.TransportError as exc:
+            print(f"cannot reach {base_url}: {exc}", file=sys.stderr)
+            return 1
     print(f"wrote {count:,} readings to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

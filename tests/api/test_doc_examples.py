@@ -31,3 +31,12 @@ def test_download_pages_through_every_reading_once_into_a_csv(client, influx, tm
     assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
     assert {float(r["pm25"]) for r in rows} == {5.0 + k for k in range(7)}
     assert "500 readings so far" in capsys.readouterr().err
+
+
+def test_download_without_arguments_prints_its_usage_and_a_refused_request_the_apis_message(tmp_path, capsys):
+    download = load("download")
+    assert download.main([]) == 2
+    assert "usage: python docs/examples/download.py API_URL STATIONS FROM TO OUT.csv" in capsys.readouterr().err
+    # Nothing listens on port 1: a clear line, no traceback.
+    assert download.main(["http://127.0.0.1:1", "ex-1", "2026-01-01", "2026-01-02", str(tmp_path / "x.csv")]) == 1
+    assert "cannot reach http://127.0.0.1:1" in capsys.readouterr().err
