@@ -52,9 +52,8 @@ class Coverage:
                 self._unreadable = False
             except InfluxRejected as exc:  # e.g. the rollups' retention policy does not exist
                 if not self._unreadable:
-                    missing = "retention policy not found" in exc.message
                     hint = (f" (CIVICAIR_ROLLUP_RP={self.rp} names a retention policy the database lacks: "
-                            "`civicair rollup init` creates it)") if missing else ""
+                            "`civicair rollup init` creates it)") if exc.missing_policy else ""
                     log.warning("rollup state unreadable, serving raw: %s%s", exc, hint)
                 self._unreadable = True
                 result = {}

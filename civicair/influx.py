@@ -41,6 +41,12 @@ class InfluxRejected(InfluxError):
         self.status = status
         self.message = message
 
+    @property
+    def missing_policy(self) -> bool:
+        """The query names a retention policy the database does not have (the rollups' named
+        policy before `civicair rollup init` created it)."""
+        return "retention policy not found" in self.message
+
 
 @dataclass(frozen=True, slots=True)
 class InfluxSettings:

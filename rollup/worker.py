@@ -242,7 +242,7 @@ class Worker:
 
 def failure(exc: InfluxError, settings: RollupSettings) -> tuple[str, str]:
     """The kind of a failed pass (a new kind is logged again) and what to do about it (pure)."""
-    if isinstance(exc, InfluxRejected) and "retention policy not found" in exc.message:
+    if isinstance(exc, InfluxRejected) and exc.missing_policy:
         return "no retention policy", (
             f" (CIVICAIR_ROLLUP_RP={settings.rollup_rp} names a retention policy that database "
             f"{settings.influx_db} does not have: run `civicair rollup init` once to create it)")

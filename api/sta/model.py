@@ -384,6 +384,7 @@ async def load(influx: AsyncInflux, settings: ApiSettings) -> Catalogue:
     except InfluxRejected as exc:
         if not settings.rollup_rp:
             raise
+        # (Within several statements InfluxDB 1.x reports a missing policy only as "not executed".)
         # The named rollups' policy does not exist yet (`civicair rollup init` creates it):
         # no Thing id is stored, so every station gets the ids the worker will give it.
         log.warning("Thing id table unreadable in retention policy %r, numbering stations "
